@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SM_CONFIG_H
+#define SM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scalemetrics/error.h"
+
+struct sm_source_ops;
+struct sm_config_parser;
+struct sm_config_node;
+
+/* The configuration contract is ../shared/CONFIG.md. The whole file is parsed and validated
+ * into an immutable struct before anything starts; a reload builds a new one. */
+
+enum sm_auth_mode {
+	SM_AUTH_DELEGATED,
+	SM_AUTH_NONE,
+	SM_AUTH_MODE_MAX,
+	SM_AUTH_MODE_INVALID = -1,
+};
+
+struct sm_strv {
+	char **v;
+	size_t n;
+};
+
+struct sm_opt_double {
+	bool set;
+	double value;
+};
+
+/* Where in the file a thing was written, for errors found after parsing. */
+struct sm_config_mark {
+	unsigned line;
+	unsigned column;
+};
+
+struct sm_server_config {
+	char *listen;           /* "host:port", default "0.0.0.0:6443" */
+	char *cert_file;        /* NULL: self-signed pair made at start */
+	char *key_file;
+	enum sm_auth_mode auth_mode; /* default delegated */
+	char *requestheader_client_ca_file;
+	struct sm_strv requestheader_allowed_names;
+	char *client_ca_file;
+	int64_t cache_ttl_ms;   /* default 10s */
+	uint32_t max_connections;        /* default 1024 */
+	uint32_t max_connections_per_ip; /* default 256 */
+	int64_t connection_timeout_ms;   /* default 30s */
+	uint32_t max_header_bytes;       /* default 16384 */
+	char *namespace;        /* default "default" */
+	char *log_level;        /* extension: "info" default; error|warn|info|debug */
+	char *log_format;       /* extension: "logfmt" default; logfmt|json */
+};
+
+struct sm_kube_config {
+	char *kubeconfig; /* "" or NULL: in-cluster service account */
+};
+
+enum sm_metric_scope {
+	SM_METRIC_EXTERNAL, /* external.metrics.k8s.io only */
+	SM_METRIC_OBJECT,   /* also custom metrics on `resource` objects */
+	SM_METRIC_PODS,     /* custom metrics on pods (scraped) */
+	SM_METRIC_SCOPE_MAX,
+};
+
+/* One metric a source serves, known before its first round: discovery lists it, and a
+ * query for it gets 503 (not 404) while its source is stale. */
+struct sm_metric_def {
+	char *name;
+	enum sm_metric_scope scope;
+	char *resource;             /* SM_METRIC_OBJECT: "deployments.apps"; else NULL */
+	struct sm_opt_double fallback; /* served instead of 503 when stale */
+	uint32_t window_s;
+};
+
+struct sm_source_config {
+	char *name; /* unique, [a-z0-9-] */
+	char *type; /* "redis", ... */
+	const struct sm_source_ops *ops;
+	int64_t interval_ms;  /* default 5s */
+	int64_t timeout_ms;   /* default 1s */
+	int64_t max_age_ms;   /* default 3 x interval */
+	struct sm_strv namespaces; /* default: [server.namespace] */
+	uint32_t max_series;  /* default 10000 */
+	struct sm_metric_def *metrics; /* filled by ops->config_parse via sm_config_add_metric */
+	size_t n_metrics;
+	void *priv; /* the collector's own parsed keys; freed with ops->config_free */
+	struct sm_config_mark mark;
+};
+
+struct sm_config {
+	char *path;
+	struct sm_server_config server;
+	struct sm_kube_config kubernetes;
+	struct sm_source_config *sources;
+	size_t n_sources;
+};
+
+/* Loads and validates path. On failure returns -EINVAL (or -ENOENT/-EACCES for the file,
+ * -ENOMEM) and appends every error found, each with file, line and column, to reterrs;
+ * *ret untouched. */
+int sm_config_load(const char *path, struct sm_config **ret, struct sm_error_list *reterrs)
+	SM_MUSTCHECK;
+/* Same, from a string; `name` is used as the file name in errors (tests, fuzzing). */
+int sm_config_load_string(const char *name, const char *text, size_t len, struct sm_config **ret,
+			  struct sm_error_list *reterrs) SM_MUSTCHECK;
+void sm_config_free(struct sm_config *c);
+
+/* ---- Descriptor tables, for config.c and each collector's config_parse ---- */
+
+enum sm_config_type {
+	SM_CONFIG_STRING,      /* char *  (strdup'd) */
+	SM_CONFIG_DURATION,    /* int64_t milliseconds; bounds in min/max (ms) */
+	SM_CONFIG_INT,         /* int64_t; bounds in min/max */
+	SM_CONFIG_UINT32,      /* uint32_t; bounds in min/max */
+	SM_CONFIG_DOUBLE,      /* struct sm_opt_double */
+	SM_CONFIG_BOOL,        /* bool: true/false only */
+	SM_CONFIG_ENUM,        /* int; names in enum_names, NULL-terminated, index = value */
+	SM_CONFIG_STRING_LIST, /* struct sm_strv; a scalar is accepted as a one-item list */
+	SM_CONFIG_CUSTOM,      /* parse() does it */
+	SM_CONFIG_TYPE_MAX,
+};
+
+enum {
+	SM_CONFIG_REQUIRED = 1 << 0,
+	SM_CONFIG_SECRET = 1 << 1,    /* value never echoed in errors or logs */
+	SM_CONFIG_NO_RELOAD = 1 << 2,
+};
+
+typedef int (*sm_config_parse_fn)(struct sm_config_parser *p, const struct sm_config_node *node,
+				  void *target);
+
+/* Tables are sorted by name (alphabetically); unknown keys are errors. Defaults are whatever
+ * the target held before parsing. */
+struct sm_config_key {
+	const char *name;
+	enum sm_config_type type;
+	size_t offset; /* offsetof into the target struct */
+	int64_t min, max; /* INT, UINT32, DURATION; both 0: no bounds */
+	const char *const *enum_names;
+	sm_config_parse_fn parse; /* CUSTOM: called with target + offset */
+	unsigned flags;
+};
+
+/* Parses a mapping node against a table into target. Every problem is reported (not just
+ * the first) through sm_config_report; returns 0 or -EINVAL if anything was reported.
+ * `what` names the mapping in messages, e.g. "source 'jobs'". */
+int sm_config_parse_mapping(struct sm_config_parser *p, const struct sm_config_node *node,
+			    const struct sm_config_key *keys, size_t n_keys, void *target,
+			    const char *what);
+
+/* Records "file:line:col: message" at node's mark (node may be NULL: the parser's current
+ * mapping). Always returns -EINVAL, so `return sm_config_report(...)` reads well. */
+int sm_config_report(struct sm_config_parser *p, const struct sm_config_node *node,
+		     const char *fmt, ...) SM_PRINTF(3, 4);
+
+/* Node inspection. */
+bool sm_config_node_is_scalar(const struct sm_config_node *n);
+bool sm_config_node_is_sequence(const struct sm_config_node *n);
+bool sm_config_node_is_mapping(const struct sm_config_node *n);
+const char *sm_config_node_scalar(const struct sm_config_node *n); /* NULL if not a scalar */
+size_t sm_config_node_length(const struct sm_config_node *n); /* sequence items / map pairs */
+const struct sm_config_node *sm_config_node_item(const struct sm_config_parser *p,
+						 const struct sm_config_node *seq, size_t i);
+/* Mapping lookup by key; NULL when absent. */
+const struct sm_config_node *sm_config_node_get(const struct sm_config_parser *p,
+						const struct sm_config_node *map, const char *key);
+struct sm_config_mark sm_config_node_mark(const struct sm_config_node *n);
+
+/* The source being parsed (for collectors' config_parse and custom parsers). */
+struct sm_source_config *sm_config_parser_source(struct sm_config_parser *p);
+/* Appends a metric definition to the current source (copies strings). Reports duplicates
+ * within the whole config (same metric name from two sources is an error) at node. */
+int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node *node,
+			 const struct sm_metric_def *def);
+
+void sm_strv_done(struct sm_strv *v);
+
+#endif

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SM_STORE_H
+#define SM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scalemetrics/error.h"
+
+struct sm_batch;
+struct sm_config;
+struct sm_series;
+struct sm_source_config;
+
+/* Per source, an immutable reference-counted snapshot of its series plus its health.
+ * Publishing is one atomic pointer swap; readers take a reference and never wait on a
+ * collector's I/O. */
+
+struct sm_snapshot {
+	/* Read-only after publication. */
+	const struct sm_source_config *source; /* borrowed from the config */
+	const struct sm_series *series;        /* from the last successful round */
+	size_t n_series;
+	bool has_succeeded;             /* any round ever succeeded */
+	bool has_completed;             /* any round ever finished, success or failure */
+	int64_t last_success_mono_ms;   /* monotonic clock; valid if has_succeeded */
+	int64_t last_success_wall_ms;
+	int64_t last_attempt_mono_ms;
+	const char *last_error;         /* "" when the last round succeeded */
+	uint64_t rounds_ok;
+	uint64_t rounds_failed;
+	size_t series_dropped;          /* cut by max_series in the last successful round */
+};
+
+struct sm_store;
+
+/* One slot per config source, in config order. The store borrows cfg. */
+struct sm_store *sm_store_new(const struct sm_config *cfg);
+void sm_store_free(struct sm_store *st);
+size_t sm_store_count(const struct sm_store *st);
+
+/* Takes ownership of batch (frees it). Series timestamps are set to wall_ms. */
+int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *batch,
+			     int64_t mono_ms, int64_t wall_ms) SM_MUSTCHECK;
+/* Keeps the previous series (they become stale with age), records error text. */
+int sm_store_publish_failure(struct sm_store *st, size_t idx, const char *error,
+			     int64_t mono_ms) SM_MUSTCHECK;
+
+/* Returns a referenced snapshot (never NULL: an empty "never ran" one before the first
+ * round). Thread-safe; pair with sm_snapshot_unref. */
+struct sm_snapshot *sm_store_acquire(const struct sm_store *st, size_t idx);
+void sm_snapshot_unref(struct sm_snapshot *snap);
+
+/* True once every source has completed a first round (success or failure). */
+bool sm_store_is_ready(const struct sm_store *st);
+
+/* Stale: never succeeded, or now - last_success > source->max_age_ms. */
+bool sm_snapshot_is_stale(const struct sm_snapshot *snap, int64_t now_mono_ms);
+
+/* Clocks, in one place. */
+int64_t sm_time_mono_ms(void);
+int64_t sm_time_wall_ms(void);
+
+#endif

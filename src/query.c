@@ -1,3 +1,510 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/* Query: resolves a parsed metrics request against the store's snapshots (DESIGN.md "Metrics
+ * model", "Failure semantics"): which series answer it, whether they are fresh, what value. */
 #include "scalemetrics/query.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scalemetrics/config.h"
+#include "scalemetrics/selector.h"
+#include "scalemetrics/store.h"
+
+/*
+ * Visibility: a series whose object names a namespace (scraped pods) is visible in that
+ * namespace only; any other series is visible in every namespace its source lists. Root-scoped
+ * custom requests (namespace NULL) see only series whose object has no namespace.
+ *
+ * Each metric name belongs to one source (the config rejects duplicates), so one snapshot
+ * answers a query; the result holds a reference to it, and items borrow its strings. The one
+ * string that comes from the request (the namespace) is copied behind the items array.
+ */
+
+static const char *query_what(const struct sm_query *q, char *buf, size_t len)
+{
+	switch (q->kind) {
+	case SM_QUERY_EXTERNAL:
+		return "external metrics";
+	case SM_QUERY_OBJECT:
+		(void)snprintf(buf, len, "%s %s", q->resource, q->name);
+		return buf;
+	case SM_QUERY_OBJECTS:
+		return q->resource;
+	case SM_QUERY_NAMESPACE:
+		(void)snprintf(buf, len, "namespaces %s", q->namespace);
+		return buf;
+	case SM_QUERY_KIND_MAX:
+		break;
+	}
+	return "?";
+}
+
+static int not_found(const struct sm_query *q, struct sm_error *reterr)
+{
+	char buf[512];
+
+	sm_error_set(reterr, "the server could not find the metric %s for %s", q->metric,
+		     query_what(q, buf, sizeof(buf)));
+	return -ENOENT;
+}
+
+static const struct sm_metric_def *find_def(const struct sm_config *cfg, const char *metric,
+					    size_t *ret_idx)
+{
+	if (!cfg)
+		return NULL;
+	for (size_t i = 0; i < cfg->n_sources; i++) {
+		const struct sm_source_config *src = &cfg->sources[i];
+
+		for (size_t j = 0; j < src->n_metrics; j++) {
+			if (src->metrics[j].name && strcmp(src->metrics[j].name, metric) == 0) {
+				*ret_idx = i;
+				return &src->metrics[j];
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Can the metric be asked for on objects of `resource` (custom metrics)? */
+static bool def_serves_resource(const struct sm_metric_def *def, const char *resource)
+{
+	switch (def->scope) {
+	case SM_METRIC_EXTERNAL:
+		return false;
+	case SM_METRIC_PODS:
+		return strcmp(resource, "pods") == 0;
+	case SM_METRIC_OBJECT:
+		return !def->resource || strcmp(def->resource, resource) == 0;
+	case SM_METRIC_SCOPE_MAX:
+		break;
+	}
+	return false;
+}
+
+static bool source_lists_namespace(const struct sm_source_config *src, const char *ns)
+{
+	for (size_t i = 0; i < src->namespaces.n; i++)
+		if (src->namespaces.v[i] && strcmp(src->namespaces.v[i], ns) == 0)
+			return true;
+	return false;
+}
+
+static bool series_visible(const struct sm_source_config *src, const struct sm_series *s,
+			   const char *ns)
+{
+	const char *own = s->has_object ? s->object.namespace : NULL;
+
+	if (!ns)
+		return s->has_object && !own;
+	if (own)
+		return strcmp(own, ns) == 0;
+	return source_lists_namespace(src, ns);
+}
+
+/* Is the metric served in ns at all (before any selector)? */
+static bool metric_visible(const struct sm_source_config *src, const struct sm_snapshot *snap,
+			   const char *metric, const char *ns)
+{
+	if (source_lists_namespace(src, ns))
+		return true;
+	for (size_t i = 0; i < snap->n_series; i++) {
+		const struct sm_series *s = &snap->series[i];
+
+		if (s->has_object && s->object.namespace && strcmp(s->metric, metric) == 0 &&
+		    strcmp(s->object.namespace, ns) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void format_duration(int64_t ms, char *buf, size_t len)
+{
+	if (ms % 1000 == 0)
+		(void)snprintf(buf, len, "%" PRId64 "s", ms / 1000);
+	else
+		(void)snprintf(buf, len, "%" PRId64 "ms", ms);
+}
+
+static int unavailable(const struct sm_query *q, const struct sm_snapshot *snap,
+		       struct sm_error *reterr)
+{
+	const char *name = snap->source && snap->source->name ? snap->source->name : "?";
+	const char *err = snap->last_error ? snap->last_error : "";
+	char max_age[32];
+
+	if (!snap->has_succeeded) {
+		sm_error_set(reterr,
+			     "metric '%s' is unavailable: source '%s' has not completed a successful "
+			     "round yet: %s",
+			     q->metric, name, *err ? err : "first round pending");
+	} else {
+		int64_t age_ms = q->now_mono_ms - snap->last_success_mono_ms;
+
+		format_duration(sm_snapshot_max_age_ms(snap), max_age, sizeof(max_age));
+		sm_error_set(reterr,
+			     "metric '%s' is unavailable: source '%s' has had no successful round "
+			     "for %" PRId64 "s (max_age %s)%s%s",
+			     q->metric, name, age_ms / 1000, max_age, *err ? ": " : "", err);
+	}
+	return -EAGAIN;
+}
+
+static bool selector_ok(const struct sm_selector *sel, const struct sm_label *labels, size_t n)
+{
+	return !sel || sm_selector_matches(sel, labels, n);
+}
+
+/* Does series s answer the (normalised) query, selectors included? */
+static bool series_matches(const struct sm_query *q, const struct sm_source_config *src,
+			   const struct sm_series *s)
+{
+	if (strcmp(s->metric, q->metric) != 0)
+		return false;
+	if (!series_visible(src, s, q->namespace)) {
+		/* EXTERNAL and NAMESPACE need a namespace; series_visible(NULL) is root scope. */
+		return false;
+	}
+	switch (q->kind) {
+	case SM_QUERY_EXTERNAL:
+	case SM_QUERY_NAMESPACE:
+		break;
+	case SM_QUERY_OBJECT:
+		if (!s->has_object || !s->object.resource || !s->object.name ||
+		    strcmp(s->object.resource, q->resource) != 0 ||
+		    strcmp(s->object.name, q->name) != 0)
+			return false;
+		break;
+	case SM_QUERY_OBJECTS:
+		if (!s->has_object || !s->object.resource || !s->object.name ||
+		    strcmp(s->object.resource, q->resource) != 0)
+			return false;
+		if (!selector_ok(q->object_selector, s->object_labels, s->n_object_labels))
+			return false;
+		break;
+	case SM_QUERY_KIND_MAX:
+		return false;
+	}
+	return selector_ok(q->metric_selector, s->labels, s->n_labels);
+}
+
+static int cmp_str_null_first(const char *a, const char *b)
+{
+	if (!a || !b)
+		return (a != NULL) - (b != NULL);
+	return strcmp(a, b);
+}
+
+static int cmp_labels(const struct sm_label *a, size_t na, const struct sm_label *b, size_t nb)
+{
+	for (size_t i = 0; i < na && i < nb; i++) {
+		int c = cmp_str_null_first(a[i].name, b[i].name);
+
+		if (c == 0)
+			c = cmp_str_null_first(a[i].value, b[i].value);
+		if (c != 0)
+			return c;
+	}
+	return (na > nb) - (na < nb);
+}
+
+static int cmp_series_object(const void *pa, const void *pb)
+{
+	const struct sm_series *a = *(const struct sm_series *const *)pa;
+	const struct sm_series *b = *(const struct sm_series *const *)pb;
+
+	return cmp_str_null_first(a->object.name, b->object.name);
+}
+
+static int cmp_items(const void *pa, const void *pb)
+{
+	const struct sm_query_item *a = pa;
+	const struct sm_query_item *b = pb;
+	int c = cmp_str_null_first(a->object.name, b->object.name);
+
+	if (c == 0)
+		c = cmp_labels(a->labels, a->n_labels, b->labels, b->n_labels);
+	if (c == 0)
+		c = (a->value > b->value) - (a->value < b->value);
+	return c;
+}
+
+struct builder {
+	const struct sm_query *q;
+	const struct sm_metric_def *def;
+	const struct sm_snapshot *snap;
+	bool fallback;  /* stale: serve def->fallback */
+	int64_t now_wall_ms;
+	/* Copies of the request's strings, behind the items array. */
+	const char *ns; /* NULL: root-scoped */
+	const char *resource;
+	const char *name;
+	struct sm_query_item *items;
+	size_t n_items;
+};
+
+/* Starts an item from the first series of a group (s may be NULL: a synthesised item). */
+static struct sm_query_item *item_add(struct builder *b, const struct sm_series *s)
+{
+	struct sm_query_item *it = &b->items[b->n_items++];
+
+	*it = (struct sm_query_item){
+		.metric = b->def->name,
+		.value = s ? s->value : 0,
+		.timestamp_wall_ms = s ? s->timestamp_wall_ms : b->snap->last_success_wall_ms,
+		.window_s = s && s->window_s ? s->window_s : b->def->window_s,
+	};
+	switch (b->q->kind) {
+	case SM_QUERY_EXTERNAL:
+		if (s) {
+			it->labels = s->labels;
+			it->n_labels = s->n_labels;
+		}
+		break;
+	case SM_QUERY_OBJECT:
+	case SM_QUERY_OBJECTS:
+		it->object.resource = s ? s->object.resource : b->resource;
+		it->object.name = s ? s->object.name : b->name;
+		it->object.namespace = b->ns;
+		break;
+	case SM_QUERY_NAMESPACE:
+		it->object.resource = "namespaces";
+		it->object.name = b->ns;
+		break;
+	case SM_QUERY_KIND_MAX:
+		break;
+	}
+	if (b->fallback) {
+		it->value = b->def->fallback.value;
+		it->is_fallback = true;
+		it->timestamp_wall_ms = b->now_wall_ms;
+	}
+	return it;
+}
+
+/* Adds another series of the same group: sums (a fallback stays the fallback). */
+static void item_merge(struct builder *b, struct sm_query_item *it, const struct sm_series *s)
+{
+	if (!b->fallback) {
+		it->value += s->value;
+		if (s->timestamp_wall_ms > it->timestamp_wall_ms)
+			it->timestamp_wall_ms = s->timestamp_wall_ms;
+	}
+}
+
+static void build_items(struct builder *b, const struct sm_series **match, size_t n_match)
+{
+	struct sm_query_item *it = NULL;
+
+	switch (b->q->kind) {
+	case SM_QUERY_EXTERNAL:
+		for (size_t i = 0; i < n_match; i++)
+			(void)item_add(b, match[i]);
+		/* Never succeeded: no series known, the fallback stands for the metric. */
+		if (b->fallback && !b->snap->has_succeeded)
+			(void)item_add(b, NULL);
+		break;
+	case SM_QUERY_OBJECT:
+		for (size_t i = 0; i < n_match; i++) {
+			if (it)
+				item_merge(b, it, match[i]);
+			else
+				it = item_add(b, match[i]);
+		}
+		if (!it && b->fallback && !b->snap->has_succeeded)
+			(void)item_add(b, NULL);
+		break;
+	case SM_QUERY_OBJECTS:
+		qsort(match, n_match, sizeof(*match), cmp_series_object);
+		for (size_t i = 0; i < n_match; i++) {
+			if (it && strcmp(it->object.name, match[i]->object.name) == 0)
+				item_merge(b, it, match[i]);
+			else
+				it = item_add(b, match[i]);
+		}
+		break;
+	case SM_QUERY_NAMESPACE:
+		it = item_add(b, NULL);
+		if (!b->fallback)
+			for (size_t i = 0; i < n_match; i++)
+				item_merge(b, it, match[i]);
+		break;
+	case SM_QUERY_KIND_MAX:
+		break;
+	}
+}
+
+static size_t str_size(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+static const char *copy_str(char **pos, const char *s)
+{
+	char *out = *pos;
+	size_t len = str_size(s);
+
+	if (!s)
+		return NULL;
+	memcpy(out, s, len);
+	*pos += len;
+	return out;
+}
+
+static bool query_is_valid(const struct sm_query *q)
+{
+	if (!q->metric || !*q->metric)
+		return false;
+	switch (q->kind) {
+	case SM_QUERY_EXTERNAL:
+	case SM_QUERY_NAMESPACE:
+		return q->namespace != NULL;
+	case SM_QUERY_OBJECT:
+		return q->resource && q->name;
+	case SM_QUERY_OBJECTS:
+		return q->resource != NULL;
+	case SM_QUERY_KIND_MAX:
+		break;
+	}
+	return false;
+}
+
+int sm_query_run(const struct sm_store *st, const struct sm_query *query,
+		 struct sm_query_result *ret, struct sm_error *reterr)
+{
+	const struct sm_config *cfg = sm_store_config(st);
+	const struct sm_source_config *src;
+	const struct sm_metric_def *def;
+	struct sm_snapshot *snap = NULL;
+	struct sm_snapshot **held = NULL;
+	const struct sm_series **match = NULL;
+	struct sm_query_item *items = NULL;
+	struct builder b = {0};
+	struct sm_query q;
+	size_t idx = 0, n_match = 0, n_chars, cap;
+	char *pos;
+	int r;
+
+	if (!st || !query || !ret || !query_is_valid(query)) {
+		sm_error_set(reterr, "invalid metrics query");
+		r = -EINVAL;
+		goto out;
+	}
+	q = *query;
+	/* Root-scoped namespaces/NAME/METRIC is the per-namespace total of NAME. */
+	if (q.kind == SM_QUERY_OBJECT && strcmp(q.resource, "namespaces") == 0) {
+		q.kind = SM_QUERY_NAMESPACE;
+		q.namespace = q.name;
+		q.resource = NULL;
+		q.name = NULL;
+	}
+
+	def = find_def(cfg, q.metric, &idx);
+	if (!def) {
+		r = not_found(&q, reterr);
+		goto out;
+	}
+	src = &cfg->sources[idx];
+	if ((q.kind == SM_QUERY_OBJECT || q.kind == SM_QUERY_OBJECTS) &&
+	    !def_serves_resource(def, q.resource)) {
+		r = not_found(&q, reterr);
+		goto out;
+	}
+
+	snap = sm_store_acquire(st, idx);
+	if ((q.kind == SM_QUERY_EXTERNAL || q.kind == SM_QUERY_NAMESPACE) &&
+	    !metric_visible(src, snap, q.metric, q.namespace)) {
+		r = not_found(&q, reterr);
+		goto out;
+	}
+	if (sm_snapshot_is_stale(snap, q.now_mono_ms)) {
+		if (!def->fallback.set) {
+			r = unavailable(&q, snap, reterr);
+			goto out;
+		}
+		b.fallback = true;
+		b.now_wall_ms = sm_time_wall_ms();
+	}
+
+	if (snap->n_series) {
+		match = malloc(snap->n_series * sizeof(*match));
+		if (!match) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < snap->n_series; i++)
+		if (series_matches(&q, src, &snap->series[i]))
+			match[n_match++] = &snap->series[i];
+
+	/* At most one item per matching series, plus one synthesised item; then the copies. */
+	cap = n_match + 1;
+	n_chars = str_size(q.namespace) + str_size(q.resource) + str_size(q.name);
+	items = malloc(cap * sizeof(*items) + n_chars);
+	held = malloc(sizeof(*held));
+	if (!items || !held) {
+		r = -ENOMEM;
+		goto out;
+	}
+	pos = (char *)(items + cap);
+	b.ns = copy_str(&pos, q.namespace);
+	b.resource = copy_str(&pos, q.resource);
+	b.name = copy_str(&pos, q.name);
+
+	b.q = &q;
+	b.def = def;
+	b.snap = snap;
+	b.items = items;
+	build_items(&b, match, n_match);
+
+	if (q.kind == SM_QUERY_OBJECT && b.n_items == 0) {
+		r = not_found(&q, reterr);
+		goto out;
+	}
+	qsort(items, b.n_items, sizeof(*items), cmp_items);
+
+	held[0] = snap;
+	*ret = (struct sm_query_result){
+		.items = items,
+		.n_items = b.n_items,
+		.held = held,
+		.n_held = 1,
+		.source = src->name,
+	};
+	snap = NULL;
+	items = NULL;
+	held = NULL;
+	r = 0;
+
+out:
+	free(match);
+	free(items);
+	free(held);
+	sm_snapshot_unref(snap);
+	return r;
+}
+
+void sm_query_result_done(struct sm_query_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_held; i++)
+		sm_snapshot_unref(r->held[i]);
+	free(r->held);
+	free(r->items);
+	*r = (struct sm_query_result){0};
+}
+
+void sm_query_for_each_metric(const struct sm_store *st, sm_query_metric_fn fn, void *userdata)
+{
+	const struct sm_config *cfg = sm_store_config(st);
+
+	if (!cfg || !fn)
+		return;
+	for (size_t i = 0; i < cfg->n_sources; i++)
+		for (size_t j = 0; j < cfg->sources[i].n_metrics; j++)
+			fn(&cfg->sources[i].metrics[j], userdata);
+}

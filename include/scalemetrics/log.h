@@ -28,9 +28,14 @@ extern enum sm_log_level sm_log_level_current;
 void sm_log_setup(enum sm_log_level level, enum sm_log_format format);
 enum sm_log_level sm_log_level_from_string(const char *s);
 const char *sm_log_level_to_string(enum sm_log_level l);
+/* "logfmt" or "json" (case-insensitive); SM_LOG_FORMAT_INVALID otherwise. */
+enum sm_log_format sm_log_format_from_string(const char *s);
+const char *sm_log_format_to_string(enum sm_log_format f);
 
-/* One line per event on stderr: ts=... level=... ctx=... msg="..." (logfmt), thread-safe.
- * ctx is the source name or request id; may be NULL. */
+/* One line per event on stderr: ts=... level=... ctx=... msg="..." (logfmt) or
+ * {"ts":...,"level":...,"ctx":...,"msg":...} (JSON), written with one write(), so thread-safe.
+ * ctx is the source name or request id; may be NULL (then omitted). Messages longer than 16 KiB
+ * are cut. */
 void sm_log_write(enum sm_log_level level, const char *ctx, const char *fmt, ...) SM_PRINTF(3, 4);
 
 #define sm_log_at(lvl, ctx, ...)                                                                   \

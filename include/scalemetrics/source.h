@@ -50,6 +50,8 @@ const struct sm_source_ops *sm_source_ops_find(const char *type);
 /* For "expected one of ..." messages: the registered type names, comma-separated. */
 const char *sm_source_types_list(void);
 
+extern const struct sm_source_ops sm_source_pgbouncer;
+extern const struct sm_source_ops sm_source_postgresql;
 extern const struct sm_source_ops sm_source_redis;
 
 #endif

@@ -39,6 +39,8 @@ struct sm_store;
 struct sm_store *sm_store_new(const struct sm_config *cfg);
 void sm_store_free(struct sm_store *st);
 size_t sm_store_count(const struct sm_store *st);
+/* The config the store was made with (borrowed), for the query module. */
+const struct sm_config *sm_store_config(const struct sm_store *st);
 
 /* Takes ownership of batch (frees it). Series timestamps are set to wall_ms. */
 int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *batch,
@@ -48,7 +50,7 @@ int sm_store_publish_failure(struct sm_store *st, size_t idx, const char *error,
 			     int64_t mono_ms) SM_MUSTCHECK;
 
 /* Returns a referenced snapshot (never NULL: an empty "never ran" one before the first
- * round). Thread-safe; pair with sm_snapshot_unref. */
+ * round; idx must be < sm_store_count). Thread-safe; pair with sm_snapshot_unref. */
 struct sm_snapshot *sm_store_acquire(const struct sm_store *st, size_t idx);
 void sm_snapshot_unref(struct sm_snapshot *snap);
 
@@ -57,6 +59,9 @@ bool sm_store_is_ready(const struct sm_store *st);
 
 /* Stale: never succeeded, or now - last_success > source->max_age_ms. */
 bool sm_snapshot_is_stale(const struct sm_snapshot *snap, int64_t now_mono_ms);
+/* The max_age that sm_snapshot_is_stale applies (3 x interval when the source has none);
+ * 0: never stale once it has succeeded. */
+int64_t sm_snapshot_max_age_ms(const struct sm_snapshot *snap);
 
 /* Clocks, in one place. */
 int64_t sm_time_mono_ms(void);

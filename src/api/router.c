@@ -1,3 +1,518 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/* URL routing: the route table (also the source of the discovery documents), path and
+ * query decoding, method and Accept checks, and the health endpoints. */
 #include "scalemetrics/api.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api-internal.h"
+#include "scalemetrics/config.h"
+#include "scalemetrics/store.h"
+
+/* Paths deeper than this match no route; refuse them before decoding. */
+#define MAX_SEGS 32
+
+static int handle_health(const struct sm_api_call *c, struct sm_api_response *ret);
+static int handle_readyz(const struct sm_api_call *c, struct sm_api_response *ret);
+
+#define CUSTOM   SM_API_CUSTOM_GROUP
+#define EXTERNAL SM_API_EXTERNAL_GROUP
+
+/* First match wins. Versions of a group are listed in preference order. */
+static const struct sm_api_route routes[] = {
+	{
+		.name = "discovery",
+		.segs = {"apis"},
+		.n_segs = 1,
+		.json = true,
+		.handler = sm_api_handle_group_list,
+	},
+	{
+		.name = "discovery",
+		.segs = {"apis", CUSTOM},
+		.n_segs = 2,
+		.group = CUSTOM,
+		.kind = SM_API_CUSTOM,
+		.json = true,
+		.handler = sm_api_handle_group,
+	},
+	{
+		.name = "discovery",
+		.segs = {"apis", CUSTOM, "v1beta2"},
+		.n_segs = 3,
+		.group = CUSTOM,
+		.version = "v1beta2",
+		.kind = SM_API_CUSTOM,
+		.json = true,
+		.handler = sm_api_handle_resource_list,
+	},
+	{
+		.name = "custom",
+		.segs = {"apis", CUSTOM, "v1beta2"},
+		.n_segs = 3,
+		.min_extra = 1,
+		.max_extra = MAX_SEGS,
+		.group = CUSTOM,
+		.version = "v1beta2",
+		.kind = SM_API_CUSTOM,
+		.json = true,
+		.handler = sm_api_handle_custom,
+	},
+	{
+		.name = "discovery",
+		.segs = {"apis", CUSTOM, "v1beta1"},
+		.n_segs = 3,
+		.group = CUSTOM,
+		.version = "v1beta1",
+		.kind = SM_API_CUSTOM,
+		.json = true,
+		.handler = sm_api_handle_resource_list,
+	},
+	{
+		.name = "custom",
+		.segs = {"apis", CUSTOM, "v1beta1"},
+		.n_segs = 3,
+		.min_extra = 1,
+		.max_extra = MAX_SEGS,
+		.group = CUSTOM,
+		.version = "v1beta1",
+		.kind = SM_API_CUSTOM,
+		.json = true,
+		.handler = sm_api_handle_custom,
+	},
+	{
+		.name = "discovery",
+		.segs = {"apis", EXTERNAL},
+		.n_segs = 2,
+		.group = EXTERNAL,
+		.kind = SM_API_EXTERNAL,
+		.json = true,
+		.handler = sm_api_handle_group,
+	},
+	{
+		.name = "discovery",
+		.segs = {"apis", EXTERNAL, "v1beta1"},
+		.n_segs = 3,
+		.group = EXTERNAL,
+		.version = "v1beta1",
+		.kind = SM_API_EXTERNAL,
+		.json = true,
+		.handler = sm_api_handle_resource_list,
+	},
+	{
+		.name = "external",
+		.segs = {"apis", EXTERNAL, "v1beta1"},
+		.n_segs = 3,
+		.min_extra = 1,
+		.max_extra = MAX_SEGS,
+		.group = EXTERNAL,
+		.version = "v1beta1",
+		.kind = SM_API_EXTERNAL,
+		.json = true,
+		.handler = sm_api_handle_external,
+	},
+	{
+		.name = "health",
+		.segs = {"healthz"},
+		.n_segs = 1,
+		.handler = handle_health,
+	},
+	{
+		.name = "health",
+		.segs = {"livez"},
+		.n_segs = 1,
+		.handler = handle_health,
+	},
+	{
+		.name = "health",
+		.segs = {"readyz"},
+		.n_segs = 1,
+		.handler = handle_readyz,
+	},
+	{
+		.name = "version",
+		.segs = {"version"},
+		.n_segs = 1,
+		.json = true,
+		.handler = sm_api_handle_version,
+	},
+	{
+		.name = "openapi",
+		.segs = {"openapi", "v2"},
+		.n_segs = 2,
+		.json = true,
+		.handler = sm_api_handle_openapi_v2,
+	},
+	{
+		.name = "openapi",
+		.segs = {"openapi", "v3"},
+		.n_segs = 2,
+		.json = true,
+		.handler = sm_api_handle_openapi_v3,
+	},
+	{
+		.name = "openapi",
+		.segs = {"openapi", "v3", "apis"},
+		.n_segs = 3,
+		.min_extra = 2,
+		.max_extra = 2,
+		.json = true,
+		.handler = sm_api_handle_openapi_v3_gv,
+	},
+};
+
+const struct sm_api_route *sm_api_routes(size_t *ret_n)
+{
+	*ret_n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes s in place (the result is never longer). -EINVAL for a bad escape or an encoded
+ * NUL; s is unchanged then. */
+static int percent_decode(char *s, bool plus_is_space)
+{
+	char *w = s;
+
+	for (const char *r = s; *r; r++) {
+		if (*r == '%') {
+			int hi = hex_value(r[1]);
+			int lo = hi < 0 ? -1 : hex_value(r[2]);
+
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return -EINVAL;
+			r += 2;
+		}
+	}
+	for (const char *r = s; *r; r++) {
+		if (*r == '%') {
+			*w++ = (char)(hex_value(r[1]) * 16 + hex_value(r[2]));
+			r += 2;
+		} else if (*r == '+' && plus_is_space) {
+			*w++ = ' ';
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return 0;
+}
+
+/* Splits path into decoded segments inside *ret_buf. -EINVAL: malformed (message in err),
+ * -E2BIG: too deep to match anything, -ENOMEM. */
+static int split_path(const char *path, char **ret_buf, char **segs, size_t *ret_n,
+		      struct sm_error *err)
+{
+	char *buf = NULL;
+	size_t n = 0, len;
+	char *p;
+	int r;
+
+	if (!path || path[0] != '/') {
+		sm_error_set(err, "invalid request path: must start with '/'");
+		return -EINVAL;
+	}
+	buf = strdup(path + 1);
+	if (!buf)
+		return -ENOMEM;
+	/* One trailing slash is allowed ("/apis/g/v/" is the same document). */
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '/')
+		buf[len - 1] = '\0';
+
+	p = buf;
+	if (*buf == '\0')
+		goto done;
+	for (;;) {
+		char *slash = strchr(p, '/');
+
+		if (n == MAX_SEGS) {
+			r = -E2BIG;
+			goto out;
+		}
+		if (slash)
+			*slash = '\0';
+		if (*p == '\0') {
+			sm_error_set(err, "invalid request path: empty path segment");
+			r = -EINVAL;
+			goto out;
+		}
+		if (percent_decode(p, false) < 0) {
+			sm_error_set(err, "invalid request path: invalid percent-encoding in '%s'",
+				     p);
+			r = -EINVAL;
+			goto out;
+		}
+		if (*p == '\0') {
+			sm_error_set(err, "invalid request path: empty path segment");
+			r = -EINVAL;
+			goto out;
+		}
+		segs[n++] = p;
+		if (!slash)
+			break;
+		p = slash + 1;
+	}
+done:
+	*ret_buf = buf;
+	*ret_n = n;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
+/* Form-decodes the query into *ret_buf and points the call at the parameters we know.
+ * First value wins; unknown parameters are ignored. -EINVAL (message in err), -ENOMEM. */
+static int parse_query(const char *query, char **ret_buf, struct sm_api_call *c,
+		       struct sm_error *err)
+{
+	char *buf;
+	char *p;
+
+	*ret_buf = NULL;
+	if (!query || !*query)
+		return 0;
+	buf = strdup(query);
+	if (!buf)
+		return -ENOMEM;
+	*ret_buf = buf;
+
+	p = buf;
+	for (;;) {
+		char *amp = strchr(p, '&');
+		char *eq;
+		const char **target = NULL;
+
+		if (amp)
+			*amp = '\0';
+		eq = strchr(p, '=');
+		if (eq)
+			*eq = '\0';
+		/* A key that does not decode is not one we know: skip it. */
+		if (percent_decode(p, true) == 0) {
+			if (strcmp(p, "labelSelector") == 0)
+				target = &c->label_selector;
+			else if (strcmp(p, "metricLabelSelector") == 0)
+				target = &c->metric_label_selector;
+		}
+		if (target && !*target) {
+			char *value = eq ? eq + 1 : p + strlen(p);
+
+			if (percent_decode(value, true) < 0) {
+				sm_error_set(err, "invalid query parameter %s: invalid percent-encoding",
+					     p);
+				return -EINVAL;
+			}
+			*target = value;
+		}
+		if (!amp)
+			break;
+		p = amp + 1;
+	}
+	return 0;
+}
+
+static bool method_allowed(const char *method)
+{
+	return method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0);
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* A media range with q=0 is explicitly refused. */
+static bool params_refuse(const char *params, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start, end;
+
+		while (i < len && (is_space(params[i]) || params[i] == ';'))
+			i++;
+		start = i;
+		while (i < len && params[i] != ';')
+			i++;
+		end = i;
+		while (end > start && is_space(params[end - 1]))
+			end--;
+		if (end - start >= 2 && (params[start] == 'q' || params[start] == 'Q') &&
+		    params[start + 1] == '=') {
+			bool zero = true;
+
+			for (size_t k = start + 2; k < end; k++) {
+				if (params[k] != '0' && params[k] != '.')
+					zero = false;
+			}
+			return zero;
+		}
+	}
+	return false;
+}
+
+/* True unless an Accept header is present that rules out application/json. */
+static bool accept_allows_json(const char *accept)
+{
+	static const char *const ok[] = {"application/json", "application/*", "*/*"};
+	const char *p = accept;
+	bool any = false;
+
+	if (!accept)
+		return true;
+	while (*p) {
+		const char *end = strchr(p, ',');
+		const char *semi;
+		size_t len, tlen;
+
+		if (!end)
+			end = p + strlen(p);
+		while (p < end && is_space(*p))
+			p++;
+		len = (size_t)(end - p);
+		semi = memchr(p, ';', len);
+		tlen = semi ? (size_t)(semi - p) : len;
+		while (tlen > 0 && is_space(p[tlen - 1]))
+			tlen--;
+		if (tlen > 0) {
+			any = true;
+			for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+				if (strlen(ok[i]) == tlen && strncasecmp(p, ok[i], tlen) == 0 &&
+				    !(semi && params_refuse(semi, (size_t)(end - semi))))
+					return true;
+			}
+		}
+		p = *end ? end + 1 : end;
+	}
+	/* An empty header says nothing. */
+	return !any;
+}
+
+static const struct sm_api_route *find_route(char *const *segs, size_t n)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct sm_api_route *rt = &routes[i];
+		bool match = true;
+
+		if (n < rt->n_segs + rt->min_extra || n > rt->n_segs + rt->max_extra)
+			continue;
+		for (size_t k = 0; k < rt->n_segs && match; k++)
+			match = strcmp(segs[k], rt->segs[k]) == 0;
+		if (match)
+			return rt;
+	}
+	return NULL;
+}
+
+static int handle_health(const struct sm_api_call *c, struct sm_api_response *ret)
+{
+	return sm_api_respond_text(200, "ok", c->route->name, ret);
+}
+
+static int handle_readyz(const struct sm_api_call *c, struct sm_api_response *ret)
+{
+	const struct sm_store *st = c->ctx->store;
+	char text[1024];
+	size_t len;
+	size_t n;
+
+	if (!st || sm_store_is_ready(st))
+		return sm_api_respond_text(200, "ok", c->route->name, ret);
+
+	len = (size_t)snprintf(text, sizeof(text), "not ready: no first round yet for source");
+	n = sm_store_count(st);
+	for (size_t i = 0, k = 0; i < n && len < sizeof(text); i++) {
+		struct sm_snapshot *snap = sm_store_acquire(st, i);
+		const char *name = snap->source && snap->source->name ? snap->source->name : "?";
+
+		if (!snap->has_completed) {
+			int w = snprintf(text + len, sizeof(text) - len, "%s '%s'", k ? "," : "",
+					 name);
+
+			k++;
+			len += w > 0 ? (size_t)w : 0;
+		}
+		sm_snapshot_unref(snap);
+	}
+	return sm_api_respond_text(503, text, c->route->name, ret);
+}
+
+int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request *req,
+		  struct sm_api_response *ret)
+{
+	struct sm_error err = {0};
+	char *segs[MAX_SEGS];
+	char *pathbuf = NULL;
+	char *querybuf = NULL;
+	size_t n = 0;
+	const struct sm_api_route *rt = NULL;
+	struct sm_api_call call = {.ctx = ctx, .req = req};
+	int r;
+
+	if (!method_allowed(req->method)) {
+		r = sm_api_status(405, "MethodNotAllowed",
+				  "the server does not allow this method on the requested resource",
+				  ret);
+		goto out;
+	}
+	r = split_path(req->path, &pathbuf, segs, &n, &err);
+	if (r == -EINVAL) {
+		r = sm_api_status(400, "BadRequest", err.message, ret);
+		goto out;
+	}
+	if (r == 0)
+		rt = find_route(segs, n);
+	else if (r != -E2BIG)
+		goto out;
+	if (!rt) {
+		r = sm_api_status(404, "NotFound", "the server could not find the requested resource",
+				  ret);
+		goto out;
+	}
+	if (rt->json && !accept_allows_json(req->accept)) {
+		r = sm_api_status(406, "NotAcceptable",
+				  "the server was unable to respond with a content type that the "
+				  "client supports",
+				  ret);
+		goto out;
+	}
+	r = parse_query(req->query, &querybuf, &call, &err);
+	if (r == -EINVAL) {
+		r = sm_api_status(400, "BadRequest", err.message, ret);
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+
+	call.route = rt;
+	call.segs = segs + rt->n_segs;
+	call.n_segs = n - rt->n_segs;
+	r = rt->handler(&call, ret);
+out:
+	if (r == -ENOMEM)
+		r = sm_api_status(500, "InternalError", "Internal error occurred: out of memory",
+				  ret);
+	if (r == 0 && rt)
+		ret->route = rt->name;
+	free(pathbuf);
+	free(querybuf);
+	return r < 0 ? -ENOMEM : 0;
+}

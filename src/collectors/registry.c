@@ -1,3 +1,34 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/* The collectors known by their config `type:` string: one static table of ops, looked up by
+ * name when the config is loaded. */
 #include "scalemetrics/source.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <string.h>
+
+/* Alphabetical, like the names in types_list below (a unit test checks they agree). */
+static const struct sm_source_ops *const registry[] = {
+	&sm_source_pgbouncer,
+	&sm_source_postgresql,
+	&sm_source_redis,
+};
+
+static const char types_list[] = "pgbouncer, postgresql, redis";
+
+static_assert(sizeof(registry) / sizeof(registry[0]) == 3, "update types_list with registry");
+
+const struct sm_source_ops *sm_source_ops_find(const char *type)
+{
+	if (!type)
+		return NULL;
+	for (size_t i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (strcmp(registry[i]->type, type) == 0)
+			return registry[i];
+	return NULL;
+}
+
+const char *sm_source_types_list(void)
+{
+	return types_list;
+}

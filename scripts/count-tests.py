@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Counts individual test cases after `meson test`, from BUILD_DIR/meson-logs/testlog.json:
+
+- cmocka binaries (suite unit): the cases in their summary lines;
+- pytest (suite integration): the <testcase> elements of the JUnit XML it wrote;
+- anything else (lint): one check per meson test.
+
+A meson test that failed although its own output shows no failed case (a crash, a timeout,
+a teardown error, a missing summary) counts as one more failure: failures are never hidden.
+
+Prints a per-suite breakdown to stderr and, last, `N passed, N failed[, N skipped]` to stdout.
+Exit status 0 only when nothing failed and at least one case ran."""
+
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+FAIL_RESULTS = {"FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS", "INTERRUPT"}
+
+
+def cmocka_counts(text):
+    """(passed, failed, skipped) from cmocka's summary lines, or None without any."""
+    p = f = s = 0
+    found = False
+    for m in re.finditer(r"^\[\s*(PASSED|FAILED|SKIPPED|ERROR)\s*\] (\d+) test\(s\)", text, re.M):
+        found = True
+        n = int(m.group(2))
+        if m.group(1) == "PASSED":
+            p += n
+        elif m.group(1) == "SKIPPED":
+            s += n
+        else:
+            f += n
+    return (p, f, s) if found else None
+
+
+def junit_counts(path):
+    p = f = s = 0
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tags = {child.tag for child in case}
+        if tags & {"failure", "error"}:
+            f += 1
+        elif "skipped" in tags:
+            s += 1
+        else:
+            p += 1
+    return p, f, s
+
+
+def main():
+    build = Path(sys.argv[1])
+    log = build / "meson-logs" / "testlog.json"
+    totals = {}
+    if not log.exists():
+        print(f"count-tests: {log} is missing: meson test did not run", file=sys.stderr)
+        print("0 passed, 1 failed")
+        return 1
+    for line in log.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        t = json.loads(line)
+        suite = (t.get("suite") or ["?"])[0].split(":")[-1]
+        result = t.get("result", "FAIL")
+        text = (t.get("stdout") or "") + "\n" + (t.get("stderr") or "")
+        counts = None
+        if suite == "integration":
+            xml = build / "tests" / "integration" / "pytest.xml"
+            if xml.exists() and xml.stat().st_mtime >= log.stat().st_mtime - 24 * 3600:
+                try:
+                    counts = junit_counts(xml)
+                except ET.ParseError:
+                    counts = None
+        elif suite == "unit":
+            counts = cmocka_counts(text)
+        if counts is None:
+            if result == "SKIP":
+                counts = (0, 0, 1)
+            elif result in FAIL_RESULTS:
+                counts = (0, 1, 0)
+            else:
+                counts = (1, 0, 0)
+        p, f, s = counts
+        if result in FAIL_RESULTS and f == 0:
+            f = 1  # the runner failed although no case did (crash, teardown, leak report)
+        acc = totals.setdefault(suite, [0, 0, 0])
+        acc[0] += p
+        acc[1] += f
+        acc[2] += s
+    passed = sum(v[0] for v in totals.values())
+    failed = sum(v[1] for v in totals.values())
+    skipped = sum(v[2] for v in totals.values())
+    for suite, (p, f, s) in sorted(totals.items()):
+        print(f"  {suite}: {p} passed, {f} failed, {s} skipped", file=sys.stderr)
+    line = f"{passed} passed, {failed} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    print(line)
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

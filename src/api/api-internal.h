@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared inside src/api only: the route table, the handlers it names, and the JSON
+ * helpers the encoders have in common. Nothing outside src/api includes this. */
+#ifndef SM_API_INTERNAL_H
+#define SM_API_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scalemetrics/api.h"
+
+struct cJSON;
+struct sm_query;
+struct sm_query_result;
+
+#define SM_API_CUSTOM_GROUP   "custom.metrics.k8s.io"
+#define SM_API_EXTERNAL_GROUP "external.metrics.k8s.io"
+
+#define SM_API_CT_JSON "application/json"
+#define SM_API_CT_TEXT "text/plain; charset=utf-8"
+
+/* Which API a group/version route serves. */
+enum sm_api_kind {
+	SM_API_NONE,
+	SM_API_CUSTOM,
+	SM_API_EXTERNAL,
+	SM_API_KIND_MAX,
+};
+
+/* One decoded request on its way to a handler. */
+struct sm_api_call {
+	const struct sm_api_context *ctx;
+	const struct sm_api_request *req;
+	const struct sm_api_route *route;
+	char *const *segs; /* percent-decoded segments after the route's literal ones */
+	size_t n_segs;
+	const char *label_selector;        /* form-decoded, first value; NULL when absent */
+	const char *metric_label_selector; /* idem */
+};
+
+/* Handlers fill ret (a success document or a Status) and return 0, or -ENOMEM. */
+typedef int (*sm_api_handler_fn)(const struct sm_api_call *c, struct sm_api_response *ret);
+
+#define SM_API_ROUTE_SEGS 3
+
+/* A route: literal leading segments, then between min_extra and max_extra more. Discovery
+ * (APIGroupList, APIGroup, OpenAPI) is built from this same table: a route with a group and
+ * no version is an API group, a route with both and max_extra == 0 is a served version,
+ * listed in table order (so the first one of a group is the preferred version). */
+struct sm_api_route {
+	const char *name; /* static route name for metrics and logs */
+	const char *segs[SM_API_ROUTE_SEGS];
+	size_t n_segs;
+	size_t min_extra, max_extra;
+	const char *group;   /* NULL when not an API group route */
+	const char *version; /* NULL when not a group/version route */
+	enum sm_api_kind kind;
+	bool json; /* answers JSON: the Accept header is checked */
+	sm_api_handler_fn handler;
+};
+
+/* router.c */
+const struct sm_api_route *sm_api_routes(size_t *ret_n);
+
+/* discovery.c */
+int sm_api_handle_group_list(const struct sm_api_call *c, struct sm_api_response *ret);
+int sm_api_handle_group(const struct sm_api_call *c, struct sm_api_response *ret);
+int sm_api_handle_resource_list(const struct sm_api_call *c, struct sm_api_response *ret);
+int sm_api_handle_version(const struct sm_api_call *c, struct sm_api_response *ret);
+int sm_api_handle_openapi_v2(const struct sm_api_call *c, struct sm_api_response *ret);
+int sm_api_handle_openapi_v3(const struct sm_api_call *c, struct sm_api_response *ret);
+int sm_api_handle_openapi_v3_gv(const struct sm_api_call *c, struct sm_api_response *ret);
+
+/* custom.c */
+int sm_api_handle_custom(const struct sm_api_call *c, struct sm_api_response *ret);
+/* Encodes a custom MetricValueList for version "v1beta1" or "v1beta2". */
+int sm_api_custom_encode(const char *version, const struct sm_query *q,
+			 const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
+			 size_t *ret_len);
+/* Runs q and fills ret with the encoded list for the call's API, or the query's error as a
+ * Status (404 unknown, 503 stale, ...). -ENOMEM. */
+int sm_api_run_and_encode(const struct sm_api_call *c, const struct sm_query *q,
+			  struct sm_api_response *ret);
+/* Kubernetes object kinds by resource ("deployments.apps" -> Deployment, apps/v1). Unknown
+ * resources get a derived kind (singular, capitalised) and "<group>/v1" or "v1". */
+void sm_api_resource_kind(const char *resource, char *kind, size_t kind_len, char *api_version,
+			  size_t api_version_len);
+/* Whether objects of a resource live in a namespace: a pure function of the resource, so
+ * discovery's `namespaced` flags are consistent per prefix (k8s-metrics-api.md §1.6). */
+bool sm_api_resource_is_namespaced(const char *resource);
+/* RFC 3339 UTC, whole seconds: "2024-05-01T12:00:00Z". buf needs 21 bytes. */
+void sm_api_format_timestamp(int64_t wall_ms, char *buf, size_t len);
+/* Adds "key": "<quantity>", clamping values outside int64 to its range. Returns false on
+ * allocation failure or NaN (which has no quantity). */
+bool sm_api_add_quantity(struct cJSON *obj, const char *key, double v);
+
+/* external.c */
+int sm_api_handle_external(const struct sm_api_call *c, struct sm_api_response *ret);
+int sm_api_external_encode(const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
+			   size_t *ret_len);
+
+/* status.c */
+/* Prints doc into ret with status 200 and Content-Type application/json; does not free
+ * doc. -ENOMEM when printing fails. */
+int sm_api_respond_json(const struct cJSON *doc, const char *route, struct sm_api_response *ret);
+/* Fills ret with a text body. -ENOMEM. */
+int sm_api_respond_text(int status, const char *text, const char *route,
+			struct sm_api_response *ret);
+/* Maps a query error (-ENOENT, -EAGAIN, -EINVAL, other) to its Status document. */
+int sm_api_status_from_errno(int err, const char *message, struct sm_api_response *ret);
+
+#endif

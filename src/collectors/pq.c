@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT */
+/* Deadline-bounded libpq calls for the PostgreSQL and PgBouncer collectors. */
+
+#include "pq-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "scalemetrics/config.h"
+#include "scalemetrics/store.h"
+
+#define DSN_MAX_BYTES 8192
+
+static void set_pq_error(struct sm_error *e, const char *what, PGconn *conn)
+{
+	const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+	size_t n = strlen(msg);
+
+	/* libpq messages end in a newline; keep them on one log line. */
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		n--;
+	sm_error_set(e, "%s: %.*s", what, (int)n, msg);
+}
+
+/* Waits until the socket is readable or writable; 0, or -ETIMEDOUT. */
+static int wait_socket(PGconn *conn, bool for_write, int64_t deadline_ms)
+{
+	struct pollfd pfd = {.fd = PQsocket(conn), .events = for_write ? POLLOUT : POLLIN};
+
+	for (;;) {
+		int64_t left = deadline_ms - sm_time_mono_ms();
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, (int)(left > 1000000 ? 1000000 : left));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reterr)
+{
+	int64_t deadline = sm_time_mono_ms() + timeout_ms;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+	if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
+		return 0;
+	pq_conn_close(c);
+
+	c->conn = PQconnectStart(c->dsn);
+	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
+		set_pq_error(reterr, "connect", c->conn);
+		pq_conn_close(c);
+		return -ECONNREFUSED;
+	}
+	for (;;) {
+		if (st == PGRES_POLLING_OK)
+			break;
+		if (st == PGRES_POLLING_FAILED) {
+			set_pq_error(reterr, "connect", c->conn);
+			pq_conn_close(c);
+			return -ECONNREFUSED;
+		}
+		if (wait_socket(c->conn, st == PGRES_POLLING_WRITING, deadline) < 0) {
+			sm_error_set(reterr, "connect: timed out after %lldms",
+				     (long long)timeout_ms);
+			pq_conn_close(c);
+			return -ETIMEDOUT;
+		}
+		st = PQconnectPoll(c->conn);
+	}
+	if (PQsetnonblocking(c->conn, 1) != 0) {
+		set_pq_error(reterr, "connect", c->conn);
+		pq_conn_close(c);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void cancel_query(PGconn *conn)
+{
+	PGcancel *cancel = PQgetCancel(conn);
+	char buf[256];
+
+	if (cancel) {
+		(void)PQcancel(cancel, buf, sizeof(buf));
+		PQfreeCancel(cancel);
+	}
+}
+
+int pq_conn_exec(struct pq_conn *c, const char *sql, bool simple, int64_t timeout_ms,
+		 PGresult **ret, struct sm_error *reterr)
+{
+	int64_t deadline = sm_time_mono_ms() + timeout_ms;
+	PGresult *last = NULL;
+	PGresult *res;
+	int sent;
+	int r;
+
+	sent = simple ? PQsendQuery(c->conn, sql)
+		      : PQsendQueryParams(c->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+	if (!sent)
+		goto lost;
+	for (;;) {
+		r = PQflush(c->conn);
+		if (r == 0)
+			break;
+		if (r < 0 || wait_socket(c->conn, true, deadline) < 0)
+			goto timeout_or_lost;
+	}
+	for (;;) {
+		while (PQisBusy(c->conn)) {
+			if (wait_socket(c->conn, false, deadline) < 0)
+				goto timeout;
+			if (!PQconsumeInput(c->conn))
+				goto lost;
+		}
+		res = PQgetResult(c->conn);
+		if (!res)
+			break;
+		PQclear(last);
+		last = res;
+	}
+	if (!last)
+		goto lost;
+	*ret = last;
+	return 0;
+
+timeout_or_lost:
+	if (PQstatus(c->conn) == CONNECTION_BAD)
+		goto lost;
+timeout:
+	PQclear(last);
+	cancel_query(c->conn);
+	sm_error_set(reterr, "query timed out after %lldms", (long long)timeout_ms);
+	pq_conn_close(c);
+	return -ETIMEDOUT;
+lost:
+	PQclear(last);
+	set_pq_error(reterr, "query", c->conn);
+	pq_conn_close(c);
+	return -EIO;
+}
+
+void pq_conn_close(struct pq_conn *c)
+{
+	if (c->conn)
+		PQfinish(c->conn);
+	c->conn = NULL;
+}
+
+int pq_dsn_read(const char *dsn_env, const char *dsn_file, char **ret, struct sm_error *reterr)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	int fd = -1;
+	int r = 0;
+
+	if (dsn_env && *dsn_env) {
+		const char *v = getenv(dsn_env);
+
+		if (!v || !*v) {
+			sm_error_set(reterr, "environment variable '%s' is not set", dsn_env);
+			return -ENOENT;
+		}
+		buf = strdup(v);
+		if (!buf)
+			return -ENOMEM;
+		n = strlen(buf);
+	} else if (dsn_file && *dsn_file) {
+		ssize_t got;
+
+		fd = open(dsn_file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			r = -errno;
+			sm_error_set(reterr, "cannot read dsn_file '%s': %s", dsn_file,
+				     strerror(errno));
+			goto out;
+		}
+		buf = malloc(DSN_MAX_BYTES + 1);
+		if (!buf) {
+			r = -ENOMEM;
+			goto out;
+		}
+		while (n < DSN_MAX_BYTES) {
+			got = read(fd, buf + n, DSN_MAX_BYTES - n);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got < 0) {
+				r = -errno;
+				sm_error_set(reterr, "cannot read dsn_file '%s': %s", dsn_file,
+					     strerror(errno));
+				goto out;
+			}
+			if (got == 0)
+				break;
+			n += (size_t)got;
+		}
+		buf[n] = '\0';
+	} else {
+		sm_error_set(reterr, "no dsn_env or dsn_file given");
+		return -EINVAL;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (n == 0) {
+		sm_error_set(reterr, "the DSN is empty");
+		r = -EINVAL;
+		goto out;
+	}
+	*ret = buf;
+	buf = NULL;
+out:
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int pq_config_check_dsn(struct sm_config_parser *p, const struct sm_config_node *node,
+			const char *dsn_env, const char *dsn_file)
+{
+	bool has_env = dsn_env && *dsn_env;
+	bool has_file = dsn_file && *dsn_file;
+
+	if (has_env == has_file)
+		return sm_config_report(p, node, "exactly one of dsn_env or dsn_file is required");
+	if (has_file && access(dsn_file, R_OK) != 0)
+		return sm_config_report(p, node, "dsn_file '%s' is not readable: %s", dsn_file,
+					strerror(errno));
+	return 0;
+}

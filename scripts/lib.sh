@@ -99,17 +99,17 @@ sm_wait_port() {
 	return 1
 }
 
-# sm_meson_build BUILD_DIR [MESON_SETUP_ARGS...]: setup (or reconfigure) and compile.
-sm_meson_build() {
+# sm_meson_setup BUILD_DIR [MESON_SETUP_ARGS...]: setup, or reconfigure when args are given
+# for an existing build directory.
+sm_meson_setup() {
 	local b=$1
 	shift
 	if [ -f "$b/meson-private/coredata.dat" ]; then
 		if [ $# -gt 0 ]; then
 			meson setup --reconfigure "$b" "$SM_ROOT" "$@" ||
-				meson setup --wipe "$b" "$SM_ROOT" "$@" || return 1
+				meson setup --wipe "$b" "$SM_ROOT" "$@"
 		fi
 	else
-		meson setup "$b" "$SM_ROOT" "$@" || return 1
+		meson setup "$b" "$SM_ROOT" "$@"
 	fi
-	meson compile -C "$b"
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config-internal.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/source.h"
 
@@ -1180,6 +1181,7 @@ static void apply_late_defaults(struct sm_config_parser *p, struct sm_config *c)
 		if (s->max_age_ms == 0)
 			s->max_age_ms = 3 * s->interval_ms;
 		if (s->namespaces.n == 0) {
+			sm_strv_done(&s->namespaces);
 			s->namespaces.v = calloc(2, sizeof(*s->namespaces.v));
 			if (!s->namespaces.v) {
 				(void)oom(p);
@@ -1303,8 +1305,11 @@ static void finish_errors(struct sm_config_parser *p)
 	}
 }
 
-int sm_config_load_string(const char *name, const char *text, size_t len, struct sm_config **ret,
-			  struct sm_error_list *reterrs)
+/* keys == NULL: the whole config into a new struct sm_config (*ret); else the root mapping
+ * against keys into target (tests of the table machinery). */
+static int load_text(const char *name, const char *text, size_t len,
+		     const struct sm_config_key *keys, size_t n_keys, void *target,
+		     struct sm_config **ret, struct sm_error_list *reterrs)
 {
 	struct sm_config_parser p = {
 		.file = name ? name : "<string>",
@@ -1347,21 +1352,26 @@ int sm_config_load_string(const char *name, const char *text, size_t len, struct
 		yaml_document_delete(&extra);
 	}
 
-	cfg = config_new(p.file);
-	if (!cfg) {
-		r = oom(&p);
-		goto out;
+	if (!keys) {
+		cfg = config_new(p.file);
+		if (!cfg) {
+			r = oom(&p);
+			goto out;
+		}
+		p.cfg = cfg;
+		keys = top_keys;
+		n_keys = ARRAY_SIZE(top_keys);
+		target = cfg;
 	}
-	p.cfg = cfg;
 	if (build_tree(&p, &doc) == 0)
-		(void)parse_mapping(&p, p.n_nodes ? &p.nodes[0] : NULL, top_keys,
-				    ARRAY_SIZE(top_keys), cfg, "the top-level mapping", false);
-	if (!p.oom)
+		(void)parse_mapping(&p, p.n_nodes ? &p.nodes[0] : NULL, keys, n_keys, target,
+				    "the top-level mapping", false);
+	if (cfg && !p.oom)
 		apply_late_defaults(&p, cfg);
-	if (!p.oom)
+	if (cfg && !p.oom)
 		check_metrics(&p);
 	r = p.oom ? -ENOMEM : p.n_errors ? -EINVAL : 0;
-	if (r == 0) {
+	if (r == 0 && cfg) {
 		*ret = cfg;
 		cfg = NULL;
 	}
@@ -1375,6 +1385,19 @@ out:
 	if (parser_ok)
 		yaml_parser_delete(&parser);
 	return r;
+}
+
+int sm_config_load_string(const char *name, const char *text, size_t len, struct sm_config **ret,
+			  struct sm_error_list *reterrs)
+{
+	return load_text(name, text, len, NULL, 0, NULL, ret, reterrs);
+}
+
+int sm_config_parse_table_string(const char *name, const char *text, size_t len,
+				 const struct sm_config_key *keys, size_t n_keys, void *target,
+				 struct sm_error_list *reterrs)
+{
+	return load_text(name, text, len, keys, n_keys, target, NULL, reterrs);
 }
 
 static void file_error(struct sm_error_list *errs, const char *path, const char *what, int err)

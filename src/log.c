@@ -24,20 +24,20 @@ enum sm_log_level sm_log_level_current = SM_LOG_INFO;
 static _Atomic int log_format = SM_LOG_FORMAT_LOGFMT;
 
 static const char *const level_names[] = {
-	[SM_LOG_ERROR] = "error",
-	[SM_LOG_WARN] = "warn",
-	[SM_LOG_INFO] = "info",
-	[SM_LOG_DEBUG] = "debug",
+    [SM_LOG_ERROR] = "error",
+    [SM_LOG_WARN] = "warn",
+    [SM_LOG_INFO] = "info",
+    [SM_LOG_DEBUG] = "debug",
 };
 _Static_assert(sizeof(level_names) / sizeof(level_names[0]) == SM_LOG_LEVEL_MAX,
-	       "level_names must have SM_LOG_LEVEL_MAX entries");
+               "level_names must have SM_LOG_LEVEL_MAX entries");
 
 static const char *const format_names[] = {
-	[SM_LOG_FORMAT_LOGFMT] = "logfmt",
-	[SM_LOG_FORMAT_JSON] = "json",
+    [SM_LOG_FORMAT_LOGFMT] = "logfmt",
+    [SM_LOG_FORMAT_JSON] = "json",
 };
 _Static_assert(sizeof(format_names) / sizeof(format_names[0]) == SM_LOG_FORMAT_MAX,
-	       "format_names must have SM_LOG_FORMAT_MAX entries");
+               "format_names must have SM_LOG_FORMAT_MAX entries");
 
 void sm_log_setup(enum sm_log_level level, enum sm_log_format format)
 {
@@ -192,7 +192,8 @@ static void format_timestamp(char *buf, size_t len)
 	char date[32];
 
 	(void)clock_gettime(CLOCK_REALTIME, &ts);
-	if (!gmtime_r(&ts.tv_sec, &tm) || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+	if (!gmtime_r(&ts.tv_sec, &tm) ||
+	    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
 		(void)snprintf(buf, len, "1970-01-01T00:00:00.000Z");
 		return;
 	}

@@ -135,10 +135,10 @@ struct duration_unit {
 
 /* Longest name first where one is a prefix of another ("ms" before "m"). */
 static const struct duration_unit duration_units[] = {
-	{.name = "ms", .ns = 1000000LL},
-	{.name = "s", .ns = 1000000000LL},
-	{.name = "m", .ns = 60LL * 1000000000LL},
-	{.name = "h", .ns = 3600LL * 1000000000LL},
+    {.name = "ms", .ns = 1000000LL},
+    {.name = "s", .ns = 1000000000LL},
+    {.name = "m", .ns = 60LL * 1000000000LL},
+    {.name = "h", .ns = 3600LL * 1000000000LL},
 };
 
 /* A sequence of <decimal number><unit> pairs, like Go's time.ParseDuration but with only the

@@ -110,7 +110,7 @@ int sm_quantity_format(double v, char *buf, size_t len)
 	}
 	mantissa[n] = '\0';
 	r = snprintf(buf, len, "%s%s%s", v < 0 ? "-" : "", mantissa + start,
-		     decimal_suffixes[(exp10 + 9) / 3]);
+	             decimal_suffixes[(exp10 + 9) / 3]);
 	if (r < 0 || (size_t)r >= len)
 		return -ENOBUFS;
 	return r;
@@ -137,7 +137,7 @@ long long sm_quantity_milli_value(double v)
 	if (milli > LLONG_MAX / 1000 - 1)
 		return v < 0 ? LLONG_MIN : LLONG_MAX;
 	milli = milli * 1000 + (d.fraction[0] - '0') * 100 + (d.fraction[1] - '0') * 10 +
-		(d.fraction[2] - '0');
+	        (d.fraction[2] - '0');
 	for (int i = 3; i < 9; i++)
 		if (d.fraction[i] != '0')
 			round_up = true;
@@ -153,12 +153,12 @@ struct suffix {
 };
 
 static const struct suffix suffixes[] = {
-	{.name = "n", .exp10 = -9},  {.name = "u", .exp10 = -6},  {.name = "m", .exp10 = -3},
-	{.name = "", .exp10 = 0},    {.name = "k", .exp10 = 3},   {.name = "M", .exp10 = 6},
-	{.name = "G", .exp10 = 9},   {.name = "T", .exp10 = 12},  {.name = "P", .exp10 = 15},
-	{.name = "E", .exp10 = 18},  {.name = "Ki", .shift = 10}, {.name = "Mi", .shift = 20},
-	{.name = "Gi", .shift = 30}, {.name = "Ti", .shift = 40}, {.name = "Pi", .shift = 50},
-	{.name = "Ei", .shift = 60},
+    {.name = "n", .exp10 = -9},  {.name = "u", .exp10 = -6},  {.name = "m", .exp10 = -3},
+    {.name = "", .exp10 = 0},    {.name = "k", .exp10 = 3},   {.name = "M", .exp10 = 6},
+    {.name = "G", .exp10 = 9},   {.name = "T", .exp10 = 12},  {.name = "P", .exp10 = 15},
+    {.name = "E", .exp10 = 18},  {.name = "Ki", .shift = 10}, {.name = "Mi", .shift = 20},
+    {.name = "Gi", .shift = 30}, {.name = "Ti", .shift = 40}, {.name = "Pi", .shift = 50},
+    {.name = "Ei", .shift = 60},
 };
 
 static bool is_digit(char c)
@@ -169,8 +169,8 @@ static bool is_digit(char c)
 /* The value is digits × 10^exp10 × 2^shift (digits without leading zeros). Decimal values
  * are rounded up, away from zero, to a multiple of 10^-9 as ParseQuantity does; binary ones
  * are not (Go's rounding there depends on its internal representation). */
-static int build_value(const char *digits, size_t n_digits, int64_t exp10, int shift,
-		       bool negative, double *ret)
+static int build_value(const char *digits, size_t n_digits, int64_t exp10, int shift, bool negative,
+                       double *ret)
 {
 	char *text = NULL;
 	double v = 0;

@@ -47,12 +47,12 @@ static int not_found(const struct sm_query *q, struct sm_error *reterr)
 	char buf[512];
 
 	sm_error_set(reterr, "the server could not find the metric %s for %s", q->metric,
-		     query_what(q, buf, sizeof(buf)));
+	             query_what(q, buf, sizeof(buf)));
 	return -ENOENT;
 }
 
 static const struct sm_metric_def *find_def(const struct sm_config *cfg, const char *metric,
-					    size_t *ret_idx)
+                                            size_t *ret_idx)
 {
 	if (!cfg)
 		return NULL;
@@ -94,7 +94,7 @@ static bool source_lists_namespace(const struct sm_source_config *src, const cha
 }
 
 static bool series_visible(const struct sm_source_config *src, const struct sm_series *s,
-			   const char *ns)
+                           const char *ns)
 {
 	const char *own = s->has_object ? s->object.namespace : NULL;
 
@@ -107,7 +107,7 @@ static bool series_visible(const struct sm_source_config *src, const struct sm_s
 
 /* Is the metric served in ns at all (before any selector)? */
 static bool metric_visible(const struct sm_source_config *src, const struct sm_snapshot *snap,
-			   const char *metric, const char *ns)
+                           const char *metric, const char *ns)
 {
 	if (source_lists_namespace(src, ns))
 		return true;
@@ -130,25 +130,26 @@ static void format_duration(int64_t ms, char *buf, size_t len)
 }
 
 static int unavailable(const struct sm_query *q, const struct sm_snapshot *snap,
-		       struct sm_error *reterr)
+                       struct sm_error *reterr)
 {
 	const char *name = snap->source && snap->source->name ? snap->source->name : "?";
 	const char *err = snap->last_error ? snap->last_error : "";
 	char max_age[32];
 
 	if (!snap->has_succeeded) {
-		sm_error_set(reterr,
-			     "metric '%s' is unavailable: source '%s' has not completed a successful "
-			     "round yet: %s",
-			     q->metric, name, *err ? err : "first round pending");
+		sm_error_set(
+		    reterr,
+		    "metric '%s' is unavailable: source '%s' has not completed a successful "
+		    "round yet: %s",
+		    q->metric, name, *err ? err : "first round pending");
 	} else {
 		int64_t age_ms = q->now_mono_ms - snap->last_success_mono_ms;
 
 		format_duration(sm_snapshot_max_age_ms(snap), max_age, sizeof(max_age));
 		sm_error_set(reterr,
-			     "metric '%s' is unavailable: source '%s' has had no successful round "
-			     "for %" PRId64 "s (max_age %s)%s%s",
-			     q->metric, name, age_ms / 1000, max_age, *err ? ": " : "", err);
+		             "metric '%s' is unavailable: source '%s' has had no successful round "
+		             "for %" PRId64 "s (max_age %s)%s%s",
+		             q->metric, name, age_ms / 1000, max_age, *err ? ": " : "", err);
 	}
 	return -EAGAIN;
 }
@@ -160,7 +161,7 @@ static bool selector_ok(const struct sm_selector *sel, const struct sm_label *la
 
 /* Does series s answer the (normalised) query, selectors included? */
 static bool series_matches(const struct sm_query *q, const struct sm_source_config *src,
-			   const struct sm_series *s)
+                           const struct sm_series *s)
 {
 	if (strcmp(s->metric, q->metric) != 0)
 		return false;
@@ -236,7 +237,7 @@ struct builder {
 	const struct sm_query *q;
 	const struct sm_metric_def *def;
 	const struct sm_snapshot *snap;
-	bool fallback;  /* stale: serve def->fallback */
+	bool fallback; /* stale: serve def->fallback */
 	int64_t now_wall_ms;
 	/* Copies of the request's strings, behind the items array. */
 	const char *ns; /* NULL: root-scoped */
@@ -252,10 +253,10 @@ static struct sm_query_item *item_add(struct builder *b, const struct sm_series 
 	struct sm_query_item *it = &b->items[b->n_items++];
 
 	*it = (struct sm_query_item){
-		.metric = b->def->name,
-		.value = s ? s->value : 0,
-		.timestamp_wall_ms = s ? s->timestamp_wall_ms : b->snap->last_success_wall_ms,
-		.window_s = s && s->window_s ? s->window_s : b->def->window_s,
+	    .metric = b->def->name,
+	    .value = s ? s->value : 0,
+	    .timestamp_wall_ms = s ? s->timestamp_wall_ms : b->snap->last_success_wall_ms,
+	    .window_s = s && s->window_s ? s->window_s : b->def->window_s,
 	};
 	switch (b->q->kind) {
 	case SM_QUERY_EXTERNAL:
@@ -318,7 +319,8 @@ static void build_items(struct builder *b, const struct sm_series **match, size_
 			(void)item_add(b, NULL);
 		break;
 	case SM_QUERY_OBJECTS:
-		qsort(match, n_match, sizeof(*match), cmp_series_object);
+		if (n_match > 1)
+			qsort(match, n_match, sizeof(*match), cmp_series_object);
 		for (size_t i = 0; i < n_match; i++) {
 			if (it && strcmp(it->object.name, match[i]->object.name) == 0)
 				item_merge(b, it, match[i]);
@@ -373,7 +375,7 @@ static bool query_is_valid(const struct sm_query *q)
 }
 
 int sm_query_run(const struct sm_store *st, const struct sm_query *query,
-		 struct sm_query_result *ret, struct sm_error *reterr)
+                 struct sm_query_result *ret, struct sm_error *reterr)
 {
 	const struct sm_config *cfg = sm_store_config(st);
 	const struct sm_source_config *src;
@@ -468,11 +470,11 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 
 	held[0] = snap;
 	*ret = (struct sm_query_result){
-		.items = items,
-		.n_items = b.n_items,
-		.held = held,
-		.n_held = 1,
-		.source = src->name,
+	    .items = items,
+	    .n_items = b.n_items,
+	    .held = held,
+	    .n_held = 1,
+	    .source = src->name,
 	};
 	snap = NULL;
 	items = NULL;

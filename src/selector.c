@@ -202,7 +202,7 @@ static int fail(struct parser *p, size_t at, const char *fmt, ...)
 static int fail_found(struct parser *p, const struct token *t, const char *expected)
 {
 	return fail(p, t->text.start, "found '%.*s', expected: %s", (int)t->text.len,
-		    p->text + t->text.start, expected);
+	            p->text + t->text.start, expected);
 }
 
 /* ([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9], the name and value syntax. */
@@ -223,7 +223,8 @@ static bool is_dns1123_subdomain(const char *s, size_t n)
 
 	for (size_t i = 0; i <= n; i++) {
 		if (i < n && s[i] != '.') {
-			bool lower_alnum = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+			bool lower_alnum =
+			    (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
 
 			if (!lower_alnum && s[i] != '-')
 				return false;
@@ -251,9 +252,9 @@ static bool check_key(const char *s, size_t n, char *msg, size_t len)
 	msg[0] = '\0';
 	if (slash && memchr(slash + 1, '/', n - (size_t)(slash + 1 - s))) {
 		(void)snprintf(msg, len,
-			       "a qualified name " NAME_SYNTAX
-			       ", with an optional DNS subdomain prefix and '/' (e.g. "
-			       "'example.com/MyName')");
+		               "a qualified name " NAME_SYNTAX
+		               ", with an optional DNS subdomain prefix and '/' (e.g. "
+		               "'example.com/MyName')");
 		return false;
 	}
 	if (slash) {
@@ -262,32 +263,33 @@ static bool check_key(const char *s, size_t n, char *msg, size_t len)
 		name = slash + 1;
 		name_len = n - prefix_len - 1;
 		if (prefix_len == 0)
-			used += (size_t)snprintf(msg + used, len - used, "prefix part must be non-empty");
+			used += (size_t)snprintf(msg + used, len - used,
+			                         "prefix part must be non-empty");
 		else if (prefix_len > LABEL_PREFIX_MAX)
 			used += (size_t)snprintf(msg + used, len - used,
-						 "prefix part must be no more than %d characters",
-						 LABEL_PREFIX_MAX);
+			                         "prefix part must be no more than %d characters",
+			                         LABEL_PREFIX_MAX);
 		else if (!is_dns1123_subdomain(s, prefix_len))
 			used += (size_t)snprintf(
-				msg + used, len - used,
-				"prefix part a lowercase RFC 1123 subdomain must consist of lower case "
-				"alphanumeric characters, '-' or '.', and must start and end with an "
-				"alphanumeric character");
+			    msg + used, len - used,
+			    "prefix part a lowercase RFC 1123 subdomain must consist of lower case "
+			    "alphanumeric characters, '-' or '.', and must start and end with an "
+			    "alphanumeric character");
 	}
 	if (used >= len)
 		used = len - 1;
 	if (name_len == 0)
 		used += (size_t)snprintf(msg + used, len - used, "%sname part must be non-empty",
-					 used ? "; " : "");
+		                         used ? "; " : "");
 	else if (name_len > LABEL_NAME_MAX)
 		used += (size_t)snprintf(msg + used, len - used,
-					 "%sname part must be no more than %d characters",
-					 used ? "; " : "", LABEL_NAME_MAX);
+		                         "%sname part must be no more than %d characters",
+		                         used ? "; " : "", LABEL_NAME_MAX);
 	if (used >= len)
 		used = len - 1;
 	if (!is_qualified_name_part(name, name_len))
 		used += (size_t)snprintf(msg + used, len - used, "%sname part " NAME_SYNTAX,
-					 used ? "; " : "");
+		                         used ? "; " : "");
 	return used == 0;
 }
 
@@ -346,7 +348,7 @@ static int parse_key(struct parser *p, struct pending *req, bool *ret_unary)
 		return fail_found(p, t, "identifier");
 	if (!check_key(p->text + t->text.start, t->text.len, msg, sizeof(msg)))
 		return fail(p, t->text.start, "invalid label key \"%.*s\": %s", (int)t->text.len,
-			    p->text + t->text.start, msg);
+		            p->text + t->text.start, msg);
 	req->key = t->text;
 	k = as_value(peek(p)->kind);
 	if (negated) {
@@ -487,20 +489,20 @@ static int check_values(struct parser *p, const struct pending *req)
 
 			if (v.len >= sizeof(buf))
 				return fail(p, v.start,
-					    "invalid value \"%.*s\": for 'gt', 'lt' operators, the "
-					    "value must be an integer",
-					    (int)v.len, s);
+				            "invalid value \"%.*s\": for 'gt', 'lt' operators, the "
+				            "value must be an integer",
+				            (int)v.len, s);
 			memcpy(buf, s, v.len);
 			buf[v.len] = '\0';
 			if (sm_number_parse_int64(buf, &n) < 0)
 				return fail(p, v.start,
-					    "invalid value \"%.*s\": for 'gt', 'lt' operators, the "
-					    "value must be an integer",
-					    (int)v.len, s);
+				            "invalid value \"%.*s\": for 'gt', 'lt' operators, the "
+				            "value must be an integer",
+				            (int)v.len, s);
 		}
 		if (!check_value(s, v.len, msg, sizeof(msg)))
 			return fail(p, v.start, "invalid label value \"%.*s\": %s", (int)v.len, s,
-				    msg);
+			            msg);
 	}
 	return 0;
 }
@@ -604,13 +606,12 @@ static int normalise(struct parser *p)
 		size_t kept = 0;
 
 		for (size_t j = 0; j < req->n_values; j++)
-			items[j] = (struct sort_item){.text = p->text,
-						      .s = p->values[req->first_value + j],
-						      .index = j};
+			items[j] = (struct sort_item){
+			    .text = p->text, .s = p->values[req->first_value + j], .index = j};
 		qsort(items, req->n_values, sizeof(*items), compare_items);
 		for (size_t j = 0; j < req->n_values; j++) {
 			if (kept > 0 && compare_slices(p->text, items[j].s,
-						       p->values[req->first_value + kept - 1]) == 0)
+			                               p->values[req->first_value + kept - 1]) == 0)
 				continue;
 			p->values[req->first_value + kept++] = items[j].s;
 		}
@@ -633,7 +634,8 @@ out:
 /* One allocation: header, requirements, value pointer arrays, then the strings. */
 static int build(const struct parser *p, struct sm_selector **ret)
 {
-	size_t size = sizeof(struct sm_selector) + p->n_reqs * sizeof(struct sm_selector_requirement);
+	size_t size =
+	    sizeof(struct sm_selector) + p->n_reqs * sizeof(struct sm_selector_requirement);
 	size_t n_ptrs = 0;
 	struct sm_selector *s;
 	const char **ptrs;
@@ -743,7 +745,7 @@ static bool has_value(const struct sm_selector_requirement *r, const char *v)
 }
 
 static bool requirement_matches(const struct sm_selector_requirement *r,
-				const struct sm_label *labels, size_t n)
+                                const struct sm_label *labels, size_t n)
 {
 	const char *v = find_label(labels, n, r->key);
 	int64_t have, want;
@@ -800,18 +802,14 @@ static void out_str(struct out *o, const char *s)
 }
 
 static const char *const op_text[] = {
-	[SM_SELECTOR_OP_EQUALS] = "=",
-	[SM_SELECTOR_OP_DOUBLE_EQUALS] = "==",
-	[SM_SELECTOR_OP_NOT_EQUALS] = "!=",
-	[SM_SELECTOR_OP_IN] = " in ",
-	[SM_SELECTOR_OP_NOT_IN] = " notin ",
-	[SM_SELECTOR_OP_EXISTS] = "",
-	[SM_SELECTOR_OP_DOES_NOT_EXIST] = "",
-	[SM_SELECTOR_OP_GREATER_THAN] = ">",
-	[SM_SELECTOR_OP_LESS_THAN] = "<",
+    [SM_SELECTOR_OP_EQUALS] = "=",        [SM_SELECTOR_OP_DOUBLE_EQUALS] = "==",
+    [SM_SELECTOR_OP_NOT_EQUALS] = "!=",   [SM_SELECTOR_OP_IN] = " in ",
+    [SM_SELECTOR_OP_NOT_IN] = " notin ",  [SM_SELECTOR_OP_EXISTS] = "",
+    [SM_SELECTOR_OP_DOES_NOT_EXIST] = "", [SM_SELECTOR_OP_GREATER_THAN] = ">",
+    [SM_SELECTOR_OP_LESS_THAN] = "<",
 };
 _Static_assert(sizeof(op_text) / sizeof(op_text[0]) == SM_SELECTOR_OP_MAX,
-	       "op_text must have SM_SELECTOR_OP_MAX entries");
+               "op_text must have SM_SELECTOR_OP_MAX entries");
 
 size_t sm_selector_format(const struct sm_selector *s, char *buf, size_t len)
 {

@@ -1,3 +1,280 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/* Batches of series: what a collector produces in one round. Every string is copied into a
+ * per-batch arena, so a batch costs a handful of allocations, and the store can take the
+ * whole result over (sm_batch_steal) without copying it again. */
 #include "scalemetrics/series.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_MIN 4096
+#define CHUNK_MAX 65536
+
+struct chunk {
+	struct chunk *next;
+	size_t size; /* bytes in data */
+	size_t used;
+	max_align_t data[];
+};
+
+struct sm_series_arena {
+	struct chunk *chunks; /* newest first */
+	struct sm_series *series;
+};
+
+struct sm_batch {
+	size_t max_series;
+	size_t n;
+	size_t cap;
+	size_t dropped;
+	struct sm_series_arena *arena; /* NULL until the first series; holds the series array */
+};
+
+static void *arena_alloc(struct sm_series_arena *a, size_t size, size_t align)
+{
+	struct chunk *c = a->chunks;
+	size_t offset;
+
+	if (c) {
+		offset = (c->used + align - 1) & ~(align - 1);
+		if (offset <= c->size && size <= c->size - offset) {
+			c->used = offset + size;
+			return (char *)c->data + offset;
+		}
+	}
+	{
+		size_t chunk_size = c ? c->size * 2 : CHUNK_MIN;
+		struct chunk *fresh;
+
+		if (chunk_size > CHUNK_MAX)
+			chunk_size = CHUNK_MAX;
+		if (chunk_size < size)
+			chunk_size = size;
+		if (chunk_size > SIZE_MAX - sizeof(struct chunk))
+			return NULL;
+		fresh = malloc(sizeof(struct chunk) + chunk_size);
+		if (!fresh)
+			return NULL;
+		fresh->next = a->chunks;
+		fresh->size = chunk_size;
+		fresh->used = size;
+		a->chunks = fresh;
+		return fresh->data;
+	}
+}
+
+static char *arena_strdup(struct sm_series_arena *a, const char *s)
+{
+	size_t n = strlen(s);
+	char *p = arena_alloc(a, n + 1, 1);
+
+	if (p)
+		memcpy(p, s, n + 1);
+	return p;
+}
+
+void sm_series_arena_free(struct sm_series_arena *a)
+{
+	struct chunk *c;
+
+	if (!a)
+		return;
+	c = a->chunks;
+	while (c) {
+		struct chunk *next = c->next;
+
+		free(c);
+		c = next;
+	}
+	free(a->series);
+	free(a);
+}
+
+struct sm_batch *sm_batch_new(size_t max_series)
+{
+	struct sm_batch *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->max_series = max_series;
+	return b;
+}
+
+void sm_batch_free(struct sm_batch *b)
+{
+	if (!b)
+		return;
+	sm_series_arena_free(b->arena);
+	free(b);
+}
+
+static bool is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+void sm_label_value_sanitize(const char *raw, char out[64])
+{
+	size_t n = 0, start = 0;
+
+	for (; raw && raw[n] != '\0' && n < 63; n++) {
+		char c = raw[n];
+
+		out[n] = is_alnum(c) || c == '.' || c == '_' || c == '-' ? c : '_';
+	}
+	while (n > 0 && !is_alnum(out[n - 1]))
+		n--;
+	while (start < n && !is_alnum(out[start]))
+		start++;
+	memmove(out, out + start, n - start);
+	out[n - start] = '\0';
+}
+
+static bool labels_valid(const struct sm_label *labels, size_t n)
+{
+	if (n > 0 && !labels)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!labels[i].name || !labels[i].value)
+			return false;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(labels[i].name, labels[j].name) == 0)
+				return false;
+	}
+	return true;
+}
+
+/* Copies, sanitises and sorts (insertion sort: label sets are small, names unique). */
+static int copy_labels(struct sm_series_arena *a, const struct sm_label *in, size_t n,
+                       struct sm_label **ret)
+{
+	struct sm_label *out;
+
+	if (n == 0) {
+		*ret = NULL;
+		return 0;
+	}
+	if (n > SIZE_MAX / sizeof(*out))
+		return -ENOMEM;
+	out = arena_alloc(a, n * sizeof(*out), alignof(struct sm_label));
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		char value[64];
+		struct sm_label l;
+		size_t j = i;
+
+		sm_label_value_sanitize(in[i].value, value);
+		l.name = arena_strdup(a, in[i].name);
+		l.value = arena_strdup(a, value);
+		if (!l.name || !l.value)
+			return -ENOMEM;
+		while (j > 0 && strcmp(out[j - 1].name, l.name) > 0) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = l;
+	}
+	*ret = out;
+	return 0;
+}
+
+int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in)
+{
+	struct sm_series s = {0};
+	int r;
+
+	if (!in->metric || in->metric[0] == '\0' || !isfinite(in->value))
+		return -EINVAL;
+	if (!labels_valid(in->labels, in->n_labels) ||
+	    !labels_valid(in->object_labels, in->n_object_labels))
+		return -EINVAL;
+	if (in->object && (!in->object->resource || !in->object->name))
+		return -EINVAL;
+	if (b->n >= b->max_series) {
+		b->dropped++;
+		return -E2BIG;
+	}
+	if (!b->arena) {
+		b->arena = calloc(1, sizeof(*b->arena));
+		if (!b->arena)
+			return -ENOMEM;
+	}
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		struct sm_series *series;
+
+		if (cap > b->max_series)
+			cap = b->max_series;
+		if (cap > SIZE_MAX / sizeof(*series))
+			return -ENOMEM;
+		series = realloc(b->arena->series, cap * sizeof(*series));
+		if (!series)
+			return -ENOMEM;
+		b->arena->series = series;
+		b->cap = cap;
+	}
+
+	/* On -ENOMEM below, what was already copied stays in the arena until it is freed. */
+	s.metric = arena_strdup(b->arena, in->metric);
+	if (!s.metric)
+		return -ENOMEM;
+	r = copy_labels(b->arena, in->labels, in->n_labels, &s.labels);
+	if (r < 0)
+		return r;
+	s.n_labels = in->n_labels;
+	r = copy_labels(b->arena, in->object_labels, in->n_object_labels, &s.object_labels);
+	if (r < 0)
+		return r;
+	s.n_object_labels = in->n_object_labels;
+	if (in->object) {
+		s.has_object = true;
+		s.object.resource = arena_strdup(b->arena, in->object->resource);
+		s.object.name = arena_strdup(b->arena, in->object->name);
+		if (!s.object.resource || !s.object.name)
+			return -ENOMEM;
+		if (in->object->namespace) {
+			s.object.namespace = arena_strdup(b->arena, in->object->namespace);
+			if (!s.object.namespace)
+				return -ENOMEM;
+		}
+	}
+	s.value = in->value;
+	s.window_s = in->window_s;
+	b->arena->series[b->n++] = s;
+	return 0;
+}
+
+size_t sm_batch_count(const struct sm_batch *b)
+{
+	return b ? b->n : 0;
+}
+
+size_t sm_batch_dropped(const struct sm_batch *b)
+{
+	return b ? b->dropped : 0;
+}
+
+const struct sm_series *sm_batch_get(const struct sm_batch *b, size_t i)
+{
+	if (!b || i >= b->n)
+		return NULL;
+	return &b->arena->series[i];
+}
+
+struct sm_series *sm_batch_steal(struct sm_batch *b, size_t *ret_n,
+                                 struct sm_series_arena **ret_arena)
+{
+	struct sm_series *series = b->n > 0 ? b->arena->series : NULL;
+
+	*ret_n = b->n;
+	*ret_arena = b->arena;
+	b->arena = NULL;
+	b->n = 0;
+	b->cap = 0;
+	return series;
+}

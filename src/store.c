@@ -23,9 +23,10 @@
  * of serving threads acquire snapshots of any source.
  *
  * Objects:
- * - struct series_block: the series of one successful round, their label arrays and every
- *   string, in one allocation with an atomic reference count. Consecutive snapshots share it:
- *   a failed round's snapshot references the previous block instead of copying series.
+ * - struct series_block: the series of one successful round, taken out of the collector's
+ *   batch without copying (sm_batch_steal: the arena owns the array, labels and strings),
+ *   with an atomic reference count. Consecutive snapshots share it: a failed round's
+ *   snapshot references the previous block instead of copying series.
  * - struct snapshot: the public struct sm_snapshot (first member, so the public pointer is the
  *   private one) plus an atomic reference count, its block reference and its own error text.
  *   Never modified after publication.
@@ -40,8 +41,8 @@
  *   reference by then. (A lock-free scheme needs hazard pointers or split counts for this;
  *   the mutex is simpler and its critical section is a handful of instructions.)
  * - `publish_lock` serialises publishers of one slot, so building a snapshot from the current
- *   one (counters, shared series) cannot lose an update. Readers never take it. Building the
- *   new snapshot (allocation and copying, no I/O) happens under it, outside `lock`.
+ *   one (counters, shared series) cannot lose an update. Readers never take it. Allocation
+ *   happens before it is taken; under it only a few fields are filled in.
  *
  * Guarantees: a snapshot obtained from sm_store_acquire stays valid and unchanged until the
  * caller's sm_snapshot_unref, whatever is published meanwhile. The last unref (by a reader or
@@ -51,9 +52,9 @@
 
 struct series_block {
 	atomic_size_t refs;
-	struct sm_series *series;
+	struct sm_series *series; /* stolen from the round's batch */
 	size_t n_series;
-	/* series array, label arrays, then string bytes follow in the same allocation */
+	struct sm_series_arena *arena; /* owns series and everything they point to */
 };
 
 struct snapshot {
@@ -88,109 +89,23 @@ static void block_unref(struct series_block *b)
 {
 	if (!b)
 		return;
-	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
-		free(b);
+	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	sm_series_arena_free(b->arena);
+	free(b);
 }
 
-static size_t str_size(const char *s)
+/* Takes the batch's series without copying them, stamped with wall_ms. */
+static struct series_block *block_from_batch(struct sm_batch *batch, int64_t wall_ms)
 {
-	return s ? strlen(s) + 1 : 0;
-}
+	struct series_block *b = calloc(1, sizeof(*b));
 
-/* Copies s into the arena at *pos; NULL stays NULL. */
-static const char *arena_str(char **pos, const char *s)
-{
-	size_t len;
-	char *out;
-
-	if (!s)
-		return NULL;
-	len = strlen(s) + 1;
-	out = *pos;
-	memcpy(out, s, len);
-	*pos += len;
-	return out;
-}
-
-static size_t labels_str_size(const struct sm_label *l, size_t n)
-{
-	size_t total = 0;
-
-	for (size_t i = 0; i < n; i++)
-		total += str_size(l[i].name) + str_size(l[i].value);
-	return total;
-}
-
-static void copy_labels(struct sm_label *dst, const struct sm_label *src, size_t n, char **pos)
-{
-	for (size_t i = 0; i < n; i++) {
-		dst[i].name = arena_str(pos, src[i].name);
-		dst[i].value = arena_str(pos, src[i].value);
-	}
-}
-
-/* One allocation holding a deep copy of the batch's series, stamped with wall_ms. */
-static struct series_block *block_from_batch(const struct sm_batch *batch, int64_t wall_ms)
-{
-	size_t n = sm_batch_count(batch);
-	size_t n_labels = 0, n_chars = 0, size;
-	struct series_block *b;
-	struct sm_label *lab;
-	char *pos;
-
-	for (size_t i = 0; i < n; i++) {
-		const struct sm_series *s = sm_batch_get(batch, i);
-
-		n_labels += s->n_labels + s->n_object_labels;
-		n_chars += str_size(s->metric);
-		n_chars += labels_str_size(s->labels, s->n_labels);
-		n_chars += labels_str_size(s->object_labels, s->n_object_labels);
-		if (s->has_object)
-			n_chars += str_size(s->object.resource) + str_size(s->object.name) +
-				   str_size(s->object.namespace);
-	}
-
-	/* Overflow is impossible in practice (max_series bounds n), but be exact anyway. */
-	if (n > (SIZE_MAX - sizeof(*b)) / sizeof(struct sm_series))
-		return NULL;
-	size = sizeof(*b) + n * sizeof(struct sm_series);
-	if (n_labels > (SIZE_MAX - size) / sizeof(struct sm_label))
-		return NULL;
-	size += n_labels * sizeof(struct sm_label);
-	if (n_chars > SIZE_MAX - size)
-		return NULL;
-	size += n_chars;
-
-	b = calloc(1, size);
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);
-	b->n_series = n;
-	b->series = (struct sm_series *)(b + 1);
-	lab = (struct sm_label *)(b->series + n);
-	pos = (char *)(lab + n_labels);
-
-	for (size_t i = 0; i < n; i++) {
-		const struct sm_series *s = sm_batch_get(batch, i);
-		struct sm_series *d = &b->series[i];
-
-		*d = *s;
-		d->metric = arena_str(&pos, s->metric);
-		d->timestamp_wall_ms = wall_ms;
-		d->labels = s->n_labels ? lab : NULL;
-		copy_labels(lab, s->labels, s->n_labels, &pos);
-		lab += s->n_labels;
-		d->object_labels = s->n_object_labels ? lab : NULL;
-		copy_labels(lab, s->object_labels, s->n_object_labels, &pos);
-		lab += s->n_object_labels;
-		if (s->has_object) {
-			d->object.resource = arena_str(&pos, s->object.resource);
-			d->object.name = arena_str(&pos, s->object.name);
-			d->object.namespace = arena_str(&pos, s->object.namespace);
-		} else {
-			d->object = (struct sm_object_ref){0};
-		}
-	}
+	b->series = sm_batch_steal(batch, &b->n_series, &b->arena);
+	for (size_t i = 0; i < b->n_series; i++)
+		b->series[i].timestamp_wall_ms = wall_ms;
 	return b;
 }
 
@@ -349,7 +264,7 @@ static void slot_swap(struct slot *sl, struct snapshot *next)
 }
 
 int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *batch,
-			     int64_t mono_ms, int64_t wall_ms)
+                             int64_t mono_ms, int64_t wall_ms)
 {
 	struct series_block *block = NULL;
 	struct snapshot *next = NULL;
@@ -363,7 +278,7 @@ int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *b
 	}
 	sl = &st->slots[idx];
 
-	/* Built before taking any lock: the copy is the only real work. */
+	/* Built before taking any lock. */
 	block = block_from_batch(batch, wall_ms);
 	next = snapshot_new(&st->cfg->sources[idx]);
 	if (!block || !next) {

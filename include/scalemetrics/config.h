@@ -135,20 +135,26 @@ typedef int (*sm_config_parse_fn)(struct sm_config_parser *p, const struct sm_co
 				  void *target);
 
 /* Tables are sorted by name (alphabetically); unknown keys are errors. Defaults are whatever
- * the target held before parsing. */
+ * the target held before parsing; a STRING or STRING_LIST default must be heap-allocated (or
+ * NULL), as it is freed when the key replaces it. A plain null value (`key:`, `~`, `null`)
+ * gives "" for STRING, an empty list for STRING_LIST, an unset DOUBLE, and an error for the
+ * other scalar types. A duplicate key is reported and its second value ignored. */
 struct sm_config_key {
 	const char *name;
 	enum sm_config_type type;
 	size_t offset; /* offsetof into the target struct */
-	int64_t min, max; /* INT, UINT32, DURATION; both 0: no bounds */
+	int64_t min, max; /* INT, UINT32, DURATION; both 0: no bounds; max 0 over a positive
+			   * min: no upper bound */
 	const char *const *enum_names;
 	sm_config_parse_fn parse; /* CUSTOM: called with target + offset */
 	unsigned flags;
 };
 
 /* Parses a mapping node against a table into target. Every problem is reported (not just
- * the first) through sm_config_report; returns 0 or -EINVAL if anything was reported.
- * `what` names the mapping in messages, e.g. "source 'jobs'". */
+ * the first) through sm_config_report; returns 0, -EINVAL if anything was reported, or
+ * -ENOMEM. `what` names the mapping in messages, e.g. "server.tls". Inside a source, the
+ * source's own mapping is always named "source 'jobs'" (what may be NULL there) and a nested
+ * mapping "WHAT of source 'jobs'". A NULL or null node parses as an empty mapping. */
 int sm_config_parse_mapping(struct sm_config_parser *p, const struct sm_config_node *node,
 			    const struct sm_config_key *keys, size_t n_keys, void *target,
 			    const char *what);

@@ -4,15 +4,15 @@
 
 #include <stddef.h>
 
-#define SM_MUSTCHECK __attribute__((warn_unused_result))
+#define SM_MUSTCHECK    __attribute__((warn_unused_result))
 #define SM_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 /* Human-readable detail that travels beside a negative errno return: a config error
  * (file, line, column), a selector parse error, a collector round's last error. */
 struct sm_error {
 	char message[512];
-	char file[256]; /* "" when not about a file */
-	unsigned line;  /* 1-based; 0 when unknown */
+	char file[256];  /* "" when not about a file */
+	unsigned line;   /* 1-based; 0 when unknown */
 	unsigned column; /* 1-based; 0 when unknown */
 };
 

@@ -17,10 +17,10 @@ struct sm_snapshot;
  * they are fresh, and what value to serve (the series value or a configured fallback). */
 
 enum sm_query_kind {
-	SM_QUERY_EXTERNAL,      /* external: namespace + metric (+ metric selector) */
-	SM_QUERY_OBJECT,        /* custom: one named object: resource/name/metric */
-	SM_QUERY_OBJECTS,       /* custom: resource/ * /metric with an object label selector */
-	SM_QUERY_NAMESPACE,     /* custom: namespaces/NS/metrics/METRIC (per-namespace total) */
+	SM_QUERY_EXTERNAL,  /* external: namespace + metric (+ metric selector) */
+	SM_QUERY_OBJECT,    /* custom: one named object: resource/name/metric */
+	SM_QUERY_OBJECTS,   /* custom: resource/ * /metric with an object label selector */
+	SM_QUERY_NAMESPACE, /* custom: namespaces/NS/metrics/METRIC (per-namespace total) */
 	SM_QUERY_KIND_MAX,
 };
 
@@ -39,11 +39,11 @@ struct sm_query_item {
 	const char *metric;
 	const struct sm_label *labels; /* metric labels */
 	size_t n_labels;
-	struct sm_object_ref object;   /* described object (custom); namespace filled in */
+	struct sm_object_ref object; /* described object (custom); namespace filled in */
 	double value;
 	int64_t timestamp_wall_ms;
 	uint32_t window_s;
-	bool is_fallback;              /* value is the configured fallback (source stale) */
+	bool is_fallback; /* value is the configured fallback (source stale) */
 };
 
 /* Items borrow strings from snapshots that the result holds references to. */
@@ -62,8 +62,8 @@ struct sm_query_result {
  * -EAGAIN: the answering source is stale and the metric has no fallback; reterr names the
  *          source and its last error.
  * -ENOMEM. */
-int sm_query_run(const struct sm_store *st, const struct sm_query *q,
-		 struct sm_query_result *ret, struct sm_error *reterr) SM_MUSTCHECK;
+int sm_query_run(const struct sm_store *st, const struct sm_query *q, struct sm_query_result *ret,
+                 struct sm_error *reterr) SM_MUSTCHECK;
 void sm_query_result_done(struct sm_query_result *r);
 
 /* Every metric the store can answer, for discovery. Callback per (metric def, source). */

@@ -12,15 +12,15 @@ struct sm_label;
 /* Kubernetes label selectors, exactly labels.Parse (docs/k8s-metrics-api.md §6). */
 
 enum sm_selector_op {
-	SM_SELECTOR_OP_EQUALS,        /* k=v */
-	SM_SELECTOR_OP_DOUBLE_EQUALS, /* k==v */
-	SM_SELECTOR_OP_NOT_EQUALS,    /* k!=v */
-	SM_SELECTOR_OP_IN,            /* k in (a,b) */
-	SM_SELECTOR_OP_NOT_IN,        /* k notin (a,b) */
-	SM_SELECTOR_OP_EXISTS,        /* k */
+	SM_SELECTOR_OP_EQUALS,         /* k=v */
+	SM_SELECTOR_OP_DOUBLE_EQUALS,  /* k==v */
+	SM_SELECTOR_OP_NOT_EQUALS,     /* k!=v */
+	SM_SELECTOR_OP_IN,             /* k in (a,b) */
+	SM_SELECTOR_OP_NOT_IN,         /* k notin (a,b) */
+	SM_SELECTOR_OP_EXISTS,         /* k */
 	SM_SELECTOR_OP_DOES_NOT_EXIST, /* !k */
-	SM_SELECTOR_OP_GREATER_THAN,  /* k>5 */
-	SM_SELECTOR_OP_LESS_THAN,     /* k<5 */
+	SM_SELECTOR_OP_GREATER_THAN,   /* k>5 */
+	SM_SELECTOR_OP_LESS_THAN,      /* k<5 */
 	SM_SELECTOR_OP_MAX,
 	SM_SELECTOR_OP_INVALID = -1,
 };
@@ -38,8 +38,8 @@ struct sm_selector;
  * Requirements come out sorted by key (stable). On error returns -EINVAL, fills reterr with
  * a message in the style of labels.Parse ("found ',', expected: ..."; "invalid label key
  * ..."), and leaves *ret untouched. -ENOMEM on allocation failure. */
-int sm_selector_parse(const char *text, struct sm_selector **ret, struct sm_error *reterr)
-	SM_MUSTCHECK;
+int sm_selector_parse(const char *text, struct sm_selector **ret,
+                      struct sm_error *reterr) SM_MUSTCHECK;
 void sm_selector_free(struct sm_selector *s);
 
 bool sm_selector_is_empty(const struct sm_selector *s); /* NULL counts as empty */
@@ -54,7 +54,7 @@ bool sm_selector_matches(const struct sm_selector *s, const struct sm_label *lab
 size_t sm_selector_format(const struct sm_selector *s, char *buf, size_t len);
 
 /* Validation helpers shared with the config (label names) and label value sanitising. */
-bool sm_label_key_is_valid(const char *key);   /* [prefix/]name */
+bool sm_label_key_is_valid(const char *key); /* [prefix/]name */
 bool sm_label_value_is_valid(const char *value);
 
 #endif

@@ -31,7 +31,7 @@ struct sm_series_in {
 	const struct sm_label *labels; /* metric labels (external metricLabels) */
 	size_t n_labels;
 	double value;
-	const struct sm_object_ref *object; /* NULL: not tied to an object */
+	const struct sm_object_ref *object;   /* NULL: not tied to an object */
 	const struct sm_label *object_labels; /* e.g. a pod's labels, for labelSelector */
 	size_t n_object_labels;
 	uint32_t window_s; /* 0: instantaneous */
@@ -52,17 +52,35 @@ struct sm_series {
 	uint32_t window_s;
 };
 
-/* A collector's output for one round, bounded by max_series. */
+/* A collector's output for one round, bounded by max_series (0 admits none). All strings and
+ * label arrays live in one arena owned by the batch (a few allocations per batch, not per
+ * string). */
 struct sm_batch;
+
+/* Owns a stolen series array and everything its series point to (see sm_batch_steal). */
+struct sm_series_arena;
 
 struct sm_batch *sm_batch_new(size_t max_series);
 void sm_batch_free(struct sm_batch *b);
 /* Copies in. -E2BIG when max_series is reached (the series is dropped and counted),
- * -EINVAL for an empty metric name or a NaN value, -ENOMEM. */
+ * -EINVAL for a NULL or empty metric name, a NaN or infinite value, a NULL label name or
+ * value, a label name given twice, or an object with a NULL resource or name; -ENOMEM.
+ * Labels and object labels are sorted by name and their values sanitised
+ * (sm_label_value_sanitize). timestamp_wall_ms is left 0 for the store to set. */
 int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in) SM_MUSTCHECK;
 size_t sm_batch_count(const struct sm_batch *b);
 size_t sm_batch_dropped(const struct sm_batch *b); /* series refused with -E2BIG */
 const struct sm_series *sm_batch_get(const struct sm_batch *b, size_t i);
+
+/* Takes the series out of b without copying, for the store to keep as snapshot contents.
+ * Returns the array of *ret_n series (NULL when there are none); the caller may modify it
+ * (e.g. set timestamps, reorder), and owns it through *ret_arena, which holds the array and
+ * every string and label array the series point to: release all of it with one
+ * sm_series_arena_free(*ret_arena), whatever *ret_n is (it is NULL when nothing was ever
+ * added). Never fails. b is left empty and reusable; its dropped count is kept. */
+struct sm_series *sm_batch_steal(struct sm_batch *b, size_t *ret_n,
+                                 struct sm_series_arena **ret_arena);
+void sm_series_arena_free(struct sm_series_arena *a);
 
 /* CONFIG.md "Label values": characters outside [A-Za-z0-9._-] become '_', cut to 63
  * characters, then leading and trailing characters that are not [A-Za-z0-9] trimmed, so

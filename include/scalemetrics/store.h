@@ -22,15 +22,15 @@ struct sm_snapshot {
 	const struct sm_source_config *source; /* borrowed from the config */
 	const struct sm_series *series;        /* from the last successful round */
 	size_t n_series;
-	bool has_succeeded;             /* any round ever succeeded */
-	bool has_completed;             /* any round ever finished, success or failure */
-	int64_t last_success_mono_ms;   /* monotonic clock; valid if has_succeeded */
+	bool has_succeeded;           /* any round ever succeeded */
+	bool has_completed;           /* any round ever finished, success or failure */
+	int64_t last_success_mono_ms; /* monotonic clock; valid if has_succeeded */
 	int64_t last_success_wall_ms;
 	int64_t last_attempt_mono_ms;
-	const char *last_error;         /* "" when the last round succeeded */
+	const char *last_error; /* "" when the last round succeeded */
 	uint64_t rounds_ok;
 	uint64_t rounds_failed;
-	size_t series_dropped;          /* cut by max_series in the last successful round */
+	size_t series_dropped; /* cut by max_series in the last successful round */
 };
 
 struct sm_store;
@@ -44,10 +44,10 @@ const struct sm_config *sm_store_config(const struct sm_store *st);
 
 /* Takes ownership of batch (frees it). Series timestamps are set to wall_ms. */
 int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *batch,
-			     int64_t mono_ms, int64_t wall_ms) SM_MUSTCHECK;
+                             int64_t mono_ms, int64_t wall_ms) SM_MUSTCHECK;
 /* Keeps the previous series (they become stale with age), records error text. */
 int sm_store_publish_failure(struct sm_store *st, size_t idx, const char *error,
-			     int64_t mono_ms) SM_MUSTCHECK;
+                             int64_t mono_ms) SM_MUSTCHECK;
 
 /* Returns a referenced snapshot (never NULL: an empty "never ran" one before the first
  * round; idx must be < sm_store_count). Thread-safe; pair with sm_snapshot_unref. */

@@ -76,16 +76,16 @@ int sm_api_handle_openapi_v3_gv(const struct sm_api_call *c, struct sm_api_respo
 int sm_api_handle_custom(const struct sm_api_call *c, struct sm_api_response *ret);
 /* Encodes a custom MetricValueList for version "v1beta1" or "v1beta2". */
 int sm_api_custom_encode(const char *version, const struct sm_query *q,
-			 const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
-			 size_t *ret_len);
+                         const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
+                         size_t *ret_len);
 /* Runs q and fills ret with the encoded list for the call's API, or the query's error as a
  * Status (404 unknown, 503 stale, ...). -ENOMEM. */
 int sm_api_run_and_encode(const struct sm_api_call *c, const struct sm_query *q,
-			  struct sm_api_response *ret);
+                          struct sm_api_response *ret);
 /* Kubernetes object kinds by resource ("deployments.apps" -> Deployment, apps/v1). Unknown
  * resources get a derived kind (singular, capitalised) and "<group>/v1" or "v1". */
 void sm_api_resource_kind(const char *resource, char *kind, size_t kind_len, char *api_version,
-			  size_t api_version_len);
+                          size_t api_version_len);
 /* Whether objects of a resource live in a namespace: a pure function of the resource, so
  * discovery's `namespaced` flags are consistent per prefix (k8s-metrics-api.md §1.6). */
 bool sm_api_resource_is_namespaced(const char *resource);
@@ -98,7 +98,7 @@ bool sm_api_add_quantity(struct cJSON *obj, const char *key, double v);
 /* external.c */
 int sm_api_handle_external(const struct sm_api_call *c, struct sm_api_response *ret);
 int sm_api_external_encode(const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
-			   size_t *ret_len);
+                           size_t *ret_len);
 
 /* status.c */
 /* Prints doc into ret with status 200 and Content-Type application/json; does not free
@@ -106,7 +106,7 @@ int sm_api_external_encode(const struct sm_query_result *r, int64_t now_wall_ms,
 int sm_api_respond_json(const struct cJSON *doc, const char *route, struct sm_api_response *ret);
 /* Fills ret with a text body. -ENOMEM. */
 int sm_api_respond_text(int status, const char *text, const char *route,
-			struct sm_api_response *ret);
+                        struct sm_api_response *ret);
 /* Maps a query error (-ENOENT, -EAGAIN, -EINVAL, other) to its Status document. */
 int sm_api_status_from_errno(int err, const char *message, struct sm_api_response *ret);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* custom.metrics.k8s.io: request shapes to queries, MetricValueList encoding (v1beta1 and
  * v1beta2, k8s-metrics-api.md §2.2 and §3), and the resource -> kind table. */
-#include "scalemetrics/api.h"
+#include "api-internal.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api-internal.h"
+#include "scalemetrics/api.h"
 #include "scalemetrics/quantity.h"
 #include "scalemetrics/query.h"
 #include "scalemetrics/selector.h"
@@ -25,48 +25,48 @@ struct object_kind {
 };
 
 static const struct object_kind object_kinds[] = {
-	{"apiservices.apiregistration.k8s.io", "APIService", "apiregistration.k8s.io/v1", false},
-	{"certificatesigningrequests.certificates.k8s.io", "CertificateSigningRequest",
-	 "certificates.k8s.io/v1", false},
-	{"clusterrolebindings.rbac.authorization.k8s.io", "ClusterRoleBinding",
-	 "rbac.authorization.k8s.io/v1", false},
-	{"clusterroles.rbac.authorization.k8s.io", "ClusterRole", "rbac.authorization.k8s.io/v1",
-	 false},
-	{"componentstatuses", "ComponentStatus", "v1", false},
-	{"configmaps", "ConfigMap", "v1", true},
-	{"cronjobs.batch", "CronJob", "batch/v1", true},
-	{"csidrivers.storage.k8s.io", "CSIDriver", "storage.k8s.io/v1", false},
-	{"csinodes.storage.k8s.io", "CSINode", "storage.k8s.io/v1", false},
-	{"customresourcedefinitions.apiextensions.k8s.io", "CustomResourceDefinition",
-	 "apiextensions.k8s.io/v1", false},
-	{"daemonsets.apps", "DaemonSet", "apps/v1", true},
-	{"deployments.apps", "Deployment", "apps/v1", true},
-	{"endpoints", "Endpoints", "v1", true},
-	{"horizontalpodautoscalers.autoscaling", "HorizontalPodAutoscaler", "autoscaling/v2", true},
-	{"ingressclasses.networking.k8s.io", "IngressClass", "networking.k8s.io/v1", false},
-	{"ingresses.networking.k8s.io", "Ingress", "networking.k8s.io/v1", true},
-	{"jobs.batch", "Job", "batch/v1", true},
-	{"mutatingwebhookconfigurations.admissionregistration.k8s.io",
-	 "MutatingWebhookConfiguration", "admissionregistration.k8s.io/v1", false},
-	{"namespaces", "Namespace", "v1", false},
-	{"nodes", "Node", "v1", false},
-	{"persistentvolumeclaims", "PersistentVolumeClaim", "v1", true},
-	{"persistentvolumes", "PersistentVolume", "v1", false},
-	{"poddisruptionbudgets.policy", "PodDisruptionBudget", "policy/v1", true},
-	{"pods", "Pod", "v1", true},
-	{"priorityclasses.scheduling.k8s.io", "PriorityClass", "scheduling.k8s.io/v1", false},
-	{"replicasets.apps", "ReplicaSet", "apps/v1", true},
-	{"replicationcontrollers", "ReplicationController", "v1", true},
-	{"runtimeclasses.node.k8s.io", "RuntimeClass", "node.k8s.io/v1", false},
-	{"scaledobjects.keda.sh", "ScaledObject", "keda.sh/v1alpha1", true},
-	{"secrets", "Secret", "v1", true},
-	{"serviceaccounts", "ServiceAccount", "v1", true},
-	{"services", "Service", "v1", true},
-	{"statefulsets.apps", "StatefulSet", "apps/v1", true},
-	{"storageclasses.storage.k8s.io", "StorageClass", "storage.k8s.io/v1", false},
-	{"validatingwebhookconfigurations.admissionregistration.k8s.io",
-	 "ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1", false},
-	{"volumeattachments.storage.k8s.io", "VolumeAttachment", "storage.k8s.io/v1", false},
+    {"apiservices.apiregistration.k8s.io", "APIService", "apiregistration.k8s.io/v1", false},
+    {"certificatesigningrequests.certificates.k8s.io", "CertificateSigningRequest",
+     "certificates.k8s.io/v1", false},
+    {"clusterrolebindings.rbac.authorization.k8s.io", "ClusterRoleBinding",
+     "rbac.authorization.k8s.io/v1", false},
+    {"clusterroles.rbac.authorization.k8s.io", "ClusterRole", "rbac.authorization.k8s.io/v1",
+     false},
+    {"componentstatuses", "ComponentStatus", "v1", false},
+    {"configmaps", "ConfigMap", "v1", true},
+    {"cronjobs.batch", "CronJob", "batch/v1", true},
+    {"csidrivers.storage.k8s.io", "CSIDriver", "storage.k8s.io/v1", false},
+    {"csinodes.storage.k8s.io", "CSINode", "storage.k8s.io/v1", false},
+    {"customresourcedefinitions.apiextensions.k8s.io", "CustomResourceDefinition",
+     "apiextensions.k8s.io/v1", false},
+    {"daemonsets.apps", "DaemonSet", "apps/v1", true},
+    {"deployments.apps", "Deployment", "apps/v1", true},
+    {"endpoints", "Endpoints", "v1", true},
+    {"horizontalpodautoscalers.autoscaling", "HorizontalPodAutoscaler", "autoscaling/v2", true},
+    {"ingressclasses.networking.k8s.io", "IngressClass", "networking.k8s.io/v1", false},
+    {"ingresses.networking.k8s.io", "Ingress", "networking.k8s.io/v1", true},
+    {"jobs.batch", "Job", "batch/v1", true},
+    {"mutatingwebhookconfigurations.admissionregistration.k8s.io", "MutatingWebhookConfiguration",
+     "admissionregistration.k8s.io/v1", false},
+    {"namespaces", "Namespace", "v1", false},
+    {"nodes", "Node", "v1", false},
+    {"persistentvolumeclaims", "PersistentVolumeClaim", "v1", true},
+    {"persistentvolumes", "PersistentVolume", "v1", false},
+    {"poddisruptionbudgets.policy", "PodDisruptionBudget", "policy/v1", true},
+    {"pods", "Pod", "v1", true},
+    {"priorityclasses.scheduling.k8s.io", "PriorityClass", "scheduling.k8s.io/v1", false},
+    {"replicasets.apps", "ReplicaSet", "apps/v1", true},
+    {"replicationcontrollers", "ReplicationController", "v1", true},
+    {"runtimeclasses.node.k8s.io", "RuntimeClass", "node.k8s.io/v1", false},
+    {"scaledobjects.keda.sh", "ScaledObject", "keda.sh/v1alpha1", true},
+    {"secrets", "Secret", "v1", true},
+    {"serviceaccounts", "ServiceAccount", "v1", true},
+    {"services", "Service", "v1", true},
+    {"statefulsets.apps", "StatefulSet", "apps/v1", true},
+    {"storageclasses.storage.k8s.io", "StorageClass", "storage.k8s.io/v1", false},
+    {"validatingwebhookconfigurations.admissionregistration.k8s.io",
+     "ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1", false},
+    {"volumeattachments.storage.k8s.io", "VolumeAttachment", "storage.k8s.io/v1", false},
 };
 
 static const struct object_kind *find_kind(const char *resource)
@@ -93,7 +93,7 @@ static bool ends_with(const char *s, size_t len, const char *suffix)
 }
 
 void sm_api_resource_kind(const char *resource, char *kind, size_t kind_len, char *api_version,
-			  size_t api_version_len)
+                          size_t api_version_len)
 {
 	const struct object_kind *k = resource ? find_kind(resource) : NULL;
 	const char *dot;
@@ -118,14 +118,14 @@ void sm_api_resource_kind(const char *resource, char *kind, size_t kind_len, cha
 	if (ends_with(resource, plural_len, "ies")) {
 		(void)snprintf(kind, kind_len, "%.*sy", (int)(plural_len - 3), resource);
 	} else if (ends_with(resource, plural_len, "uses") ||
-		   ends_with(resource, plural_len, "sses") ||
-		   ends_with(resource, plural_len, "shes") ||
-		   ends_with(resource, plural_len, "ches") ||
-		   ends_with(resource, plural_len, "xes") ||
-		   ends_with(resource, plural_len, "zes")) {
+	           ends_with(resource, plural_len, "sses") ||
+	           ends_with(resource, plural_len, "shes") ||
+	           ends_with(resource, plural_len, "ches") ||
+	           ends_with(resource, plural_len, "xes") ||
+	           ends_with(resource, plural_len, "zes")) {
 		(void)snprintf(kind, kind_len, "%.*s", (int)(plural_len - 2), resource);
 	} else if (ends_with(resource, plural_len, "s") && !ends_with(resource, plural_len, "ss") &&
-		   !ends_with(resource, plural_len, "us")) {
+	           !ends_with(resource, plural_len, "us")) {
 		(void)snprintf(kind, kind_len, "%.*s", (int)(plural_len - 1), resource);
 	} else {
 		(void)snprintf(kind, kind_len, "%.*s", (int)plural_len, resource);
@@ -153,7 +153,7 @@ bool sm_api_add_quantity(struct cJSON *obj, const char *key, double v)
 	if (sm_quantity_format(v, buf, sizeof(buf)) < 0)
 		/* Beyond int64 (or infinite): the nearest representable quantity. */
 		(void)snprintf(buf, sizeof(buf), "%s",
-			       v < 0 ? "-9223372036854775808" : "9223372036854775807");
+		               v < 0 ? "-9223372036854775808" : "9223372036854775807");
 	return cJSON_AddStringToObject(obj, key, buf) != NULL;
 }
 
@@ -163,11 +163,11 @@ bool sm_api_add_quantity(struct cJSON *obj, const char *key, double v)
 static cJSON *selector_echo(const struct sm_selector *sel)
 {
 	static const char *const ops[SM_SELECTOR_OP_MAX] = {
-		[SM_SELECTOR_OP_IN] = "In",
-		[SM_SELECTOR_OP_NOT_IN] = "NotIn",
-		[SM_SELECTOR_OP_NOT_EQUALS] = "NotIn",
-		[SM_SELECTOR_OP_EXISTS] = "Exists",
-		[SM_SELECTOR_OP_DOES_NOT_EXIST] = "DoesNotExist",
+	    [SM_SELECTOR_OP_IN] = "In",
+	    [SM_SELECTOR_OP_NOT_IN] = "NotIn",
+	    [SM_SELECTOR_OP_NOT_EQUALS] = "NotIn",
+	    [SM_SELECTOR_OP_EXISTS] = "Exists",
+	    [SM_SELECTOR_OP_DOES_NOT_EXIST] = "DoesNotExist",
 	};
 	cJSON *o, *labels = NULL, *exprs = NULL;
 	size_t n = sm_selector_count(sel);
@@ -209,7 +209,7 @@ static cJSON *selector_echo(const struct sm_selector *sel)
 			ok = values != NULL;
 			for (size_t k = 0; k < req->n_values && ok; k++)
 				ok = cJSON_AddItemToArray(values,
-							  cJSON_CreateString(req->values[k]));
+				                          cJSON_CreateString(req->values[k]));
 		}
 		if (!e)
 			ok = false;
@@ -253,15 +253,15 @@ static cJSON *described_object(const struct sm_query *q, const struct sm_query_i
 }
 
 static bool encode_item(cJSON *items, bool v1beta2, const struct sm_query *q,
-			const struct sm_query_item *it, const cJSON *selector, int64_t now_wall_ms)
+                        const struct sm_query_item *it, const cJSON *selector, int64_t now_wall_ms)
 {
 	char ts[32];
 	const char *metric = it->metric ? it->metric : q->metric;
 	cJSON *o = cJSON_CreateObject();
 	bool ok;
 
-	sm_api_format_timestamp(it->timestamp_wall_ms > 0 ? it->timestamp_wall_ms : now_wall_ms,
-				ts, sizeof(ts));
+	sm_api_format_timestamp(it->timestamp_wall_ms > 0 ? it->timestamp_wall_ms : now_wall_ms, ts,
+	                        sizeof(ts));
 	ok = cJSON_AddItemToArray(items, o) &&
 	     cJSON_AddItemToObject(o, "describedObject", described_object(q, it));
 	if (!o)
@@ -272,7 +272,8 @@ static bool encode_item(cJSON *items, bool v1beta2, const struct sm_query *q,
 		ok = m && cJSON_AddStringToObject(m, "name", metric) &&
 		     cJSON_AddItemToObject(m, "selector", cJSON_Duplicate(selector, true)) &&
 		     cJSON_AddStringToObject(o, "timestamp", ts) &&
-		     (it->window_s == 0 || cJSON_AddNumberToObject(o, "windowSeconds", it->window_s)) &&
+		     (it->window_s == 0 ||
+		      cJSON_AddNumberToObject(o, "windowSeconds", it->window_s)) &&
 		     sm_api_add_quantity(o, "value", it->value);
 	} else {
 		ok = ok && cJSON_AddStringToObject(o, "metricName", metric) &&
@@ -285,8 +286,8 @@ static bool encode_item(cJSON *items, bool v1beta2, const struct sm_query *q,
 }
 
 int sm_api_custom_encode(const char *version, const struct sm_query *q,
-			 const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
-			 size_t *ret_len)
+                         const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
+                         size_t *ret_len)
 {
 	char api_version[64];
 	bool v1beta2 = strcmp(version, "v1beta2") == 0;
@@ -320,8 +321,7 @@ int sm_api_custom_encode(const char *version, const struct sm_query *q,
 }
 
 /* Parses a selector parameter; on error fills a 400 Status into ret and returns 1. */
-static int parse_selector(const char *text, struct sm_selector **sel,
-			  struct sm_api_response *ret)
+static int parse_selector(const char *text, struct sm_selector **sel, struct sm_api_response *ret)
 {
 	struct sm_error err = {0};
 	int r;
@@ -338,7 +338,7 @@ static int parse_selector(const char *text, struct sm_selector **sel,
 
 /* Runs q and encodes the answer for the call's API (or the query's error as a Status). */
 int sm_api_run_and_encode(const struct sm_api_call *c, const struct sm_query *q,
-			  struct sm_api_response *ret)
+                          struct sm_api_response *ret)
 {
 	struct sm_query_result res = {0};
 	struct sm_error err = {0};
@@ -357,16 +357,16 @@ int sm_api_run_and_encode(const struct sm_api_call *c, const struct sm_query *q,
 		r = sm_api_external_encode(&res, c->req->now_wall_ms, &body, &len);
 	else
 		r = sm_api_custom_encode(c->route->version, q, &res, c->req->now_wall_ms, &body,
-					 &len);
+		                         &len);
 	sm_query_result_done(&res);
 	if (r < 0)
 		return r;
 	*ret = (struct sm_api_response){
-		.status = 200,
-		.content_type = SM_API_CT_JSON,
-		.body = body,
-		.body_len = len,
-		.route = c->route->name,
+	    .status = 200,
+	    .content_type = SM_API_CT_JSON,
+	    .body = body,
+	    .body_len = len,
+	    .route = c->route->name,
 	};
 	return 0;
 }
@@ -394,8 +394,8 @@ int sm_api_handle_custom(const struct sm_api_call *c, struct sm_api_response *re
 		/* Root-scoped namespaces/NS/M: the namespace metric of NS. */
 		if (strcmp(s[1], "*") == 0)
 			return sm_api_status(400, "BadRequest",
-					     "cannot fetch metrics for multiple namespaces at once",
-					     ret);
+			                     "cannot fetch metrics for multiple namespaces at once",
+			                     ret);
 		q.kind = SM_QUERY_NAMESPACE;
 		q.namespace = s[1];
 		q.resource = "namespaces";
@@ -407,7 +407,7 @@ int sm_api_handle_custom(const struct sm_api_call *c, struct sm_api_response *re
 		q.metric = s[2];
 	} else {
 		return sm_api_status(404, "NotFound",
-				     "the server could not find the requested resource", ret);
+		                     "the server could not find the requested resource", ret);
 	}
 
 	r = parse_selector(c->label_selector, &object_sel, ret);

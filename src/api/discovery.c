@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Discovery documents (APIGroupList, APIGroup, APIResourceList), /version and the OpenAPI
  * v2/v3 documents, all built from the router's table (k8s-metrics-api.md §1). */
-#include "scalemetrics/api.h"
+#include "api-internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api-internal.h"
+#include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/query.h"
 
@@ -51,7 +51,7 @@ static cJSON *api_group(const char *group, bool with_type)
 	bool ok;
 
 	ok = o && (!with_type || (cJSON_AddStringToObject(o, "kind", "APIGroup") &&
-				  cJSON_AddStringToObject(o, "apiVersion", "v1")));
+	                          cJSON_AddStringToObject(o, "apiVersion", "v1")));
 	ok = ok && cJSON_AddStringToObject(o, "name", group);
 	versions = ok ? cJSON_AddArrayToObject(o, "versions") : NULL;
 	ok = ok && versions;
@@ -122,7 +122,7 @@ struct resource_set {
 };
 
 static void resource_add(struct resource_set *s, const char *prefix, const char *metric,
-			 bool namespaced)
+                         bool namespaced)
 {
 	size_t len;
 	char *name;
@@ -167,7 +167,7 @@ static void collect_metric(const struct sm_metric_def *def, void *userdata)
 		resource_add(s, "pods", def->name, true);
 	else if (def->scope == SM_METRIC_OBJECT && def->resource && *def->resource)
 		resource_add(s, def->resource, def->name,
-			     sm_api_resource_is_namespaced(def->resource));
+		             sm_api_resource_is_namespaced(def->resource));
 	/* Per-namespace totals: .../namespaces/NS/metrics/M, described object a Namespace. */
 	resource_add(s, "namespaces", def->name, false);
 }
@@ -183,8 +183,8 @@ int sm_api_handle_resource_list(const struct sm_api_call *c, struct sm_api_respo
 {
 	const struct sm_api_route *rt = c->route;
 	struct resource_set set = {.kind = rt->kind};
-	const char *kind = rt->kind == SM_API_EXTERNAL ? "ExternalMetricValueList"
-						       : "MetricValueList";
+	const char *kind =
+	    rt->kind == SM_API_EXTERNAL ? "ExternalMetricValueList" : "MetricValueList";
 	cJSON *doc = NULL;
 	cJSON *resources;
 	char gv[128];
@@ -287,7 +287,7 @@ int sm_api_handle_version(const struct sm_api_call *c, struct sm_api_response *r
 	     cJSON_AddStringToObject(doc, "minor", minor) &&
 	     cJSON_AddStringToObject(doc, "gitVersion", ver) &&
 	     cJSON_AddStringToObject(doc, "gitCommit",
-				     c->ctx->git_commit ? c->ctx->git_commit : "") &&
+	                             c->ctx->git_commit ? c->ctx->git_commit : "") &&
 	     cJSON_AddStringToObject(doc, "gitTreeState", "") &&
 	     cJSON_AddStringToObject(doc, "buildDate", "1970-01-01T00:00:00Z") &&
 	     cJSON_AddStringToObject(doc, "goVersion", "") &&
@@ -309,25 +309,26 @@ struct path_template {
 };
 
 static const struct path_template path_templates[] = {
-	{SM_API_CUSTOM, "/namespaces/{namespace}/metrics/{metric}", false},
-	{SM_API_CUSTOM, "/namespaces/{namespace}/{resource}/{name}/{metric}", true},
-	{SM_API_CUSTOM, "/{resource}/{name}/{metric}", true},
-	{SM_API_EXTERNAL, "/namespaces/{namespace}/{metric}", true},
+    {SM_API_CUSTOM, "/namespaces/{namespace}/metrics/{metric}", false},
+    {SM_API_CUSTOM, "/namespaces/{namespace}/{resource}/{name}/{metric}", true},
+    {SM_API_CUSTOM, "/{resource}/{name}/{metric}", true},
+    {SM_API_EXTERNAL, "/namespaces/{namespace}/{metric}", true},
 };
 
 static void list_definition(const struct sm_api_route *rt, char *buf, size_t len)
 {
 	if (rt->kind == SM_API_EXTERNAL)
-		(void)snprintf(buf, len,
-			       "io.k8s.metrics.pkg.apis.external_metrics.%s.ExternalMetricValueList",
-			       rt->version);
+		(void)snprintf(
+		    buf, len, "io.k8s.metrics.pkg.apis.external_metrics.%s.ExternalMetricValueList",
+		    rt->version);
 	else
-		(void)snprintf(buf, len, "io.k8s.metrics.pkg.apis.custom_metrics.%s.MetricValueList",
-			       rt->version);
+		(void)snprintf(buf, len,
+		               "io.k8s.metrics.pkg.apis.custom_metrics.%s.MetricValueList",
+		               rt->version);
 }
 
 static cJSON *schema_object(const char *const *required, size_t n_required,
-			    const char *const *props, size_t n_props)
+                            const char *const *props, size_t n_props)
 {
 	cJSON *s = cJSON_CreateObject();
 	cJSON *req, *properties;
@@ -367,17 +368,17 @@ static bool add_definitions(cJSON *defs, const struct sm_api_route *only)
 {
 	static const char *const list_props[] = {"kind", "apiVersion", "metadata", "items"};
 	static const char *const list_req[] = {"items"};
-	static const char *const rl_props[] = {"kind", "apiVersion", "groupVersion",
-					       "resources"};
+	static const char *const rl_props[] = {"kind", "apiVersion", "groupVersion", "resources"};
 	static const char *const rl_req[] = {"groupVersion", "resources"};
-	static const char *const st_props[] = {"kind",   "apiVersion", "metadata", "status",
-					       "message", "reason",    "code"};
+	static const char *const st_props[] = {"kind",    "apiVersion", "metadata", "status",
+	                                       "message", "reason",     "code"};
 	const struct sm_api_route *rt;
 	size_t n;
 	bool ok;
 
-	ok = cJSON_AddItemToObject(defs, DEF_RESOURCE_LIST, schema_object(rl_req, 2, rl_props, 4)) &&
-	     cJSON_AddItemToObject(defs, DEF_STATUS, schema_object(NULL, 0, st_props, 7));
+	ok =
+	    cJSON_AddItemToObject(defs, DEF_RESOURCE_LIST, schema_object(rl_req, 2, rl_props, 4)) &&
+	    cJSON_AddItemToObject(defs, DEF_STATUS, schema_object(NULL, 0, st_props, 7));
 	rt = sm_api_routes(&n);
 	for (size_t i = 0; i < n && ok; i++) {
 		char name[128];
@@ -395,8 +396,8 @@ static cJSON *parameter(const char *name, const char *in, bool v3)
 {
 	cJSON *p = cJSON_CreateObject();
 	bool ok = p && cJSON_AddStringToObject(p, "name", name) &&
-		  cJSON_AddStringToObject(p, "in", in) &&
-		  cJSON_AddBoolToObject(p, "required", strcmp(in, "path") == 0);
+	          cJSON_AddStringToObject(p, "in", in) &&
+	          cJSON_AddBoolToObject(p, "required", strcmp(in, "path") == 0);
 
 	if (ok && v3) {
 		cJSON *schema = cJSON_AddObjectToObject(p, "schema");
@@ -414,7 +415,7 @@ static cJSON *parameter(const char *name, const char *in, bool v3)
 
 /* A GET operation on path (which names its {parameters}) answering the definition def. */
 static cJSON *operation(const char *path, const char *def, bool object_selector,
-			bool metric_selector, const char *op_id, bool v3)
+                        bool metric_selector, const char *op_id, bool v3)
 {
 	char ref[192];
 	cJSON *path_item = cJSON_CreateObject();
@@ -426,8 +427,7 @@ static cJSON *operation(const char *path, const char *def, bool object_selector,
 	if (ok && !v3) {
 		cJSON *produces = cJSON_AddArrayToObject(get, "produces");
 
-		ok = produces &&
-		     cJSON_AddItemToArray(produces, cJSON_CreateString(SM_API_CT_JSON));
+		ok = produces && cJSON_AddItemToArray(produces, cJSON_CreateString(SM_API_CT_JSON));
 	}
 	/* Path parameters, in the order they appear. */
 	for (const char *p = strchr(path, '{'); p && ok; p = strchr(p + 1, '{')) {
@@ -454,7 +454,7 @@ static cJSON *operation(const char *path, const char *def, bool object_selector,
 	ok200 = responses ? cJSON_AddObjectToObject(responses, "200") : NULL;
 	ok = ok200 && cJSON_AddStringToObject(ok200, "description", "OK");
 	(void)snprintf(ref, sizeof(ref), "%s%s", v3 ? "#/components/schemas/" : "#/definitions/",
-		       def);
+	               def);
 	if (ok && v3) {
 		cJSON *content = cJSON_AddObjectToObject(ok200, "content");
 		cJSON *json = content ? cJSON_AddObjectToObject(content, SM_API_CT_JSON) : NULL;
@@ -482,9 +482,9 @@ static bool add_paths(cJSON *paths, const struct sm_api_route *rt, bool v3)
 	(void)snprintf(base, sizeof(base), "/apis/%s/%s", rt->group, rt->version);
 	(void)snprintf(path, sizeof(path), "%s/", base);
 	(void)snprintf(op_id, sizeof(op_id), "get%sResources_%s",
-		       rt->kind == SM_API_EXTERNAL ? "External" : "Custom", rt->version);
+	               rt->kind == SM_API_EXTERNAL ? "External" : "Custom", rt->version);
 	ok = cJSON_AddItemToObject(paths, path,
-				   operation(path, DEF_RESOURCE_LIST, false, false, op_id, v3));
+	                           operation(path, DEF_RESOURCE_LIST, false, false, op_id, v3));
 	list_definition(rt, def, sizeof(def));
 	for (size_t i = 0; i < sizeof(path_templates) / sizeof(path_templates[0]) && ok; i++) {
 		const struct path_template *t = &path_templates[i];
@@ -493,10 +493,10 @@ static bool add_paths(cJSON *paths, const struct sm_api_route *rt, bool v3)
 			continue;
 		(void)snprintf(path, sizeof(path), "%s%s", base, t->path);
 		(void)snprintf(op_id, sizeof(op_id), "get%sMetric_%s_%zu",
-			       rt->kind == SM_API_EXTERNAL ? "External" : "Custom", rt->version, i);
-		ok = cJSON_AddItemToObject(paths, path,
-					   operation(path, def, t->object_selector,
-						     rt->kind == SM_API_CUSTOM, op_id, v3));
+		               rt->kind == SM_API_EXTERNAL ? "External" : "Custom", rt->version, i);
+		ok = cJSON_AddItemToObject(
+		    paths, path,
+		    operation(path, def, t->object_selector, rt->kind == SM_API_CUSTOM, op_id, v3));
 	}
 	return ok;
 }
@@ -597,7 +597,7 @@ int sm_api_handle_openapi_v3(const struct sm_api_call *c, struct sm_api_response
 		}
 		(void)snprintf(key, sizeof(key), "apis/%s/%s", rt[i].group, rt[i].version);
 		(void)snprintf(url, sizeof(url), "/openapi/v3/%s?hash=%016llX", key,
-			       (unsigned long long)fnv1a(gv_doc));
+		               (unsigned long long)fnv1a(gv_doc));
 		free(gv_doc);
 		entry = cJSON_AddObjectToObject(paths, key);
 		ok = entry && cJSON_AddStringToObject(entry, "serverRelativeURL", url);
@@ -624,14 +624,14 @@ int sm_api_handle_openapi_v3_gv(const struct sm_api_call *c, struct sm_api_respo
 		if (!body)
 			return -ENOMEM;
 		*ret = (struct sm_api_response){
-			.status = 200,
-			.content_type = SM_API_CT_JSON,
-			.body = body,
-			.body_len = strlen(body),
-			.route = c->route->name,
+		    .status = 200,
+		    .content_type = SM_API_CT_JSON,
+		    .body = body,
+		    .body_len = strlen(body),
+		    .route = c->route->name,
 		};
 		return 0;
 	}
 	return sm_api_status(404, "NotFound", "the server could not find the requested resource",
-			     ret);
+	                     ret);
 }

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* external.metrics.k8s.io/v1beta1: the namespaces/NS/METRIC route and the
  * ExternalMetricValueList encoding (k8s-metrics-api.md §2.3, §3.3). */
-#include "scalemetrics/api.h"
+#include "api-internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
-#include "api-internal.h"
+#include "scalemetrics/api.h"
 #include "scalemetrics/query.h"
 #include "scalemetrics/selector.h"
 
@@ -19,15 +19,16 @@ static bool encode_item(cJSON *items, const struct sm_query_item *it, int64_t no
 	cJSON *labels;
 	bool ok;
 
-	sm_api_format_timestamp(it->timestamp_wall_ms > 0 ? it->timestamp_wall_ms : now_wall_ms,
-				ts, sizeof(ts));
+	sm_api_format_timestamp(it->timestamp_wall_ms > 0 ? it->timestamp_wall_ms : now_wall_ms, ts,
+	                        sizeof(ts));
 	ok = cJSON_AddItemToArray(items, o) &&
 	     cJSON_AddStringToObject(o, "metricName", it->metric ? it->metric : "");
 	labels = ok ? cJSON_AddObjectToObject(o, "metricLabels") : NULL;
 	ok = ok && labels;
 	for (size_t i = 0; i < it->n_labels && ok; i++)
-		ok = cJSON_AddStringToObject(labels, it->labels[i].name,
-					     it->labels[i].value ? it->labels[i].value : "") != NULL;
+		ok =
+		    cJSON_AddStringToObject(labels, it->labels[i].name,
+		                            it->labels[i].value ? it->labels[i].value : "") != NULL;
 	ok = ok && cJSON_AddStringToObject(o, "timestamp", ts) &&
 	     (it->window_s == 0 || cJSON_AddNumberToObject(o, "window", it->window_s)) &&
 	     sm_api_add_quantity(o, "value", it->value);
@@ -35,7 +36,7 @@ static bool encode_item(cJSON *items, const struct sm_query_item *it, int64_t no
 }
 
 int sm_api_external_encode(const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
-			   size_t *ret_len)
+                           size_t *ret_len)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON *items;
@@ -68,14 +69,14 @@ int sm_api_handle_external(const struct sm_api_call *c, struct sm_api_response *
 	struct sm_selector *sel = NULL;
 	struct sm_error err = {0};
 	struct sm_query q = {
-		.kind = SM_QUERY_EXTERNAL,
-		.now_mono_ms = c->req->now_mono_ms,
+	    .kind = SM_QUERY_EXTERNAL,
+	    .now_mono_ms = c->req->now_mono_ms,
 	};
 	int r;
 
 	if (c->n_segs != 3 || strcmp(c->segs[0], "namespaces") != 0)
 		return sm_api_status(404, "NotFound",
-				     "the server could not find the requested resource", ret);
+		                     "the server could not find the requested resource", ret);
 	q.namespace = c->segs[1];
 	q.metric = c->segs[2];
 	if (c->label_selector) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* URL routing: the route table (also the source of the discovery documents), path and
  * query decoding, method and Accept checks, and the health endpoints. */
-#include "scalemetrics/api.h"
+#include "api-internal.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api-internal.h"
+#include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/store.h"
 
@@ -25,145 +25,145 @@ static int handle_readyz(const struct sm_api_call *c, struct sm_api_response *re
 
 /* First match wins. Versions of a group are listed in preference order. */
 static const struct sm_api_route routes[] = {
-	{
-		.name = "discovery",
-		.segs = {"apis"},
-		.n_segs = 1,
-		.json = true,
-		.handler = sm_api_handle_group_list,
-	},
-	{
-		.name = "discovery",
-		.segs = {"apis", CUSTOM},
-		.n_segs = 2,
-		.group = CUSTOM,
-		.kind = SM_API_CUSTOM,
-		.json = true,
-		.handler = sm_api_handle_group,
-	},
-	{
-		.name = "discovery",
-		.segs = {"apis", CUSTOM, "v1beta2"},
-		.n_segs = 3,
-		.group = CUSTOM,
-		.version = "v1beta2",
-		.kind = SM_API_CUSTOM,
-		.json = true,
-		.handler = sm_api_handle_resource_list,
-	},
-	{
-		.name = "custom",
-		.segs = {"apis", CUSTOM, "v1beta2"},
-		.n_segs = 3,
-		.min_extra = 1,
-		.max_extra = MAX_SEGS,
-		.group = CUSTOM,
-		.version = "v1beta2",
-		.kind = SM_API_CUSTOM,
-		.json = true,
-		.handler = sm_api_handle_custom,
-	},
-	{
-		.name = "discovery",
-		.segs = {"apis", CUSTOM, "v1beta1"},
-		.n_segs = 3,
-		.group = CUSTOM,
-		.version = "v1beta1",
-		.kind = SM_API_CUSTOM,
-		.json = true,
-		.handler = sm_api_handle_resource_list,
-	},
-	{
-		.name = "custom",
-		.segs = {"apis", CUSTOM, "v1beta1"},
-		.n_segs = 3,
-		.min_extra = 1,
-		.max_extra = MAX_SEGS,
-		.group = CUSTOM,
-		.version = "v1beta1",
-		.kind = SM_API_CUSTOM,
-		.json = true,
-		.handler = sm_api_handle_custom,
-	},
-	{
-		.name = "discovery",
-		.segs = {"apis", EXTERNAL},
-		.n_segs = 2,
-		.group = EXTERNAL,
-		.kind = SM_API_EXTERNAL,
-		.json = true,
-		.handler = sm_api_handle_group,
-	},
-	{
-		.name = "discovery",
-		.segs = {"apis", EXTERNAL, "v1beta1"},
-		.n_segs = 3,
-		.group = EXTERNAL,
-		.version = "v1beta1",
-		.kind = SM_API_EXTERNAL,
-		.json = true,
-		.handler = sm_api_handle_resource_list,
-	},
-	{
-		.name = "external",
-		.segs = {"apis", EXTERNAL, "v1beta1"},
-		.n_segs = 3,
-		.min_extra = 1,
-		.max_extra = MAX_SEGS,
-		.group = EXTERNAL,
-		.version = "v1beta1",
-		.kind = SM_API_EXTERNAL,
-		.json = true,
-		.handler = sm_api_handle_external,
-	},
-	{
-		.name = "health",
-		.segs = {"healthz"},
-		.n_segs = 1,
-		.handler = handle_health,
-	},
-	{
-		.name = "health",
-		.segs = {"livez"},
-		.n_segs = 1,
-		.handler = handle_health,
-	},
-	{
-		.name = "health",
-		.segs = {"readyz"},
-		.n_segs = 1,
-		.handler = handle_readyz,
-	},
-	{
-		.name = "version",
-		.segs = {"version"},
-		.n_segs = 1,
-		.json = true,
-		.handler = sm_api_handle_version,
-	},
-	{
-		.name = "openapi",
-		.segs = {"openapi", "v2"},
-		.n_segs = 2,
-		.json = true,
-		.handler = sm_api_handle_openapi_v2,
-	},
-	{
-		.name = "openapi",
-		.segs = {"openapi", "v3"},
-		.n_segs = 2,
-		.json = true,
-		.handler = sm_api_handle_openapi_v3,
-	},
-	{
-		.name = "openapi",
-		.segs = {"openapi", "v3", "apis"},
-		.n_segs = 3,
-		.min_extra = 2,
-		.max_extra = 2,
-		.json = true,
-		.handler = sm_api_handle_openapi_v3_gv,
-	},
+    {
+        .name = "discovery",
+        .segs = {"apis"},
+        .n_segs = 1,
+        .json = true,
+        .handler = sm_api_handle_group_list,
+    },
+    {
+        .name = "discovery",
+        .segs = {"apis", CUSTOM},
+        .n_segs = 2,
+        .group = CUSTOM,
+        .kind = SM_API_CUSTOM,
+        .json = true,
+        .handler = sm_api_handle_group,
+    },
+    {
+        .name = "discovery",
+        .segs = {"apis", CUSTOM, "v1beta2"},
+        .n_segs = 3,
+        .group = CUSTOM,
+        .version = "v1beta2",
+        .kind = SM_API_CUSTOM,
+        .json = true,
+        .handler = sm_api_handle_resource_list,
+    },
+    {
+        .name = "custom",
+        .segs = {"apis", CUSTOM, "v1beta2"},
+        .n_segs = 3,
+        .min_extra = 1,
+        .max_extra = MAX_SEGS,
+        .group = CUSTOM,
+        .version = "v1beta2",
+        .kind = SM_API_CUSTOM,
+        .json = true,
+        .handler = sm_api_handle_custom,
+    },
+    {
+        .name = "discovery",
+        .segs = {"apis", CUSTOM, "v1beta1"},
+        .n_segs = 3,
+        .group = CUSTOM,
+        .version = "v1beta1",
+        .kind = SM_API_CUSTOM,
+        .json = true,
+        .handler = sm_api_handle_resource_list,
+    },
+    {
+        .name = "custom",
+        .segs = {"apis", CUSTOM, "v1beta1"},
+        .n_segs = 3,
+        .min_extra = 1,
+        .max_extra = MAX_SEGS,
+        .group = CUSTOM,
+        .version = "v1beta1",
+        .kind = SM_API_CUSTOM,
+        .json = true,
+        .handler = sm_api_handle_custom,
+    },
+    {
+        .name = "discovery",
+        .segs = {"apis", EXTERNAL},
+        .n_segs = 2,
+        .group = EXTERNAL,
+        .kind = SM_API_EXTERNAL,
+        .json = true,
+        .handler = sm_api_handle_group,
+    },
+    {
+        .name = "discovery",
+        .segs = {"apis", EXTERNAL, "v1beta1"},
+        .n_segs = 3,
+        .group = EXTERNAL,
+        .version = "v1beta1",
+        .kind = SM_API_EXTERNAL,
+        .json = true,
+        .handler = sm_api_handle_resource_list,
+    },
+    {
+        .name = "external",
+        .segs = {"apis", EXTERNAL, "v1beta1"},
+        .n_segs = 3,
+        .min_extra = 1,
+        .max_extra = MAX_SEGS,
+        .group = EXTERNAL,
+        .version = "v1beta1",
+        .kind = SM_API_EXTERNAL,
+        .json = true,
+        .handler = sm_api_handle_external,
+    },
+    {
+        .name = "health",
+        .segs = {"healthz"},
+        .n_segs = 1,
+        .handler = handle_health,
+    },
+    {
+        .name = "health",
+        .segs = {"livez"},
+        .n_segs = 1,
+        .handler = handle_health,
+    },
+    {
+        .name = "health",
+        .segs = {"readyz"},
+        .n_segs = 1,
+        .handler = handle_readyz,
+    },
+    {
+        .name = "version",
+        .segs = {"version"},
+        .n_segs = 1,
+        .json = true,
+        .handler = sm_api_handle_version,
+    },
+    {
+        .name = "openapi",
+        .segs = {"openapi", "v2"},
+        .n_segs = 2,
+        .json = true,
+        .handler = sm_api_handle_openapi_v2,
+    },
+    {
+        .name = "openapi",
+        .segs = {"openapi", "v3"},
+        .n_segs = 2,
+        .json = true,
+        .handler = sm_api_handle_openapi_v3,
+    },
+    {
+        .name = "openapi",
+        .segs = {"openapi", "v3", "apis"},
+        .n_segs = 3,
+        .min_extra = 2,
+        .max_extra = 2,
+        .json = true,
+        .handler = sm_api_handle_openapi_v3_gv,
+    },
 };
 
 const struct sm_api_route *sm_api_routes(size_t *ret_n)
@@ -216,7 +216,7 @@ static int percent_decode(char *s, bool plus_is_space)
 /* Splits path into decoded segments inside *ret_buf. -EINVAL: malformed (message in err),
  * -E2BIG: too deep to match anything, -ENOMEM. */
 static int split_path(const char *path, char **ret_buf, char **segs, size_t *ret_n,
-		      struct sm_error *err)
+                      struct sm_error *err)
 {
 	char *buf = NULL;
 	size_t n = 0, len;
@@ -235,10 +235,8 @@ static int split_path(const char *path, char **ret_buf, char **segs, size_t *ret
 	if (len > 0 && buf[len - 1] == '/')
 		buf[len - 1] = '\0';
 
-	p = buf;
-	if (*buf == '\0')
-		goto done;
-	for (;;) {
+	/* "/" has no segments. */
+	for (p = *buf ? buf : NULL; p;) {
 		char *slash = strchr(p, '/');
 
 		if (n == MAX_SEGS) {
@@ -252,23 +250,16 @@ static int split_path(const char *path, char **ret_buf, char **segs, size_t *ret
 			r = -EINVAL;
 			goto out;
 		}
+		/* After the split, so an encoded '/' stays inside its segment. */
 		if (percent_decode(p, false) < 0) {
 			sm_error_set(err, "invalid request path: invalid percent-encoding in '%s'",
-				     p);
-			r = -EINVAL;
-			goto out;
-		}
-		if (*p == '\0') {
-			sm_error_set(err, "invalid request path: empty path segment");
+			             p);
 			r = -EINVAL;
 			goto out;
 		}
 		segs[n++] = p;
-		if (!slash)
-			break;
-		p = slash + 1;
+		p = slash ? slash + 1 : NULL;
 	}
-done:
 	*ret_buf = buf;
 	*ret_n = n;
 	buf = NULL;
@@ -281,7 +272,7 @@ out:
 /* Form-decodes the query into *ret_buf and points the call at the parameters we know.
  * First value wins; unknown parameters are ignored. -EINVAL (message in err), -ENOMEM. */
 static int parse_query(const char *query, char **ret_buf, struct sm_api_call *c,
-		       struct sm_error *err)
+                       struct sm_error *err)
 {
 	char *buf;
 	char *p;
@@ -316,8 +307,8 @@ static int parse_query(const char *query, char **ret_buf, struct sm_api_call *c,
 			char *value = eq ? eq + 1 : p + strlen(p);
 
 			if (percent_decode(value, true) < 0) {
-				sm_error_set(err, "invalid query parameter %s: invalid percent-encoding",
-					     p);
+				sm_error_set(
+				    err, "invalid query parameter %s: invalid percent-encoding", p);
 				return -EINVAL;
 			}
 			*target = value;
@@ -444,8 +435,8 @@ static int handle_readyz(const struct sm_api_call *c, struct sm_api_response *re
 		const char *name = snap->source && snap->source->name ? snap->source->name : "?";
 
 		if (!snap->has_completed) {
-			int w = snprintf(text + len, sizeof(text) - len, "%s '%s'", k ? "," : "",
-					 name);
+			int w =
+			    snprintf(text + len, sizeof(text) - len, "%s '%s'", k ? "," : "", name);
 
 			k++;
 			len += w > 0 ? (size_t)w : 0;
@@ -456,7 +447,7 @@ static int handle_readyz(const struct sm_api_call *c, struct sm_api_response *re
 }
 
 int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request *req,
-		  struct sm_api_response *ret)
+                  struct sm_api_response *ret)
 {
 	struct sm_error err = {0};
 	char *segs[MAX_SEGS];
@@ -469,8 +460,8 @@ int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request 
 
 	if (!method_allowed(req->method)) {
 		r = sm_api_status(405, "MethodNotAllowed",
-				  "the server does not allow this method on the requested resource",
-				  ret);
+		                  "the server does not allow this method on the requested resource",
+		                  ret);
 		goto out;
 	}
 	r = split_path(req->path, &pathbuf, segs, &n, &err);
@@ -483,15 +474,15 @@ int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request 
 	else if (r != -E2BIG)
 		goto out;
 	if (!rt) {
-		r = sm_api_status(404, "NotFound", "the server could not find the requested resource",
-				  ret);
+		r = sm_api_status(404, "NotFound",
+		                  "the server could not find the requested resource", ret);
 		goto out;
 	}
 	if (rt->json && !accept_allows_json(req->accept)) {
 		r = sm_api_status(406, "NotAcceptable",
-				  "the server was unable to respond with a content type that the "
-				  "client supports",
-				  ret);
+		                  "the server was unable to respond with a content type that the "
+		                  "client supports",
+		                  ret);
 		goto out;
 	}
 	r = parse_query(req->query, &querybuf, &call, &err);
@@ -507,9 +498,12 @@ int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request 
 	call.n_segs = n - rt->n_segs;
 	r = rt->handler(&call, ret);
 out:
-	if (r == -ENOMEM)
-		r = sm_api_status(500, "InternalError", "Internal error occurred: out of memory",
-				  ret);
+	/* Handlers answer every expected failure with a Status; anything left is ours. */
+	if (r < 0)
+		r = sm_api_status(500, "InternalError",
+		                  r == -ENOMEM ? "Internal error occurred: out of memory"
+		                               : "Internal error occurred",
+		                  ret);
 	if (r == 0 && rt)
 		ret->route = rt->name;
 	free(pathbuf);

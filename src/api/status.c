@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* metav1.Status failure documents, the mapping from error codes to them, and the small
  * helpers that turn a document or a text into a response. */
-#include "scalemetrics/api.h"
+#include "api-internal.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api-internal.h"
+#include "scalemetrics/api.h"
 
 void sm_api_response_done(struct sm_api_response *r)
 {
@@ -20,12 +20,12 @@ void sm_api_response_done(struct sm_api_response *r)
 }
 
 static void response_reset(struct sm_api_response *ret, int status, const char *content_type,
-			   const char *route)
+                           const char *route)
 {
 	*ret = (struct sm_api_response){
-		.status = status,
-		.content_type = content_type,
-		.route = route,
+	    .status = status,
+	    .content_type = content_type,
+	    .route = route,
 	};
 }
 
@@ -86,7 +86,7 @@ int sm_api_respond_json(const struct cJSON *doc, const char *route, struct sm_ap
 }
 
 int sm_api_respond_text(int status, const char *text, const char *route,
-			struct sm_api_response *ret)
+                        struct sm_api_response *ret)
 {
 	char *body = strdup(text);
 

@@ -340,7 +340,8 @@ static int parse_rule(struct sm_config_parser *p, const struct sm_config_node *i
 	r->window_ms = -1;
 	r1 = sm_config_parse_mapping(p, item, rule_keys, sizeof(rule_keys) / sizeof(rule_keys[0]),
 	                             r, "queue rule");
-	if (r1 < 0)
+	/* Go on checking what did parse: every problem is reported at once. */
+	if (r1 == -ENOMEM)
 		return r1;
 	r->has_object = sm_config_node_get(p, item, "object") != NULL;
 	if (!r->label) {
@@ -349,7 +350,7 @@ static int parse_rule(struct sm_config_parser *p, const struct sm_config_node *i
 			return -ENOMEM;
 	}
 
-	if (!metric_name_is_valid(r->metric))
+	if (r->metric && !metric_name_is_valid(r->metric))
 		r1 = sm_config_report(p, sm_config_node_get(p, item, "metric"),
 		                      "invalid metric name '%s': expected [a-zA-Z_:][a-zA-Z0-9_:]*",
 		                      r->metric);
@@ -357,7 +358,7 @@ static int parse_rule(struct sm_config_parser *p, const struct sm_config_node *i
 		r1 = sm_config_report(p, sm_config_node_get(p, item, "label"),
 		                      "invalid label name '%s'", r->label);
 	n = sm_config_node_get(p, item, "keys");
-	if (r->keys.n == 0)
+	if (n && r->keys.n == 0)
 		r1 = sm_config_report(p, n, "keys: at least one key or glob is required");
 	for (size_t i = 0; i < r->keys.n; i++) {
 		if (!*r->keys.v[i])

@@ -1,3 +1,965 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/* The HTTPS server: libmicrohttpd (GnuTLS inside) with the serving certificate taken per
+ * handshake from a pair that a watcher thread reloads when its files change, the limits from
+ * the config, and every request handed to the pure API layer (sm_api_handle).
+ *
+ * Design:
+ * - Threads: MHD's internal pool (POOL_THREADS) runs handshakes and requests; one watcher
+ *   thread (only with cert_file/key_file) stats both files every second. main() starts and
+ *   stops the server.
+ * - Certificates: every handshake calls retrieve_cert(), which reads s->current with one
+ *   atomic load. The watcher builds a new struct creds completely, then publishes it with one
+ *   atomic store. Retired credentials are never freed before sm_http_server_stop(): a
+ *   handshake that loaded the old pointer may still be using it, and rotations are rare
+ *   (cert-manager renews every few weeks; re-touched files with an unchanged certificate
+ *   do not add credentials), so keeping them costs a few kilobytes per rotation.
+ * - Requests: the URI log callback runs once per request, before MHD percent-decodes
+ *   anything, and keeps the raw request target (the API layer decodes path and query
+ *   itself); the completion callback frees it. A counter of requests in flight lets
+ *   stop() drain: stop accepting, wait for those requests to finish (bounded), then close
+ *   the remaining (idle keep-alive) connections.
+ */
 #include "scalemetrics/http.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+
+#include "scalemetrics/api.h"
+#include "scalemetrics/config.h"
+#include "scalemetrics/log.h"
+#include "scalemetrics/number.h"
+#include "scalemetrics/store.h"
+#include "scalemetrics/tls.h"
+
+#define LOG_CTX "http"
+/* Request targets longer than this get 414 (a Status document). */
+#define URL_MAX 8192
+/* Certificates in the served chain (leaf plus intermediates). */
+#define CHAIN_MAX 16
+#define POOL_THREADS 2u
+/* TLS 1.2 and 1.3 only; MHD advertises only http/1.1 and http/1.0 in ALPN, never h2. */
+#define HTTPS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* Request line plus headers are limited to max_header_bytes by on_request() (431, a Status
+ * document). MHD keeps them in a per-connection memory pool that also holds its header
+ * records and the response header; the pool is sized well above the limit so that requests
+ * somewhat over it still reach on_request() and get a clear answer. Far bigger ones fill the
+ * pool and MHD answers 431 itself (an HTML body; 414 if the request line alone is that big). */
+#define POOL_SIZE(max_header_bytes) ((size_t)(max_header_bytes) * 2 + 8192)
+/* Request bodies (no route takes one) are read and dropped up to this size. */
+#define BODY_DISCARD_MAX (64 * 1024)
+#define WATCH_INTERVAL_MS 1000
+/* How long stop() waits for requests in flight before closing everything. */
+#define DRAIN_MAX_MS 10000
+
+/* One serving certificate chain and key, as GnuTLS wants them. Immutable once published. */
+struct creds {
+	gnutls_pcert_st pcerts[CHAIN_MAX];
+	unsigned int n_pcerts;
+	gnutls_privkey_t key;
+	char fingerprint[96];
+	struct creds *older; /* every credential ever published, newest first */
+};
+
+/* What identifies a file's content without reading it (stat follows symlinks, so a
+ * Kubernetes secret volume swapping its ..data link shows up as a new inode). */
+struct file_id {
+	bool present;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim;
+	struct timespec ctim;
+};
+
+/* One HTTP request, from the URI log callback to the completion callback. */
+struct request {
+	int64_t start_mono_ms;
+	char *target; /* the raw request target; NULL when longer than URL_MAX */
+	size_t target_len;
+	size_t body_bytes; /* request body read and dropped so far */
+	bool headers_seen;
+	bool answered;
+};
+
+struct sm_http_server {
+	struct MHD_Daemon *daemon;
+	const struct sm_api_context *api;
+	char *cert_file; /* NULL: self-signed */
+	char *key_file;
+	_Atomic(struct creds *) current;
+	struct creds *creds; /* list of all of them; written by start and the watcher only */
+
+	pthread_mutex_t lock; /* guards stopping, with cond */
+	pthread_cond_t cond;
+	bool sync_init;
+	bool stopping;
+	bool watcher_started;
+	pthread_t watcher;
+	/* Watcher thread only (after start). */
+	struct file_id cert_id, key_id;         /* the pair being served */
+	struct file_id bad_cert_id, bad_key_id; /* the last pair that failed (reported once) */
+
+	size_t max_header_bytes;
+	atomic_bool draining;
+	atomic_uint_fast64_t in_flight;
+	int64_t drain_max_ms;
+	char address[128]; /* "127.0.0.1:6443", "[::1]:6443", for logs */
+};
+
+/* ---- listen address ---- */
+
+struct listen_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool v6;
+	bool any; /* a wildcard address */
+};
+
+static int parse_port(const char *s, uint16_t *ret)
+{
+	uint64_t v;
+
+	if (sm_number_parse_uint64(s, &v) < 0 || v > 65535)
+		return -EINVAL;
+	*ret = (uint16_t)v;
+	return 0;
+}
+
+/* "host:port", "[v6]:port", ":port" (all IPv4 interfaces). Host names are resolved once. */
+static int parse_listen(const char *listen, struct listen_addr *ret, struct sm_error *reterr)
+{
+	struct listen_addr a = {0};
+	char host[256];
+	const char *port_s;
+	const char *colon;
+	size_t host_len;
+	uint16_t port;
+	bool bracketed = false;
+	int r;
+
+	if (!listen || listen[0] == '\0') {
+		sm_error_set(reterr, "empty listen address");
+		return -EINVAL;
+	}
+	if (listen[0] == '[') {
+		const char *end = strchr(listen, ']');
+
+		if (!end || end[1] != ':') {
+			sm_error_set(reterr, "listen address '%s': expected [IPv6]:port", listen);
+			return -EINVAL;
+		}
+		host_len = (size_t)(end - listen - 1);
+		if (host_len >= sizeof(host))
+			goto bad;
+		memcpy(host, listen + 1, host_len);
+		port_s = end + 2;
+		bracketed = true;
+	} else {
+		colon = strrchr(listen, ':');
+		if (!colon) {
+			sm_error_set(reterr, "listen address '%s': expected host:port", listen);
+			return -EINVAL;
+		}
+		host_len = (size_t)(colon - listen);
+		if (host_len >= sizeof(host))
+			goto bad;
+		memcpy(host, listen, host_len);
+		port_s = colon + 1;
+	}
+	host[host_len] = '\0';
+	if (parse_port(port_s, &port) < 0) {
+		sm_error_set(reterr, "listen address '%s': bad port '%s' (0-65535)", listen,
+			     port_s);
+		return -EINVAL;
+	}
+
+	if (bracketed) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
+
+		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
+			sm_error_set(reterr, "listen address '%s': '%s' is not an IPv6 address",
+				     listen, host);
+			return -EINVAL;
+		}
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		a.len = sizeof(*in6);
+		a.v6 = true;
+		a.any = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+	} else if (strchr(host, ':')) {
+		sm_error_set(reterr, "listen address '%s': write IPv6 addresses in brackets, "
+				     "like [::1]:6443", listen);
+		return -EINVAL;
+	} else {
+		struct sockaddr_in *in4 = (struct sockaddr_in *)&a.ss;
+
+		if (host[0] == '\0') {
+			in4->sin_addr.s_addr = htonl(INADDR_ANY);
+		} else if (inet_pton(AF_INET, host, &in4->sin_addr) != 1) {
+			struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+			struct addrinfo *res = NULL;
+
+			r = getaddrinfo(host, NULL, &hints, &res);
+			if (r != 0 || !res) {
+				sm_error_set(reterr, "listen address '%s': cannot resolve '%s': %s",
+					     listen, host, gai_strerror(r));
+				return -EINVAL;
+			}
+			if (res->ai_family == AF_INET6) {
+				struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
+
+				memcpy(in6, res->ai_addr, sizeof(*in6));
+				in6->sin6_port = htons(port);
+				a.len = sizeof(*in6);
+				a.v6 = true;
+				freeaddrinfo(res);
+				*ret = a;
+				return 0;
+			}
+			memcpy(in4, res->ai_addr, sizeof(*in4));
+			freeaddrinfo(res);
+		}
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(port);
+		a.len = sizeof(*in4);
+		a.any = in4->sin_addr.s_addr == htonl(INADDR_ANY);
+	}
+	*ret = a;
+	return 0;
+bad:
+	sm_error_set(reterr, "listen address '%s' is too long", listen);
+	return -EINVAL;
+}
+
+static void format_address(const struct sockaddr_storage *ss, uint16_t port, char *buf,
+			   size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET6) {
+		(void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host,
+				sizeof(host));
+		(void)snprintf(buf, len, "[%s]:%u", host, port);
+	} else {
+		(void)inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host,
+				sizeof(host));
+		(void)snprintf(buf, len, "%s:%u", host, port);
+	}
+}
+
+/* ---- credentials ---- */
+
+static void creds_free(struct creds *c)
+{
+	if (!c)
+		return;
+	for (unsigned int i = 0; i < c->n_pcerts; i++)
+		gnutls_pcert_deinit(&c->pcerts[i]);
+	if (c->key)
+		gnutls_privkey_deinit(c->key);
+	free(c);
+}
+
+static int creds_new(const struct sm_tls_pem *pem, struct creds **ret, struct sm_error *reterr)
+{
+	struct creds *c = NULL;
+	gnutls_datum_t d;
+	unsigned int n = CHAIN_MAX;
+	int r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		sm_error_set(reterr, "out of memory");
+		return -ENOMEM;
+	}
+	d = (gnutls_datum_t){.data = (unsigned char *)pem->cert_pem,
+			     .size = (unsigned int)strlen(pem->cert_pem)};
+	r = gnutls_pcert_list_import_x509_raw(c->pcerts, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+	if (r < 0) {
+		sm_error_set(reterr, "GnuTLS cannot use the certificate chain (at most %d): %s",
+			     CHAIN_MAX, gnutls_strerror(r));
+		r = -EINVAL;
+		goto out;
+	}
+	c->n_pcerts = n;
+	r = gnutls_privkey_init(&c->key);
+	if (r < 0) {
+		c->key = NULL;
+		sm_error_set(reterr, "GnuTLS: %s", gnutls_strerror(r));
+		r = -ENOMEM;
+		goto out;
+	}
+	d = (gnutls_datum_t){.data = (unsigned char *)pem->key_pem,
+			     .size = (unsigned int)strlen(pem->key_pem)};
+	r = gnutls_privkey_import_x509_raw(c->key, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (r < 0) {
+		sm_error_set(reterr, "GnuTLS cannot use the private key: %s", gnutls_strerror(r));
+		r = -EINVAL;
+		goto out;
+	}
+	memcpy(c->fingerprint, pem->fingerprint_sha256, sizeof(c->fingerprint));
+	*ret = c;
+	c = NULL;
+	r = 0;
+out:
+	creds_free(c);
+	return r;
+}
+
+static void publish_creds(struct sm_http_server *s, struct creds *c)
+{
+	c->older = s->creds;
+	s->creds = c;
+	atomic_store(&s->current, c);
+}
+
+/* GnuTLS asks for the serving certificate during each handshake. The session's pointer is
+ * MHD's connection, whose socket context on_connection() set to the server. */
+static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+			 gnutls_pcert_st **pcert, unsigned int *pcert_length,
+			 gnutls_privkey_t *privkey)
+{
+	struct MHD_Connection *conn = gnutls_session_get_ptr(session);
+	const union MHD_ConnectionInfo *info;
+	struct sm_http_server *s;
+	struct creds *c;
+
+	(void)req_ca_rdn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	if (!conn)
+		return -1;
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (!info || !info->socket_context)
+		return -1;
+	s = info->socket_context;
+	c = atomic_load(&s->current);
+	*pcert = c->pcerts;
+	*pcert_length = c->n_pcerts;
+	*privkey = c->key;
+	return 0;
+}
+
+/* ---- certificate files watcher ---- */
+
+static void file_id_get(const char *path, struct file_id *ret)
+{
+	struct stat st;
+
+	*ret = (struct file_id){0};
+	if (stat(path, &st) < 0)
+		return;
+	*ret = (struct file_id){
+		.present = true,
+		.dev = st.st_dev,
+		.ino = st.st_ino,
+		.size = st.st_size,
+		.mtim = st.st_mtim,
+		.ctim = st.st_ctim,
+	};
+}
+
+static bool file_id_eq(const struct file_id *a, const struct file_id *b)
+{
+	return a->present == b->present && a->dev == b->dev && a->ino == b->ino &&
+	       a->size == b->size && a->mtim.tv_sec == b->mtim.tv_sec &&
+	       a->mtim.tv_nsec == b->mtim.tv_nsec && a->ctim.tv_sec == b->ctim.tv_sec &&
+	       a->ctim.tv_nsec == b->ctim.tv_nsec;
+}
+
+/* Loads cert_file/key_file into new credentials. */
+static int load_creds(const char *cert_file, const char *key_file, struct creds **ret,
+		      struct sm_error *reterr)
+{
+	struct sm_tls_pem pem = {0};
+	int r;
+
+	r = sm_tls_load_files(cert_file, key_file, &pem, reterr);
+	if (r < 0)
+		return r;
+	r = creds_new(&pem, ret, reterr);
+	sm_tls_pem_done(&pem);
+	return r;
+}
+
+static void check_files(struct sm_http_server *s)
+{
+	struct file_id cert_id, key_id;
+	struct creds *c = NULL;
+	struct creds *cur;
+	struct sm_error err = {0};
+	int r;
+
+	file_id_get(s->cert_file, &cert_id);
+	file_id_get(s->key_file, &key_id);
+	if (file_id_eq(&cert_id, &s->cert_id) && file_id_eq(&key_id, &s->key_id))
+		return;
+	if (file_id_eq(&cert_id, &s->bad_cert_id) && file_id_eq(&key_id, &s->bad_key_id))
+		return; /* this very pair failed already and was reported */
+
+	cur = atomic_load(&s->current);
+	r = load_creds(s->cert_file, s->key_file, &c, &err);
+	if (r < 0) {
+		s->bad_cert_id = cert_id;
+		s->bad_key_id = key_id;
+		sm_log_error(LOG_CTX,
+			     "reloading the serving certificate failed: %s; keeping the current "
+			     "one (sha256 fingerprint %s)",
+			     err.message, cur->fingerprint);
+		return;
+	}
+	s->cert_id = cert_id;
+	s->key_id = key_id;
+	s->bad_cert_id = (struct file_id){0};
+	s->bad_key_id = (struct file_id){0};
+	if (strcmp(c->fingerprint, cur->fingerprint) == 0) {
+		/* Touched or rewritten with the same content: nothing to swap. */
+		creds_free(c);
+		return;
+	}
+	publish_creds(s, c);
+	sm_log_info(LOG_CTX,
+		    "reloaded serving certificate from '%s', sha256 fingerprint %s (was %s)",
+		    s->cert_file, c->fingerprint, cur->fingerprint);
+}
+
+static void *watch_files(void *arg)
+{
+	struct sm_http_server *s = arg;
+	struct timespec deadline;
+
+	(void)pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		(void)clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_nsec += (long)(WATCH_INTERVAL_MS % 1000) * 1000000L;
+		deadline.tv_sec += WATCH_INTERVAL_MS / 1000 + deadline.tv_nsec / 1000000000L;
+		deadline.tv_nsec %= 1000000000L;
+		while (!s->stopping &&
+		       pthread_cond_timedwait(&s->cond, &s->lock, &deadline) != ETIMEDOUT)
+			;
+		if (s->stopping)
+			break;
+		(void)pthread_mutex_unlock(&s->lock);
+		check_files(s);
+		(void)pthread_mutex_lock(&s->lock);
+	}
+	(void)pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* ---- MHD callbacks ---- */
+
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	size_t n;
+
+	(void)cls;
+	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	sm_log_info(LOG_CTX, "libmicrohttpd: %s", buf);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	(void)conn;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		*socket_context = cls;
+}
+
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct sm_http_server *s = cls;
+	struct request *rq;
+
+	(void)conn;
+	rq = calloc(1, sizeof(*rq));
+	if (!rq)
+		return NULL;
+	rq->start_mono_ms = sm_time_mono_ms();
+	rq->target_len = strlen(uri);
+	if (rq->target_len <= URL_MAX) {
+		rq->target = strdup(uri);
+		if (!rq->target) {
+			free(rq);
+			return NULL;
+		}
+	}
+	atomic_fetch_add(&s->in_flight, 1);
+	return rq;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct sm_http_server *s = cls;
+	struct request *rq = *con_cls;
+
+	(void)conn;
+	if (!rq)
+		return;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		sm_log_debug(LOG_CTX, "request ended before its response was sent (%s)",
+			     toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+			     : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN
+				     ? "shutdown"
+				     : "error or closed by client");
+	free(rq->target);
+	free(rq);
+	*con_cls = NULL;
+	atomic_fetch_sub(&s->in_flight, 1);
+}
+
+static bool add_header(struct MHD_Response *r, const char *name, const char *value)
+{
+	return MHD_add_response_header(r, name, value) == MHD_YES;
+}
+
+/* Queues resp (taking its body). */
+static enum MHD_Result send_response(struct sm_http_server *s, struct MHD_Connection *conn,
+				     struct sm_api_response *resp)
+{
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+	bool ok;
+
+	if (resp->body) {
+		mr = MHD_create_response_from_buffer(resp->body_len, resp->body,
+						     MHD_RESPMEM_MUST_FREE);
+		if (mr)
+			resp->body = NULL; /* MHD frees it */
+	} else {
+		mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	}
+	if (!mr)
+		return MHD_NO; /* out of memory: MHD closes the connection */
+	ok = (!resp->content_type ||
+	      add_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type)) &&
+	     add_header(mr, "X-Content-Type-Options", "nosniff") &&
+	     /* Every answer is live state (metric values, health, staleness errors). */
+	     add_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (ok && atomic_load(&s->draining))
+		ok = add_header(mr, MHD_HTTP_HEADER_CONNECTION, "close");
+	if (!ok) {
+		MHD_destroy_response(mr);
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(conn, (unsigned int)resp->status, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
+static void split_target(char *target, const char **ret_path, const char **ret_query)
+{
+	const char *path = target;
+	char *q;
+
+	/* absolute-form (RFC 9112 3.2.2): skip scheme and authority */
+	if (strncasecmp(path, "https://", 8) == 0 || strncasecmp(path, "http://", 7) == 0) {
+		const char *slash = strchr(strstr(path, "://") + 3, '/');
+
+		path = slash ? slash : "/";
+	}
+	q = strchr(target, '?');
+	if (q) {
+		*q = '\0';
+		*ret_query = q + 1;
+	} else {
+		*ret_query = NULL;
+	}
+	if (q && path > q)
+		path = "/"; /* "http://host?x": the '?' was in the authority part */
+	*ret_path = path;
+}
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	size_t *n = cls;
+
+	(void)kind;
+	*n += strlen(key) + 2 + (value ? strlen(value) : 0) + 2; /* "key: value\r\n" */
+	return MHD_YES;
+}
+
+/* Bytes of the request line and headers as sent (give or take whitespace). */
+static size_t header_bytes(struct MHD_Connection *conn, const struct request *rq,
+			   const char *method, const char *version)
+{
+	size_t n = strlen(method) + 1 + rq->target_len + 1 + strlen(version) + 2 + 2;
+
+	(void)MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &n);
+	return n;
+}
+
+/* A declared body larger than we read: answer before it arrives. */
+static bool body_too_big(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t n;
+
+	return cl && sm_number_parse_uint64(cl, &n) == 0 && n > BODY_DISCARD_MAX;
+}
+
+static enum MHD_Result answer(struct sm_http_server *s, struct MHD_Connection *conn,
+			     struct request *rq, const char *method, bool headers_too_big)
+{
+	struct sm_api_response resp = {0};
+	struct sm_api_request req = {0};
+	const char *path = "?";
+	enum MHD_Result ret;
+	int64_t now;
+	char msg[128];
+
+	rq->answered = true;
+	now = sm_time_mono_ms();
+	if (!rq->target) {
+		(void)snprintf(msg, sizeof(msg), "the request URI is longer than %d bytes",
+			       URL_MAX);
+		(void)sm_api_status(414, NULL, msg, &resp);
+	} else if (headers_too_big) {
+		(void)snprintf(msg, sizeof(msg),
+			       "the request line and headers are longer than %zu bytes",
+			       s->max_header_bytes);
+		(void)sm_api_status(431, NULL, msg, &resp);
+	} else {
+		req.method = method;
+		split_target(rq->target, &req.path, &req.query);
+		path = req.path;
+		req.accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							 MHD_HTTP_HEADER_ACCEPT);
+		req.now_mono_ms = now;
+		req.now_wall_ms = sm_time_wall_ms();
+		(void)sm_api_handle(s->api, &req, &resp);
+	}
+
+	ret = send_response(s, conn, &resp);
+	now = sm_time_mono_ms();
+	if (resp.status >= 500)
+		sm_log_info(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp.status,
+			    resp.reason ? resp.reason : "", now - rq->start_mono_ms);
+	else
+		sm_log_debug(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp.status,
+			     resp.route ? resp.route : "", now - rq->start_mono_ms);
+	sm_api_response_done(&resp);
+	return ret;
+}
+
+/* MHD calls this once when the headers are in, then once per piece of request body, then
+ * once more with nothing. It keeps a connection open only when the response is queued in
+ * that last call (queueing earlier makes MHD 0.9.75 close the connection after the
+ * response), so a GET is answered on its second call. Bodies are read and dropped, up to
+ * BODY_DISCARD_MAX; a bigger declared one is answered at once (and its connection closed),
+ * a bigger chunked one closes the connection. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct sm_http_server *s = cls;
+	struct request *rq = *con_cls;
+	struct sm_api_response resp = {0};
+	enum MHD_Result ret;
+
+	(void)url;
+	(void)upload_data;
+	if (!rq) {
+		/* The URI log callback ran out of memory. */
+		*upload_data_size = 0;
+		if (sm_api_status(500, "InternalError", "Internal error occurred: out of memory",
+				  &resp) < 0)
+			resp.content_type = NULL;
+		ret = send_response(s, conn, &resp);
+		sm_api_response_done(&resp);
+		return ret;
+	}
+	if (!rq->headers_seen) {
+		rq->headers_seen = true;
+		/* Answering now makes MHD close the connection after the response. */
+		if (header_bytes(conn, rq, method, version) > s->max_header_bytes)
+			return answer(s, conn, rq, method, true);
+		if (body_too_big(conn))
+			return answer(s, conn, rq, method, false);
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		rq->body_bytes += *upload_data_size;
+		*upload_data_size = 0;
+		if (rq->body_bytes > BODY_DISCARD_MAX) {
+			sm_log_debug(LOG_CTX, "%s request body over %d bytes, closing the connection",
+				     method, BODY_DISCARD_MAX);
+			return MHD_NO;
+		}
+		return MHD_YES;
+	}
+	if (rq->answered)
+		return MHD_YES;
+	return answer(s, conn, rq, method, false);
+}
+
+/* ---- start / stop ---- */
+
+static int setup_creds(struct sm_http_server *s, const struct sm_server_config *sc,
+		       const struct listen_addr *la, struct sm_error *reterr)
+{
+	struct sm_tls_pem pem = {0};
+	struct creds *c = NULL;
+	const char *names[2];
+	size_t n_names = 0;
+	char hostname[256];
+	char ip[INET6_ADDRSTRLEN];
+	int r;
+
+	if (!!sc->cert_file != !!sc->key_file) {
+		sm_error_set(reterr, "server.tls: give both cert_file and key_file, or neither");
+		return -EINVAL;
+	}
+	if (sc->cert_file) {
+		s->cert_file = strdup(sc->cert_file);
+		s->key_file = strdup(sc->key_file);
+		if (!s->cert_file || !s->key_file) {
+			sm_error_set(reterr, "out of memory");
+			return -ENOMEM;
+		}
+		/* Identify the files before reading them: a change while we read shows up at
+		 * the watcher's first look. */
+		file_id_get(s->cert_file, &s->cert_id);
+		file_id_get(s->key_file, &s->key_id);
+		r = load_creds(s->cert_file, s->key_file, &c, reterr);
+		if (r < 0)
+			return r;
+		publish_creds(s, c);
+		sm_log_info(LOG_CTX, "loaded serving certificate from '%s', sha256 fingerprint %s",
+			    s->cert_file, c->fingerprint);
+		return 0;
+	}
+
+	/* Self-signed: also valid for this host's name and a specific listen address. */
+	if (gethostname(hostname, sizeof(hostname)) == 0) {
+		hostname[sizeof(hostname) - 1] = '\0';
+		if (hostname[0] && strcmp(hostname, "localhost") != 0)
+			names[n_names++] = hostname;
+	}
+	if (!la->any) {
+		const void *addr = la->v6
+					   ? (const void *)&((const struct sockaddr_in6 *)&la->ss)->sin6_addr
+					   : (const void *)&((const struct sockaddr_in *)&la->ss)->sin_addr;
+
+		if (inet_ntop(la->v6 ? AF_INET6 : AF_INET, addr, ip, sizeof(ip)) &&
+		    strcmp(ip, "127.0.0.1") != 0 && strcmp(ip, "::1") != 0)
+			names[n_names++] = ip;
+	}
+	r = sm_tls_make_self_signed(names, n_names, &pem, reterr);
+	if (r < 0)
+		return r;
+	r = creds_new(&pem, &c, reterr);
+	sm_tls_pem_done(&pem);
+	if (r < 0)
+		return r;
+	publish_creds(s, c);
+	sm_log_info(LOG_CTX, "generated self-signed serving certificate, sha256 fingerprint %s",
+		    c->fingerprint);
+	return 0;
+}
+
+int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_context *api,
+			 struct sm_http_server **ret, struct sm_error *reterr)
+{
+	const struct sm_server_config *sc = &cfg->server;
+	struct sm_http_server *s = NULL;
+	struct listen_addr la;
+	pthread_condattr_t ca;
+	unsigned int flags;
+	unsigned int timeout_s;
+	size_t pool_size;
+	const union MHD_DaemonInfo *info;
+	uint16_t port;
+	int r;
+
+	r = parse_listen(sc->listen ? sc->listen : "0.0.0.0:6443", &la, reterr);
+	if (r < 0)
+		return r;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		sm_error_set(reterr, "out of memory");
+		return -ENOMEM;
+	}
+	s->api = api;
+	atomic_init(&s->current, NULL);
+	atomic_init(&s->draining, false);
+	atomic_init(&s->in_flight, 0);
+	if (pthread_condattr_init(&ca) != 0) {
+		r = -ENOMEM;
+		sm_error_set(reterr, "out of memory");
+		goto out;
+	}
+	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (pthread_mutex_init(&s->lock, NULL) != 0) {
+		(void)pthread_condattr_destroy(&ca);
+		r = -ENOMEM;
+		sm_error_set(reterr, "out of memory");
+		goto out;
+	}
+	if (pthread_cond_init(&s->cond, &ca) != 0) {
+		(void)pthread_mutex_destroy(&s->lock);
+		(void)pthread_condattr_destroy(&ca);
+		r = -ENOMEM;
+		sm_error_set(reterr, "out of memory");
+		goto out;
+	}
+	(void)pthread_condattr_destroy(&ca);
+	s->sync_init = true;
+
+	r = setup_creds(s, sc, &la, reterr);
+	if (r < 0)
+		goto out;
+
+	timeout_s = sc->connection_timeout_ms <= 1000
+			    ? 1u
+			    : (unsigned int)((sc->connection_timeout_ms + 999) / 1000);
+	s->drain_max_ms = sc->connection_timeout_ms < DRAIN_MAX_MS ? sc->connection_timeout_ms
+								  : DRAIN_MAX_MS;
+	pool_size = POOL_SIZE(sc->max_header_bytes);
+	s->max_header_bytes = sc->max_header_bytes;
+
+	flags = MHD_USE_TLS | MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
+		MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	if (la.v6)
+		flags |= la.any ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+	port = ntohs(la.v6 ? ((struct sockaddr_in6 *)&la.ss)->sin6_port
+			   : ((struct sockaddr_in *)&la.ss)->sin_port);
+
+	errno = 0;
+	s->daemon = MHD_start_daemon(
+		flags, port, NULL, NULL, on_request, s,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&la.ss,
+		MHD_OPTION_THREAD_POOL_SIZE, POOL_THREADS,
+		MHD_OPTION_HTTPS_CERT_CALLBACK, retrieve_cert,
+		MHD_OPTION_HTTPS_PRIORITIES, HTTPS_PRIORITIES,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)sc->max_connections,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)sc->max_connections_per_ip,
+		MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool_size,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+		MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_END);
+	if (!s->daemon) {
+		r = errno ? -errno : -EIO;
+		sm_error_set(reterr, "cannot serve HTTPS on '%s'%s%s", sc->listen,
+			     errno ? ": " : " (see the libmicrohttpd messages above)",
+			     errno ? strerror(errno) : "");
+		goto out;
+	}
+	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	if (info && info->port)
+		port = info->port;
+	format_address(&la.ss, port, s->address, sizeof(s->address));
+
+	if (s->cert_file) {
+		r = -pthread_create(&s->watcher, NULL, watch_files, s);
+		if (r < 0) {
+			sm_error_set(reterr, "cannot start the certificate watcher: %s",
+				     strerror(-r));
+			goto out;
+		}
+		s->watcher_started = true;
+	}
+	sm_log_info(LOG_CTX, "listening on https://%s", s->address);
+	*ret = s;
+	s = NULL;
+	r = 0;
+out:
+	sm_http_server_stop(s);
+	return r;
+}
+
+static void drain(struct sm_http_server *s)
+{
+	int64_t deadline = sm_time_mono_ms() + s->drain_max_ms;
+	const struct timespec tick = {.tv_nsec = 10 * 1000000L};
+	uint_fast64_t n;
+
+	for (;;) {
+		n = atomic_load(&s->in_flight);
+		if (n == 0)
+			return;
+		if (sm_time_mono_ms() >= deadline) {
+			sm_log_warn(LOG_CTX,
+				    "%" PRIuFAST64 " requests still running after %" PRId64
+				    "ms, closing their connections",
+				    n, s->drain_max_ms);
+			return;
+		}
+		(void)nanosleep(&tick, NULL);
+	}
+}
+
+void sm_http_server_stop(struct sm_http_server *s)
+{
+	MHD_socket listen_fd = MHD_INVALID_SOCKET;
+	struct creds *c;
+
+	if (!s)
+		return;
+	if (s->daemon) {
+		atomic_store(&s->draining, true);
+		listen_fd = MHD_quiesce_daemon(s->daemon);
+		/* Refuse new connections at once instead of leaving them in the backlog. */
+		if (listen_fd != MHD_INVALID_SOCKET)
+			(void)shutdown(listen_fd, SHUT_RDWR);
+		drain(s);
+		MHD_stop_daemon(s->daemon);
+		if (listen_fd != MHD_INVALID_SOCKET)
+			(void)close(listen_fd);
+		s->daemon = NULL;
+		sm_log_info(LOG_CTX, "stopped serving on https://%s", s->address);
+	}
+	if (s->watcher_started) {
+		(void)pthread_mutex_lock(&s->lock);
+		s->stopping = true;
+		(void)pthread_cond_broadcast(&s->cond);
+		(void)pthread_mutex_unlock(&s->lock);
+		(void)pthread_join(s->watcher, NULL);
+	}
+	if (s->sync_init) {
+		(void)pthread_cond_destroy(&s->cond);
+		(void)pthread_mutex_destroy(&s->lock);
+	}
+	c = s->creds;
+	while (c) {
+		struct creds *older = c->older;
+
+		creds_free(c);
+		c = older;
+	}
+	free(s->cert_file);
+	free(s->key_file);
+	free(s);
+}

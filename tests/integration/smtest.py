@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 SOURCE_ROOT = Path(os.environ.get("SM_SOURCE_ROOT", Path(__file__).resolve().parents[2]))
-BINARY = Path(os.environ.get("SM_BINARY", SOURCE_ROOT / "build" / "scalemetrics"))
+BINARY = Path(os.environ.get("SM_BINARY", SOURCE_ROOT / "build" / "scalemetrics")).absolute()
 MAKE_CERTS = SOURCE_ROOT / "certs" / "make-certs.sh"
 # ASan/UBSan builds start and answer more slowly; every wait scales with this.
 SLOW = float(os.environ.get("SM_TEST_SLOWDOWN", "1"))
@@ -35,6 +35,10 @@ CLEAN_ENV = {k: v for k, v in os.environ.items()
              if k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
 
 
+class Fatal(AssertionError):
+    """Raised inside a wait_until predicate to stop waiting at once (the server died)."""
+
+
 def wait_until(pred, timeout, interval=0.1, what="condition"):
     """Polls pred() until it returns a truthy value; returns it, or raises AssertionError
     with the last value seen."""
@@ -43,9 +47,9 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
     while True:
         try:
             last = pred()
-        except AssertionError:
+        except Fatal:
             raise
-        except Exception as e:  # not up yet, connection reset, ...: keep polling
+        except Exception as e:  # not up yet, connection reset, 503 yet, ...: keep polling
             last = e
         else:
             if last:
@@ -318,7 +322,7 @@ class Server:
 
     def _ready(self):
         if self.proc.poll() is not None:
-            raise AssertionError(f"scalemetrics exited with {self.proc.returncode}:\n"
+            raise Fatal(f"scalemetrics exited with {self.proc.returncode}:\n"
                                  f"{self.log_text()}")
         try:
             return request(self.port, "/readyz", ca=self.certs["ca"], timeout=2).status == 200

@@ -1,19 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /* The API layer end to end (router, discovery, encoders, Status errors) against a hand-built
  * config and a store with published batches; plus the encoders on hand-made query results. */
-#include <cjson/cJSON.h>
-#include <errno.h>
+/* cmocka needs setjmp.h, stdarg.h and stddef.h before it. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "../../src/api/api-internal.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cmocka.h>
-
-#include "../../src/api/api-internal.h"
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/query.h"
@@ -33,40 +37,42 @@
 static char *namespaces[] = {"default", "prod"};
 
 static struct sm_metric_def jobs_metrics[] = {
-	{.name = "queue_length", .scope = SM_METRIC_EXTERNAL},
-	{.name = "queue_rate", .scope = SM_METRIC_OBJECT, .resource = "deployments.apps",
-	 .window_s = 60},
-	{.name = "node_temp", .scope = SM_METRIC_OBJECT, .resource = "nodes"},
+    {.name = "queue_length", .scope = SM_METRIC_EXTERNAL},
+    {.name = "queue_rate",
+     .scope = SM_METRIC_OBJECT,
+     .resource = "deployments.apps",
+     .window_s = 60},
+    {.name = "node_temp", .scope = SM_METRIC_OBJECT, .resource = "nodes"},
 };
 static struct sm_metric_def web_metrics[] = {
-	{.name = "http_requests", .scope = SM_METRIC_PODS, .window_s = 60},
+    {.name = "http_requests", .scope = SM_METRIC_PODS, .window_s = 60},
 };
 static struct sm_metric_def db_metrics[] = {
-	{.name = "pending_jobs", .scope = SM_METRIC_EXTERNAL, .fallback = {.set = true}},
+    {.name = "pending_jobs", .scope = SM_METRIC_EXTERNAL, .fallback = {.set = true}},
 };
 static struct sm_metric_def cache_metrics[] = {
-	{.name = "cache_hits", .scope = SM_METRIC_EXTERNAL},
+    {.name = "cache_hits", .scope = SM_METRIC_EXTERNAL},
 };
 
-#define SOURCE(NAME, METRICS)                                                                   \
-	{                                                                                        \
-		.name = NAME, .type = "test", .interval_ms = 5000, .timeout_ms = 1000,           \
-		.max_age_ms = 15000, .namespaces = {.v = namespaces, .n = 2}, .max_series = 100, \
-		.metrics = METRICS, .n_metrics = sizeof(METRICS) / sizeof(METRICS[0]),           \
+#define SOURCE(NAME, METRICS)                                                                      \
+	{                                                                                          \
+		.name = NAME, .type = "test", .interval_ms = 5000, .timeout_ms = 1000,             \
+		.max_age_ms = 15000, .namespaces = {.v = namespaces, .n = 2}, .max_series = 100,   \
+		.metrics = METRICS, .n_metrics = sizeof(METRICS) / sizeof(METRICS[0]),             \
 	}
 
 static struct sm_source_config sources[] = {
-	SOURCE("jobs", jobs_metrics),
-	SOURCE("web", web_metrics),
-	SOURCE("db", db_metrics),
-	SOURCE("cache", cache_metrics),
+    SOURCE("jobs", jobs_metrics),
+    SOURCE("web", web_metrics),
+    SOURCE("db", db_metrics),
+    SOURCE("cache", cache_metrics),
 };
 
 static struct sm_config config = {
-	.path = "test.yaml",
-	.server = {.namespace = "default"},
-	.sources = sources,
-	.n_sources = sizeof(sources) / sizeof(sources[0]),
+    .path = "test.yaml",
+    .server = {.namespace = "default"},
+    .sources = sources,
+    .n_sources = sizeof(sources) / sizeof(sources[0]),
 };
 
 struct fixture {
@@ -87,77 +93,73 @@ static int setup(void **state)
 	assert_non_null(f);
 	f->store = sm_store_new(&config);
 	assert_non_null(f->store);
-	f->ctx = (struct sm_api_context){
-		.store = f->store, .version = "0.1.0", .git_commit = "abc1234"};
+	f->ctx =
+	    (struct sm_api_context){.store = f->store, .version = "0.1.0", .git_commit = "abc1234"};
 
 	/* jobs: an external metric, an object metric on a deployment, one on a node. */
 	b = sm_batch_new(100);
 	add(b, &(struct sm_series_in){.metric = "queue_length",
-				      .labels = (struct sm_label[]){{"queue", "emails"}},
-				      .n_labels = 1,
-				      .value = 42});
+	                              .labels = (struct sm_label[]){{"queue", "emails"}},
+	                              .n_labels = 1,
+	                              .value = 42});
+	add(b,
+	    &(struct sm_series_in){.metric = "queue_length",
+	                           .labels = (struct sm_label[]){{"queue", "jobs"}, {"shard", "2"}},
+	                           .n_labels = 2,
+	                           .value = 8});
+	add(b,
+	    &(struct sm_series_in){.metric = "queue_rate",
+	                           .labels = (struct sm_label[]){{"queue", "emails"}},
+	                           .n_labels = 1,
+	                           .value = 42.5,
+	                           .object = &(struct sm_object_ref){.resource = "deployments.apps",
+	                                                             .name = "worker",
+	                                                             .namespace = "default"},
+	                           .window_s = 60});
 	add(b, &(struct sm_series_in){
-		       .metric = "queue_length",
-		       .labels = (struct sm_label[]){{"queue", "jobs"}, {"shard", "2"}},
-		       .n_labels = 2,
-		       .value = 8});
-	add(b, &(struct sm_series_in){
-		       .metric = "queue_rate",
-		       .labels = (struct sm_label[]){{"queue", "emails"}},
-		       .n_labels = 1,
-		       .value = 42.5,
-		       .object = &(struct sm_object_ref){.resource = "deployments.apps",
-							  .name = "worker",
-							  .namespace = "default"},
-		       .window_s = 60});
-	add(b, &(struct sm_series_in){
-		       .metric = "node_temp",
-		       .value = 55,
-		       .object = &(struct sm_object_ref){.resource = "nodes", .name = "n1"}});
+	           .metric = "node_temp",
+	           .value = 55,
+	           .object = &(struct sm_object_ref){.resource = "nodes", .name = "n1"}});
 	assert_int_equal(sm_store_publish_success(f->store, 0, b, MONO_MS, WALL_MS), 0);
 
 	/* web: three pods in default, two of them app=web. */
 	b = sm_batch_new(100);
-	add(b, &(struct sm_series_in){
-		       .metric = "http_requests",
-		       .labels = (struct sm_label[]){{"tier", "a"}},
-		       .n_labels = 1,
-		       .value = 1.5,
-		       .object = &(struct sm_object_ref){.resource = "pods",
-							  .name = "web-1",
-							  .namespace = "default"},
-		       .object_labels = (struct sm_label[]){{"app", "web"}},
-		       .n_object_labels = 1,
-		       .window_s = 60});
-	add(b, &(struct sm_series_in){
-		       .metric = "http_requests",
-		       .labels = (struct sm_label[]){{"tier", "c"}},
-		       .n_labels = 1,
-		       .value = 2,
-		       .object = &(struct sm_object_ref){.resource = "pods",
-							  .name = "web-2",
-							  .namespace = "default"},
-		       .object_labels = (struct sm_label[]){{"app", "web"}},
-		       .n_object_labels = 1,
-		       .window_s = 60});
-	add(b, &(struct sm_series_in){
-		       .metric = "http_requests",
-		       .labels = (struct sm_label[]){{"tier", "a"}},
-		       .n_labels = 1,
-		       .value = 3,
-		       .object = &(struct sm_object_ref){.resource = "pods",
-							  .name = "other-1",
-							  .namespace = "default"},
-		       .object_labels = (struct sm_label[]){{"app", "other"}},
-		       .n_object_labels = 1,
-		       .window_s = 60});
+	add(b, &(struct sm_series_in){.metric = "http_requests",
+	                              .labels = (struct sm_label[]){{"tier", "a"}},
+	                              .n_labels = 1,
+	                              .value = 1.5,
+	                              .object = &(struct sm_object_ref){.resource = "pods",
+	                                                                .name = "web-1",
+	                                                                .namespace = "default"},
+	                              .object_labels = (struct sm_label[]){{"app", "web"}},
+	                              .n_object_labels = 1,
+	                              .window_s = 60});
+	add(b, &(struct sm_series_in){.metric = "http_requests",
+	                              .labels = (struct sm_label[]){{"tier", "c"}},
+	                              .n_labels = 1,
+	                              .value = 2,
+	                              .object = &(struct sm_object_ref){.resource = "pods",
+	                                                                .name = "web-2",
+	                                                                .namespace = "default"},
+	                              .object_labels = (struct sm_label[]){{"app", "web"}},
+	                              .n_object_labels = 1,
+	                              .window_s = 60});
+	add(b, &(struct sm_series_in){.metric = "http_requests",
+	                              .labels = (struct sm_label[]){{"tier", "a"}},
+	                              .n_labels = 1,
+	                              .value = 3,
+	                              .object = &(struct sm_object_ref){.resource = "pods",
+	                                                                .name = "other-1",
+	                                                                .namespace = "default"},
+	                              .object_labels = (struct sm_label[]){{"app", "other"}},
+	                              .n_object_labels = 1,
+	                              .window_s = 60});
 	assert_int_equal(sm_store_publish_success(f->store, 1, b, MONO_MS, WALL_MS), 0);
 
 	/* db and cache never succeed: db has a fallback, cache does not. */
 	assert_int_equal(sm_store_publish_failure(f->store, 2, "connection refused", MONO_MS), 0);
 	assert_int_equal(
-		sm_store_publish_failure(f->store, 3, "dial tcp 10.0.0.1:6379: timeout", MONO_MS),
-		0);
+	    sm_store_publish_failure(f->store, 3, "dial tcp 10.0.0.1:6379: timeout", MONO_MS), 0);
 	*state = f;
 	return 0;
 }
@@ -178,16 +180,16 @@ struct reply {
 	cJSON *json; /* parsed body when JSON */
 };
 
-static struct reply request(const struct sm_api_context *ctx, const char *method,
-			    const char *path, const char *query, const char *accept)
+static struct reply request(const struct sm_api_context *ctx, const char *method, const char *path,
+                            const char *query, const char *accept)
 {
 	struct sm_api_request req = {
-		.method = method,
-		.path = path,
-		.query = query,
-		.accept = accept,
-		.now_mono_ms = MONO_MS + 1000,
-		.now_wall_ms = WALL_MS + 1000,
+	    .method = method,
+	    .path = path,
+	    .query = query,
+	    .accept = accept,
+	    .now_mono_ms = MONO_MS + 1000,
+	    .now_wall_ms = WALL_MS + 1000,
 	};
 	struct reply rep = {0};
 
@@ -228,7 +230,7 @@ static const cJSON *item(const cJSON *o, const char *key)
 
 /* A Status document with this code and reason, whose message contains `needle`. */
 static void expect_status(const char *what, struct reply *rep, int code, const char *reason,
-			  const char *needle)
+                          const char *needle)
 {
 	const char *msg;
 
@@ -278,8 +280,9 @@ static const char *const external_versions[] = {"v1beta1"};
 
 static void test_group_list(void **state)
 {
-	const char *accepts[] = {NULL, "application/json",
-				 "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"};
+	const char *accepts[] = {
+	    NULL, "application/json",
+	    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"};
 
 	for (size_t i = 0; i < sizeof(accepts) / sizeof(accepts[0]); i++) {
 		struct fixture *f = *state;
@@ -294,9 +297,9 @@ static void test_group_list(void **state)
 		groups = item(rep.json, "groups");
 		assert_int_equal(cJSON_GetArraySize(groups), 2);
 		check_group(cJSON_GetArrayItem(groups, 0), "custom.metrics.k8s.io", custom_versions,
-			    2);
+		            2);
 		check_group(cJSON_GetArrayItem(groups, 1), "external.metrics.k8s.io",
-			    external_versions, 1);
+		            external_versions, 1);
 		assert_null(item(cJSON_GetArrayItem(groups, 0), "kind"));
 		reply_done(&rep);
 	}
@@ -308,13 +311,13 @@ static void test_group(void **state)
 	struct reply rep = get(f, "/apis/custom.metrics.k8s.io", NULL);
 
 	assert_int_equal(rep.r.status, 200);
-	assert_string_equal(rep.r.body,
-			    "{\"kind\":\"APIGroup\",\"apiVersion\":\"v1\",\"name\":\"custom.metrics."
-			    "k8s.io\",\"versions\":[{\"groupVersion\":\"custom.metrics.k8s.io/"
-			    "v1beta2\",\"version\":\"v1beta2\"},{\"groupVersion\":\"custom.metrics."
-			    "k8s.io/v1beta1\",\"version\":\"v1beta1\"}],\"preferredVersion\":{"
-			    "\"groupVersion\":\"custom.metrics.k8s.io/v1beta2\",\"version\":"
-			    "\"v1beta2\"}}");
+	assert_string_equal(
+	    rep.r.body, "{\"kind\":\"APIGroup\",\"apiVersion\":\"v1\",\"name\":\"custom.metrics."
+	                "k8s.io\",\"versions\":[{\"groupVersion\":\"custom.metrics.k8s.io/"
+	                "v1beta2\",\"version\":\"v1beta2\"},{\"groupVersion\":\"custom.metrics."
+	                "k8s.io/v1beta1\",\"version\":\"v1beta1\"}],\"preferredVersion\":{"
+	                "\"groupVersion\":\"custom.metrics.k8s.io/v1beta2\",\"version\":"
+	                "\"v1beta2\"}}");
 	reply_done(&rep);
 
 	rep = get(f, "/apis/external.metrics.k8s.io", NULL);
@@ -330,7 +333,7 @@ struct want_resource {
 };
 
 static void check_resource_list(const char *what, const cJSON *doc, const char *gv,
-				const char *kind, const struct want_resource *want, size_t n)
+                                const char *kind, const struct want_resource *want, size_t n)
 {
 	const cJSON *res = item(doc, "resources");
 	const cJSON *r;
@@ -366,7 +369,7 @@ static void check_resource_list(const char *what, const cJSON *doc, const char *
 
 			if (pa == pb && strncmp(a, b, pa) == 0 &&
 			    cJSON_IsTrue(item(r, "namespaced")) !=
-				    cJSON_IsTrue(item(other, "namespaced")))
+			        cJSON_IsTrue(item(other, "namespaced")))
 				fail_msg("%s: %s and %s disagree on namespaced", what, a, b);
 		}
 		i++;
@@ -376,41 +379,41 @@ static void check_resource_list(const char *what, const cJSON *doc, const char *
 static void test_resource_lists(void **state)
 {
 	static const struct want_resource custom[] = {
-		{"deployments.apps/queue_rate", true}, {"namespaces/cache_hits", false},
-		{"namespaces/http_requests", false},   {"namespaces/node_temp", false},
-		{"namespaces/pending_jobs", false},    {"namespaces/queue_length", false},
-		{"namespaces/queue_rate", false},      {"nodes/node_temp", false},
-		{"pods/http_requests", true},
+	    {"deployments.apps/queue_rate", true}, {"namespaces/cache_hits", false},
+	    {"namespaces/http_requests", false},   {"namespaces/node_temp", false},
+	    {"namespaces/pending_jobs", false},    {"namespaces/queue_length", false},
+	    {"namespaces/queue_rate", false},      {"nodes/node_temp", false},
+	    {"pods/http_requests", true},
 	};
 	static const struct want_resource external[] = {
-		{"cache_hits", true},   {"http_requests", true}, {"node_temp", true},
-		{"pending_jobs", true}, {"queue_length", true},  {"queue_rate", true},
+	    {"cache_hits", true},   {"http_requests", true}, {"node_temp", true},
+	    {"pending_jobs", true}, {"queue_length", true},  {"queue_rate", true},
 	};
 	static const struct {
 		const char *path, *query, *gv, *kind;
 		const struct want_resource *want;
 		size_t n;
 	} cases[] = {
-		{"/apis/custom.metrics.k8s.io/v1beta1", NULL, "custom.metrics.k8s.io/v1beta1",
-		 "MetricValueList", custom, 9},
-		{"/apis/custom.metrics.k8s.io/v1beta2", "timeout=32s", "custom.metrics.k8s.io/v1beta2",
-		 "MetricValueList", custom, 9},
-		{"/apis/custom.metrics.k8s.io/v1beta2/", NULL, "custom.metrics.k8s.io/v1beta2",
-		 "MetricValueList", custom, 9},
-		{"/apis/external.metrics.k8s.io/v1beta1", "pretty=true&timeout=32s",
-		 "external.metrics.k8s.io/v1beta1", "ExternalMetricValueList", external, 6},
+	    {"/apis/custom.metrics.k8s.io/v1beta1", NULL, "custom.metrics.k8s.io/v1beta1",
+	     "MetricValueList", custom, 9},
+	    {"/apis/custom.metrics.k8s.io/v1beta2", "timeout=32s", "custom.metrics.k8s.io/v1beta2",
+	     "MetricValueList", custom, 9},
+	    {"/apis/custom.metrics.k8s.io/v1beta2/", NULL, "custom.metrics.k8s.io/v1beta2",
+	     "MetricValueList", custom, 9},
+	    {"/apis/external.metrics.k8s.io/v1beta1", "pretty=true&timeout=32s",
+	     "external.metrics.k8s.io/v1beta1", "ExternalMetricValueList", external, 6},
 	};
 	struct fixture *f = *state;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct reply rep = request(&f->ctx, "GET", cases[i].path, cases[i].query,
-					   "application/json");
+		struct reply rep =
+		    request(&f->ctx, "GET", cases[i].path, cases[i].query, "application/json");
 
 		if (rep.r.status != 200)
 			fail_msg("%s: status %d", cases[i].path, rep.r.status);
 		assert_string_equal(rep.r.content_type, "application/json");
 		check_resource_list(cases[i].path, rep.json, cases[i].gv, cases[i].kind,
-				    cases[i].want, cases[i].n);
+		                    cases[i].want, cases[i].n);
 		reply_done(&rep);
 	}
 }
@@ -423,8 +426,7 @@ static void test_external(void **state)
 	struct reply rep;
 	const cJSON *items;
 
-	rep = get(f, "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length",
-		  NULL);
+	rep = get(f, "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length", NULL);
 	assert_int_equal(rep.r.status, 200);
 	assert_string_equal(rep.r.route, "external");
 	assert_string_equal(str(rep.json, "kind"), "ExternalMetricValueList");
@@ -434,18 +436,18 @@ static void test_external(void **state)
 	reply_done(&rep);
 
 	rep = get(f, "/apis/external.metrics.k8s.io/v1beta1/namespaces/prod/queue_length",
-		  "labelSelector=queue%3Demails");
+	          "labelSelector=queue%3Demails");
 	assert_int_equal(rep.r.status, 200);
-	assert_string_equal(rep.r.body,
-			    "{\"kind\":\"ExternalMetricValueList\",\"apiVersion\":\"external.metrics."
-			    "k8s.io/v1beta1\",\"metadata\":{},\"items\":[{\"metricName\":\"queue_"
-			    "length\",\"metricLabels\":{\"queue\":\"emails\"},\"timestamp\":\"2024-"
-			    "05-01T12:00:00Z\",\"value\":\"42\"}]}");
+	assert_string_equal(
+	    rep.r.body, "{\"kind\":\"ExternalMetricValueList\",\"apiVersion\":\"external.metrics."
+	                "k8s.io/v1beta1\",\"metadata\":{},\"items\":[{\"metricName\":\"queue_"
+	                "length\",\"metricLabels\":{\"queue\":\"emails\"},\"timestamp\":\"2024-"
+	                "05-01T12:00:00Z\",\"value\":\"42\"}]}");
 	reply_done(&rep);
 
 	/* Form decoding: '+' is a space, %28 %2C %29 are ( , ). */
 	rep = get(f, "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length",
-		  "labelSelector=queue+in+%28jobs%2Cx%29&labelSelector=queue%3Demails");
+	          "labelSelector=queue+in+%28jobs%2Cx%29&labelSelector=queue%3Demails");
 	assert_int_equal(rep.r.status, 200);
 	items = item(rep.json, "items");
 	assert_int_equal(cJSON_GetArraySize(items), 1);
@@ -454,7 +456,7 @@ static void test_external(void **state)
 
 	/* A selector matching nothing: an empty list. */
 	rep = get(f, "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length",
-		  "labelSelector=queue%3Dnone");
+	          "labelSelector=queue%3Dnone");
 	assert_int_equal(rep.r.status, 200);
 	assert_int_equal(cJSON_GetArraySize(item(rep.json, "items")), 0);
 	reply_done(&rep);
@@ -465,8 +467,8 @@ static void test_external(void **state)
 static void test_custom_pods_v1beta1(void **state)
 {
 	static const char *const paths[] = {
-		"/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%2A/http_requests",
-		"/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/*/http_requests",
+	    "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%2A/http_requests",
+	    "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/*/http_requests",
 	};
 	struct fixture *f = *state;
 
@@ -516,16 +518,17 @@ static void test_custom_metric_selector(void **state)
 	const cJSON *items, *sel;
 
 	/* v1beta2, `tier in (a,b)` form-encoded. */
-	rep = get(f, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/%2A/http_requests",
-		  "labelSelector=app%3Dweb&metricLabelSelector=tier+in+%28a%2Cb%29");
+	rep =
+	    get(f, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/%2A/http_requests",
+	        "labelSelector=app%3Dweb&metricLabelSelector=tier+in+%28a%2Cb%29");
 	assert_int_equal(rep.r.status, 200);
 	assert_string_equal(str(rep.json, "apiVersion"), "custom.metrics.k8s.io/v1beta2");
 	items = item(rep.json, "items");
 	assert_int_equal(cJSON_GetArraySize(items), 1);
 	assert_string_equal(str(item(cJSON_GetArrayItem(items, 0), "describedObject"), "name"),
-			    "web-1");
+	                    "web-1");
 	assert_int_equal(cJSON_GetNumberValue(item(cJSON_GetArrayItem(items, 0), "windowSeconds")),
-			 60);
+	                 60);
 	assert_null(item(cJSON_GetArrayItem(items, 0), "window"));
 	assert_null(item(cJSON_GetArrayItem(items, 0), "metricName"));
 	sel = item(item(cJSON_GetArrayItem(items, 0), "metric"), "selector");
@@ -533,8 +536,8 @@ static void test_custom_metric_selector(void **state)
 		char *s = cJSON_PrintUnformatted(sel);
 
 		assert_string_equal(
-			s, "{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"In\",\"values\":"
-			   "[\"a\",\"b\"]}]}");
+		    s, "{\"matchExpressions\":[{\"key\":\"tier\",\"operator\":\"In\",\"values\":"
+		       "[\"a\",\"b\"]}]}");
 		free(s);
 	}
 	reply_done(&rep);
@@ -545,32 +548,34 @@ static void test_custom_object_v1beta2(void **state)
 	struct fixture *f = *state;
 	struct reply rep;
 
-	rep = get(f, "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/deployments.apps/"
-		     "worker/queue_rate",
-		  "metricLabelSelector=queue%3Demails");
+	rep = get(f,
+	          "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/deployments.apps/"
+	          "worker/queue_rate",
+	          "metricLabelSelector=queue%3Demails");
 	assert_int_equal(rep.r.status, 200);
 	assert_string_equal(
-		rep.r.body,
-		"{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics.k8s.io/v1beta2\","
-		"\"metadata\":{},\"items\":[{\"describedObject\":{\"kind\":\"Deployment\","
-		"\"namespace\":\"default\",\"name\":\"worker\",\"apiVersion\":\"apps/v1\"},"
-		"\"metric\":{\"name\":\"queue_rate\",\"selector\":{\"matchLabels\":{\"queue\":"
-		"\"emails\"}}},\"timestamp\":\"2024-05-01T12:00:00Z\",\"windowSeconds\":60,"
-		"\"value\":\"42500m\"}]}");
+	    rep.r.body,
+	    "{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics.k8s.io/v1beta2\","
+	    "\"metadata\":{},\"items\":[{\"describedObject\":{\"kind\":\"Deployment\","
+	    "\"namespace\":\"default\",\"name\":\"worker\",\"apiVersion\":\"apps/v1\"},"
+	    "\"metric\":{\"name\":\"queue_rate\",\"selector\":{\"matchLabels\":{\"queue\":"
+	    "\"emails\"}}},\"timestamp\":\"2024-05-01T12:00:00Z\",\"windowSeconds\":60,"
+	    "\"value\":\"42500m\"}]}");
 	reply_done(&rep);
 
 	/* The same in v1beta1: window, metricName, selector. */
-	rep = get(f, "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/deployments.apps/"
-		     "worker/queue_rate",
-		  "metricLabelSelector=queue%3Demails");
+	rep = get(f,
+	          "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/deployments.apps/"
+	          "worker/queue_rate",
+	          "metricLabelSelector=queue%3Demails");
 	assert_int_equal(rep.r.status, 200);
 	assert_string_equal(
-		rep.r.body,
-		"{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics.k8s.io/v1beta1\","
-		"\"metadata\":{},\"items\":[{\"describedObject\":{\"kind\":\"Deployment\","
-		"\"namespace\":\"default\",\"name\":\"worker\",\"apiVersion\":\"apps/v1\"},"
-		"\"metricName\":\"queue_rate\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"window\":"
-		"60,\"value\":\"42500m\",\"selector\":{\"matchLabels\":{\"queue\":\"emails\"}}}]}");
+	    rep.r.body,
+	    "{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics.k8s.io/v1beta1\","
+	    "\"metadata\":{},\"items\":[{\"describedObject\":{\"kind\":\"Deployment\","
+	    "\"namespace\":\"default\",\"name\":\"worker\",\"apiVersion\":\"apps/v1\"},"
+	    "\"metricName\":\"queue_rate\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"window\":"
+	    "60,\"value\":\"42500m\",\"selector\":{\"matchLabels\":{\"queue\":\"emails\"}}}]}");
 	reply_done(&rep);
 
 	/* Root-scoped node: no namespace in describedObject. */
@@ -594,8 +599,8 @@ static void test_custom_object_v1beta2(void **state)
 static void test_custom_namespace_metric(void **state)
 {
 	static const char *const paths[] = {
-		"/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/queue_length",
-		"/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/queue_length",
+	    "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/queue_length",
+	    "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/queue_length",
 	};
 	struct fixture *f = *state;
 
@@ -627,82 +632,82 @@ static void test_errors(void **state)
 		int code;
 		const char *reason, *needle;
 	} cases[] = {
-		/* selectors */
-		{"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length",
-		 "labelSelector=a%3Db%2C", NULL, 400, "BadRequest", "identifier"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/%2A/http_requests",
-		 "labelSelector=a+b", NULL, 400, "BadRequest", NULL},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/%2A/http_requests",
-		 "metricLabelSelector=%2Ca", NULL, 400, "BadRequest", "expected"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/deployments.apps/"
-			"worker/queue_rate",
-		 "metricLabelSelector=Example.com%2Fapp%3Dweb", NULL, 400, "BadRequest", NULL},
-		{"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length",
-		 "labelSelector=%zz", NULL, 400, "BadRequest", NULL},
-		/* path decoding */
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%2/m", NULL, NULL,
-		 400, "BadRequest", "percent"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%zz/m", NULL,
-		 NULL, 400, "BadRequest", "percent"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/de%00fault/pods/a/m", NULL,
-		 NULL, 400, "BadRequest", NULL},
-		{"GET", "/apis//custom.metrics.k8s.io", NULL, NULL, 400, "BadRequest", "empty"},
-		{"GET", "apis", NULL, NULL, 400, "BadRequest", NULL},
-		/* unknown metrics and routes */
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%2A/nope", NULL,
-		 NULL, 404, "NotFound", "nope"},
-		{"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/nope", NULL, NULL, 404,
-		 "NotFound", "nope"},
-		{"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/a%2Fb", NULL, NULL,
-		 404, "NotFound", "a/b"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/services/web/queue_rate", NULL, NULL, 404,
-		 "NotFound", NULL},
-		{"GET", "/foo", NULL, NULL, 404, "NotFound", "could not find"},
-		{"GET", "/", NULL, NULL, 404, "NotFound", NULL},
-		{"GET", "/apis/other.k8s.io", NULL, NULL, 404, "NotFound", NULL},
-		{"GET", "/apis/custom.metrics.k8s.io/v1", NULL, NULL, 404, "NotFound", NULL},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/nodes/foo", NULL, NULL, 404, "NotFound",
-		 "could not find the requested"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/pods/bar", NULL, NULL, 404,
-		 "NotFound", "could not find the requested"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/pods/bar/m/x", NULL, NULL,
-		 404, "NotFound", "could not find the requested"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/a/b/c/d/e/f/g/h", NULL, NULL, 404,
-		 "NotFound", "could not find the requested"},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1/pods", NULL, NULL, 404, "NotFound",
-		 "could not find the requested"},
-		{"GET", "/apis/external.metrics.k8s.io/v1beta1/foo", NULL, NULL, 404, "NotFound",
-		 "could not find the requested"},
-		{"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/foo/group/metric", NULL, NULL,
-		 404, "NotFound", "could not find the requested"},
-		{"GET", "/openapi/v3/apis/custom.metrics.k8s.io/v1", NULL, NULL, 404, "NotFound",
-		 NULL},
-		{"GET", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/z/1/2/3/4/5/6/7/8/9", NULL,
-		 NULL, 404, "NotFound", NULL},
-		/* methods and content negotiation */
-		{"POST", "/apis/custom.metrics.k8s.io/v1beta1", NULL, NULL, 405, "MethodNotAllowed",
-		 NULL},
-		{"DELETE", "/apis", NULL, NULL, 405, "MethodNotAllowed", NULL},
-		{"GET", "/apis/custom.metrics.k8s.io/v1beta1", NULL, "text/html", 406, "NotAcceptable",
-		 NULL},
-		{"GET", "/apis", NULL, "application/vnd.kubernetes.protobuf", 406, "NotAcceptable",
-		 NULL},
-		{"GET", "/apis", NULL, "application/json;q=0, text/html", 406, "NotAcceptable", NULL},
-		/* stale without fallback */
-		{"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/cache_hits", NULL,
-		 NULL, 503, "ServiceUnavailable", "cache"},
-		{"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/cache_hits", NULL,
-		 NULL, 503, "ServiceUnavailable", "timeout"},
+	    /* selectors */
+	    {"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length",
+	     "labelSelector=a%3Db%2C", NULL, 400, "BadRequest", "identifier"},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/%2A/http_requests",
+	     "labelSelector=a+b", NULL, 400, "BadRequest", NULL},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/pods/%2A/http_requests",
+	     "metricLabelSelector=%2Ca", NULL, 400, "BadRequest", "expected"},
+	    {"GET",
+	     "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/deployments.apps/"
+	     "worker/queue_rate",
+	     "metricLabelSelector=Example.com%2Fapp%3Dweb", NULL, 400, "BadRequest", NULL},
+	    {"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length",
+	     "labelSelector=%zz", NULL, 400, "BadRequest", NULL},
+	    /* path decoding */
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%2/m", NULL, NULL,
+	     400, "BadRequest", "percent"},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%zz/m", NULL, NULL,
+	     400, "BadRequest", "percent"},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/de%00fault/pods/a/m", NULL,
+	     NULL, 400, "BadRequest", NULL},
+	    {"GET", "/apis//custom.metrics.k8s.io", NULL, NULL, 400, "BadRequest", "empty"},
+	    {"GET", "apis", NULL, NULL, 400, "BadRequest", NULL},
+	    /* unknown metrics and routes */
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%2A/nope", NULL,
+	     NULL, 404, "NotFound", "nope"},
+	    {"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/nope", NULL, NULL,
+	     404, "NotFound", "nope"},
+	    {"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/a%2Fb", NULL, NULL,
+	     404, "NotFound", "a/b"},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/services/web/queue_rate", NULL, NULL, 404,
+	     "NotFound", NULL},
+	    {"GET", "/foo", NULL, NULL, 404, "NotFound", "could not find"},
+	    {"GET", "/", NULL, NULL, 404, "NotFound", NULL},
+	    {"GET", "/apis/other.k8s.io", NULL, NULL, 404, "NotFound", NULL},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1", NULL, NULL, 404, "NotFound", NULL},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/nodes/foo", NULL, NULL, 404, "NotFound",
+	     "could not find the requested"},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/pods/bar", NULL, NULL, 404,
+	     "NotFound", "could not find the requested"},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/pods/bar/m/x", NULL, NULL,
+	     404, "NotFound", "could not find the requested"},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/a/b/c/d/e/f/g/h", NULL, NULL, 404,
+	     "NotFound", "could not find the requested"},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1/pods", NULL, NULL, 404, "NotFound",
+	     "could not find the requested"},
+	    {"GET", "/apis/external.metrics.k8s.io/v1beta1/foo", NULL, NULL, 404, "NotFound",
+	     "could not find the requested"},
+	    {"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/foo/group/metric", NULL, NULL,
+	     404, "NotFound", "could not find the requested"},
+	    {"GET", "/openapi/v3/apis/custom.metrics.k8s.io/v1", NULL, NULL, 404, "NotFound", NULL},
+	    {"GET", "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/z/1/2/3/4/5/6/7/8/9", NULL,
+	     NULL, 404, "NotFound", NULL},
+	    /* methods and content negotiation */
+	    {"POST", "/apis/custom.metrics.k8s.io/v1beta1", NULL, NULL, 405, "MethodNotAllowed",
+	     NULL},
+	    {"DELETE", "/apis", NULL, NULL, 405, "MethodNotAllowed", NULL},
+	    {"GET", "/apis/custom.metrics.k8s.io/v1beta1", NULL, "text/html", 406, "NotAcceptable",
+	     NULL},
+	    {"GET", "/apis", NULL, "application/vnd.kubernetes.protobuf", 406, "NotAcceptable",
+	     NULL},
+	    {"GET", "/apis", NULL, "application/json;q=0, text/html", 406, "NotAcceptable", NULL},
+	    /* stale without fallback */
+	    {"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/cache_hits", NULL,
+	     NULL, 503, "ServiceUnavailable", "cache"},
+	    {"GET", "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/cache_hits", NULL,
+	     NULL, 503, "ServiceUnavailable", "timeout"},
 	};
 	struct fixture *f = *state;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char what[512];
 		struct reply rep = request(&f->ctx, cases[i].method, cases[i].path, cases[i].query,
-					   cases[i].accept);
+		                           cases[i].accept);
 
 		(void)snprintf(what, sizeof(what), "case %zu: %s %s?%s", i, cases[i].method,
-			       cases[i].path, cases[i].query ? cases[i].query : "");
+		               cases[i].path, cases[i].query ? cases[i].query : "");
 		expect_status(what, &rep, cases[i].code, cases[i].reason, cases[i].needle);
 		reply_done(&rep);
 	}
@@ -711,20 +716,20 @@ static void test_errors(void **state)
 static void test_accept_ok(void **state)
 {
 	static const char *const accepts[] = {
-		"application/vnd.kubernetes.protobuf, */*",
-		"application/json",
-		"Application/JSON; charset=utf-8",
-		"text/html, application/*",
-		"",
-		"application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+	    "application/vnd.kubernetes.protobuf, */*",
+	    "application/json",
+	    "Application/JSON; charset=utf-8",
+	    "text/html, application/*",
+	    "",
+	    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
 	};
 	struct fixture *f = *state;
 
 	for (size_t i = 0; i < sizeof(accepts) / sizeof(accepts[0]); i++) {
 		struct reply rep = request(&f->ctx, "GET",
-					   "/apis/external.metrics.k8s.io/v1beta1/namespaces/"
-					   "default/queue_length",
-					   NULL, accepts[i]);
+		                           "/apis/external.metrics.k8s.io/v1beta1/namespaces/"
+		                           "default/queue_length",
+		                           NULL, accepts[i]);
 
 		if (rep.r.status != 200)
 			fail_msg("accept '%s': %d", accepts[i], rep.r.status);
@@ -751,7 +756,7 @@ static void test_fallback(void **state)
 {
 	struct fixture *f = *state;
 	struct reply rep =
-		get(f, "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/pending_jobs", NULL);
+	    get(f, "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/pending_jobs", NULL);
 	const cJSON *it;
 
 	if (rep.r.status != 200)
@@ -827,9 +832,9 @@ static void test_version(void **state)
 {
 	struct fixture *f = *state;
 	struct reply rep = get(f, "/version", NULL);
-	static const char *const keys[] = {"major",	   "minor",	"gitVersion",
-					   "gitCommit",	   "gitTreeState", "buildDate",
-					   "goVersion",	   "compiler",	"platform"};
+	static const char *const keys[] = {"major",     "minor",        "gitVersion",
+	                                   "gitCommit", "gitTreeState", "buildDate",
+	                                   "goVersion", "compiler",     "platform"};
 
 	assert_int_equal(rep.r.status, 200);
 	assert_string_equal(rep.r.content_type, "application/json");
@@ -860,12 +865,13 @@ static void test_openapi(void **state)
 	paths = item(rep.json, "paths");
 	assert_non_null(item(paths, "/apis/custom.metrics.k8s.io/v1beta2/"));
 	assert_non_null(item(paths, "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/"
-				    "{metric}"));
+	                            "{metric}"));
 	/* Every $ref resolves; every templated path declares its parameters. */
 	cJSON_ArrayForEach(p, paths)
 	{
 		const cJSON *get_op = item(p, "get");
-		const char *ref = str(item(item(item(get_op, "responses"), "200"), "schema"), "$ref");
+		const char *ref =
+		    str(item(item(item(get_op, "responses"), "200"), "schema"), "$ref");
 		size_t braces = 0, path_params = 0;
 		const cJSON *param;
 
@@ -923,47 +929,46 @@ static void test_encode_custom_selector_echo(void **state)
 	struct sm_selector *sel = NULL;
 	struct sm_error err = {0};
 	struct sm_query_item items[] = {
-		{.metric = "m",
-		 .object = {.resource = "nodes", .name = "n1", .namespace = "default"},
-		 .value = 1e20,
-		 .timestamp_wall_ms = WALL_MS + 999},
-		{.metric = "m",
-		 .object = {.resource = "widgets.example.com", .name = "w", .namespace = "ns"},
-		 .value = -0.0005,
-		 .window_s = 30},
+	    {.metric = "m",
+	     .object = {.resource = "nodes", .name = "n1", .namespace = "default"},
+	     .value = 1e20,
+	     .timestamp_wall_ms = WALL_MS + 999},
+	    {.metric = "m",
+	     .object = {.resource = "widgets.example.com", .name = "w", .namespace = "ns"},
+	     .value = -0.0005,
+	     .window_s = 30},
 	};
 	struct sm_query_result res = {.items = items, .n_items = 2};
-	struct sm_query q = {.kind = SM_QUERY_OBJECTS, .namespace = "ns", .resource = "x",
-			     .metric = "m"};
+	struct sm_query q = {
+	    .kind = SM_QUERY_OBJECTS, .namespace = "ns", .resource = "x", .metric = "m"};
 	char *body = NULL;
 	size_t len = 0;
 
 	(void)state;
-	assert_int_equal(sm_selector_parse("a=b,c!=d,e in (y,x),f notin (z),g,!h,i>5,a==c", &sel,
-					   &err),
-			 0);
+	assert_int_equal(
+	    sm_selector_parse("a=b,c!=d,e in (y,x),f notin (z),g,!h,i>5,a==c", &sel, &err), 0);
 	q.metric_selector = sel;
 	assert_int_equal(sm_api_custom_encode("v1beta1", &q, &res, WALL_MS, &body, &len), 0);
 	assert_int_equal(strlen(body), len);
 	assert_string_equal(
-		body,
-		"{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics.k8s.io/v1beta1\","
-		"\"metadata\":{},\"items\":[{\"describedObject\":{\"kind\":\"Node\",\"name\":\"n1\","
-		"\"apiVersion\":\"v1\"},\"metricName\":\"m\",\"timestamp\":\"2024-05-01T12:00:00Z\","
-		"\"value\":\"9223372036854775807\",\"selector\":{\"matchLabels\":{\"a\":\"b\"},"
-		"\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"c\"]},{"
-		"\"key\":\"c\",\"operator\":\"NotIn\",\"values\":[\"d\"]},{\"key\":\"e\","
-		"\"operator\":\"In\",\"values\":[\"x\",\"y\"]},{\"key\":\"f\",\"operator\":"
-		"\"NotIn\",\"values\":[\"z\"]},{\"key\":\"g\",\"operator\":\"Exists\"},{\"key\":"
-		"\"h\",\"operator\":\"DoesNotExist\"}]}},{\"describedObject\":{\"kind\":\"Widget\","
-		"\"namespace\":\"ns\",\"name\":\"w\",\"apiVersion\":\"example.com/v1\"},"
-		"\"metricName\":\"m\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"window\":30,"
-		"\"value\":\"-500u\",\"selector\":{\"matchLabels\":{\"a\":\"b\"},"
-		"\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"c\"]},{"
-		"\"key\":\"c\",\"operator\":\"NotIn\",\"values\":[\"d\"]},{\"key\":\"e\","
-		"\"operator\":\"In\",\"values\":[\"x\",\"y\"]},{\"key\":\"f\",\"operator\":"
-		"\"NotIn\",\"values\":[\"z\"]},{\"key\":\"g\",\"operator\":\"Exists\"},{\"key\":"
-		"\"h\",\"operator\":\"DoesNotExist\"}]}}]}");
+	    body,
+	    "{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics.k8s.io/v1beta1\","
+	    "\"metadata\":{},\"items\":[{\"describedObject\":{\"kind\":\"Node\",\"name\":\"n1\","
+	    "\"apiVersion\":\"v1\"},\"metricName\":\"m\",\"timestamp\":\"2024-05-01T12:00:00Z\","
+	    "\"value\":\"9223372036854775807\",\"selector\":{\"matchLabels\":{\"a\":\"b\"},"
+	    "\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"c\"]},{"
+	    "\"key\":\"c\",\"operator\":\"NotIn\",\"values\":[\"d\"]},{\"key\":\"e\","
+	    "\"operator\":\"In\",\"values\":[\"x\",\"y\"]},{\"key\":\"f\",\"operator\":"
+	    "\"NotIn\",\"values\":[\"z\"]},{\"key\":\"g\",\"operator\":\"Exists\"},{\"key\":"
+	    "\"h\",\"operator\":\"DoesNotExist\"}]}},{\"describedObject\":{\"kind\":\"Widget\","
+	    "\"namespace\":\"ns\",\"name\":\"w\",\"apiVersion\":\"example.com/v1\"},"
+	    "\"metricName\":\"m\",\"timestamp\":\"2024-05-01T12:00:00Z\",\"window\":30,"
+	    "\"value\":\"-500u\",\"selector\":{\"matchLabels\":{\"a\":\"b\"},"
+	    "\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"In\",\"values\":[\"c\"]},{"
+	    "\"key\":\"c\",\"operator\":\"NotIn\",\"values\":[\"d\"]},{\"key\":\"e\","
+	    "\"operator\":\"In\",\"values\":[\"x\",\"y\"]},{\"key\":\"f\",\"operator\":"
+	    "\"NotIn\",\"values\":[\"z\"]},{\"key\":\"g\",\"operator\":\"Exists\"},{\"key\":"
+	    "\"h\",\"operator\":\"DoesNotExist\"}]}}]}");
 	free(body);
 
 	/* v1beta2 keys; an empty selector echoes null; a timestamp of 0 becomes now. */
@@ -975,13 +980,13 @@ static void test_encode_custom_selector_echo(void **state)
 	items[0].timestamp_wall_ms = 0;
 	res.n_items = 1;
 	assert_int_equal(sm_api_custom_encode("v1beta2", &q, &res, WALL_MS + 61000, &body, &len),
-			 0);
+	                 0);
 	assert_string_equal(
-		body,
-		"{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics.k8s.io/v1beta2\","
-		"\"metadata\":{},\"items\":[{\"describedObject\":{\"kind\":\"Node\",\"name\":\"n1\","
-		"\"apiVersion\":\"v1\"},\"metric\":{\"name\":\"m\",\"selector\":null},\"timestamp\":"
-		"\"2024-05-01T12:01:01Z\",\"value\":\"-9223372036854775808\"}]}");
+	    body,
+	    "{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics.k8s.io/v1beta2\","
+	    "\"metadata\":{},\"items\":[{\"describedObject\":{\"kind\":\"Node\",\"name\":\"n1\","
+	    "\"apiVersion\":\"v1\"},\"metric\":{\"name\":\"m\",\"selector\":null},\"timestamp\":"
+	    "\"2024-05-01T12:01:01Z\",\"value\":\"-9223372036854775808\"}]}");
 	free(body);
 	sm_selector_free(sel);
 
@@ -990,19 +995,19 @@ static void test_encode_custom_selector_echo(void **state)
 	q.metric_selector = NULL;
 	assert_int_equal(sm_api_custom_encode("v1beta2", &q, &res, WALL_MS, &body, &len), 0);
 	assert_string_equal(body, "{\"kind\":\"MetricValueList\",\"apiVersion\":\"custom.metrics."
-				  "k8s.io/v1beta2\",\"metadata\":{},\"items\":[]}");
+	                          "k8s.io/v1beta2\",\"metadata\":{},\"items\":[]}");
 	free(body);
 }
 
 static void test_encode_external(void **state)
 {
 	struct sm_query_item items[] = {
-		{.metric = "q", .value = 0.8, .timestamp_wall_ms = WALL_MS, .window_s = 30},
-		{.metric = "q",
-		 .labels = (struct sm_label[]){{"a", "1"}, {"b", "2"}},
-		 .n_labels = 2,
-		 .value = 1500,
-		 .timestamp_wall_ms = WALL_MS},
+	    {.metric = "q", .value = 0.8, .timestamp_wall_ms = WALL_MS, .window_s = 30},
+	    {.metric = "q",
+	     .labels = (struct sm_label[]){{"a", "1"}, {"b", "2"}},
+	     .n_labels = 2,
+	     .value = 1500,
+	     .timestamp_wall_ms = WALL_MS},
 	};
 	struct sm_query_result res = {.items = items, .n_items = 2};
 	char *body = NULL;
@@ -1010,13 +1015,13 @@ static void test_encode_external(void **state)
 
 	(void)state;
 	assert_int_equal(sm_api_external_encode(&res, WALL_MS, &body, &len), 0);
-	assert_string_equal(body,
-			    "{\"kind\":\"ExternalMetricValueList\",\"apiVersion\":\"external.metrics."
-			    "k8s.io/v1beta1\",\"metadata\":{},\"items\":[{\"metricName\":\"q\","
-			    "\"metricLabels\":{},\"timestamp\":\"2024-05-01T12:00:00Z\",\"window\":"
-			    "30,\"value\":\"800m\"},{\"metricName\":\"q\",\"metricLabels\":{\"a\":"
-			    "\"1\",\"b\":\"2\"},\"timestamp\":\"2024-05-01T12:00:00Z\",\"value\":"
-			    "\"1500\"}]}");
+	assert_string_equal(
+	    body, "{\"kind\":\"ExternalMetricValueList\",\"apiVersion\":\"external.metrics."
+	          "k8s.io/v1beta1\",\"metadata\":{},\"items\":[{\"metricName\":\"q\","
+	          "\"metricLabels\":{},\"timestamp\":\"2024-05-01T12:00:00Z\",\"window\":"
+	          "30,\"value\":\"800m\"},{\"metricName\":\"q\",\"metricLabels\":{\"a\":"
+	          "\"1\",\"b\":\"2\"},\"timestamp\":\"2024-05-01T12:00:00Z\",\"value\":"
+	          "\"1500\"}]}");
 	free(body);
 }
 
@@ -1026,32 +1031,32 @@ static void test_resource_kind(void **state)
 		const char *resource, *kind, *api_version;
 		bool namespaced;
 	} cases[] = {
-		{"pods", "Pod", "v1", true},
-		{"services", "Service", "v1", true},
-		{"namespaces", "Namespace", "v1", false},
-		{"nodes", "Node", "v1", false},
-		{"persistentvolumes", "PersistentVolume", "v1", false},
-		{"persistentvolumeclaims", "PersistentVolumeClaim", "v1", true},
-		{"deployments.apps", "Deployment", "apps/v1", true},
-		{"statefulsets.apps", "StatefulSet", "apps/v1", true},
-		{"replicasets.apps", "ReplicaSet", "apps/v1", true},
-		{"daemonsets.apps", "DaemonSet", "apps/v1", true},
-		{"jobs.batch", "Job", "batch/v1", true},
-		{"cronjobs.batch", "CronJob", "batch/v1", true},
-		{"ingresses.networking.k8s.io", "Ingress", "networking.k8s.io/v1", true},
-		{"storageclasses.storage.k8s.io", "StorageClass", "storage.k8s.io/v1", false},
-		{"clusterroles.rbac.authorization.k8s.io", "ClusterRole",
-		 "rbac.authorization.k8s.io/v1", false},
-		{"customresourcedefinitions.apiextensions.k8s.io", "CustomResourceDefinition",
-		 "apiextensions.k8s.io/v1", false},
-		{"widgets.example.com", "Widget", "example.com/v1", true},
-		{"policies.example.com", "Policy", "example.com/v1", true},
-		{"boxes", "Box", "v1", true},
-		{"classes.x.io", "Class", "x.io/v1", true},
-		{"brushes", "Brush", "v1", true},
-		{"status", "Status", "v1", true},
-		{"statuses.x.io", "Status", "x.io/v1", true},
-		{"fish", "Fish", "v1", true},
+	    {"pods", "Pod", "v1", true},
+	    {"services", "Service", "v1", true},
+	    {"namespaces", "Namespace", "v1", false},
+	    {"nodes", "Node", "v1", false},
+	    {"persistentvolumes", "PersistentVolume", "v1", false},
+	    {"persistentvolumeclaims", "PersistentVolumeClaim", "v1", true},
+	    {"deployments.apps", "Deployment", "apps/v1", true},
+	    {"statefulsets.apps", "StatefulSet", "apps/v1", true},
+	    {"replicasets.apps", "ReplicaSet", "apps/v1", true},
+	    {"daemonsets.apps", "DaemonSet", "apps/v1", true},
+	    {"jobs.batch", "Job", "batch/v1", true},
+	    {"cronjobs.batch", "CronJob", "batch/v1", true},
+	    {"ingresses.networking.k8s.io", "Ingress", "networking.k8s.io/v1", true},
+	    {"storageclasses.storage.k8s.io", "StorageClass", "storage.k8s.io/v1", false},
+	    {"clusterroles.rbac.authorization.k8s.io", "ClusterRole",
+	     "rbac.authorization.k8s.io/v1", false},
+	    {"customresourcedefinitions.apiextensions.k8s.io", "CustomResourceDefinition",
+	     "apiextensions.k8s.io/v1", false},
+	    {"widgets.example.com", "Widget", "example.com/v1", true},
+	    {"policies.example.com", "Policy", "example.com/v1", true},
+	    {"boxes", "Box", "v1", true},
+	    {"classes.x.io", "Class", "x.io/v1", true},
+	    {"brushes", "Brush", "v1", true},
+	    {"status", "Status", "v1", true},
+	    {"statuses.x.io", "Status", "x.io/v1", true},
+	    {"fish", "Fish", "v1", true},
 	};
 
 	(void)state;
@@ -1071,11 +1076,11 @@ static void test_timestamp(void **state)
 		int64_t ms;
 		const char *want;
 	} cases[] = {
-		{WALL_MS, "2024-05-01T12:00:00Z"},
-		{WALL_MS + 999, "2024-05-01T12:00:00Z"},
-		{0, "1970-01-01T00:00:00Z"},
-		{-1, "1969-12-31T23:59:59Z"},
-		{951782400000LL, "2000-02-29T00:00:00Z"},
+	    {WALL_MS, "2024-05-01T12:00:00Z"},
+	    {WALL_MS + 999, "2024-05-01T12:00:00Z"},
+	    {0, "1970-01-01T00:00:00Z"},
+	    {-1, "1969-12-31T23:59:59Z"},
+	    {951782400000LL, "2000-02-29T00:00:00Z"},
 	};
 
 	(void)state;
@@ -1096,18 +1101,20 @@ static void test_status_direct(void **state)
 	assert_int_equal(sm_api_status(401, "Unauthorized", "Unauthorized", &r), 0);
 	assert_int_equal(r.status, 401);
 	assert_string_equal(r.content_type, "application/json");
-	assert_string_equal(r.body, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
-				    "\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":"
-				    "\"Unauthorized\",\"code\":401}");
+	assert_string_equal(r.body,
+	                    "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+	                    "\"status\":\"Failure\",\"message\":\"Unauthorized\",\"reason\":"
+	                    "\"Unauthorized\",\"code\":401}");
 	sm_api_response_done(&r);
 	sm_api_response_done(&r);
 	sm_api_response_done(NULL);
 
 	/* No reason: omitted, as Go does for a plain error. */
 	assert_int_equal(sm_api_status(500, NULL, "boom \"x\"", &r), 0);
-	assert_string_equal(r.body, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
-				    "\"status\":\"Failure\",\"message\":\"boom \\\"x\\\"\",\"code\":"
-				    "500}");
+	assert_string_equal(r.body,
+	                    "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},"
+	                    "\"status\":\"Failure\",\"message\":\"boom \\\"x\\\"\",\"code\":"
+	                    "500}");
 	assert_null(r.reason);
 	sm_api_response_done(&r);
 
@@ -1147,29 +1154,29 @@ static void test_no_store(void **state)
 int main(void)
 {
 	const struct CMUnitTest store_tests[] = {
-		cmocka_unit_test(test_group_list),
-		cmocka_unit_test(test_group),
-		cmocka_unit_test(test_resource_lists),
-		cmocka_unit_test(test_external),
-		cmocka_unit_test(test_custom_pods_v1beta1),
-		cmocka_unit_test(test_custom_metric_selector),
-		cmocka_unit_test(test_custom_object_v1beta2),
-		cmocka_unit_test(test_custom_namespace_metric),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_accept_ok),
-		cmocka_unit_test(test_fallback),
-		cmocka_unit_test(test_health),
-		cmocka_unit_test(test_version),
-		cmocka_unit_test(test_openapi),
+	    cmocka_unit_test(test_group_list),
+	    cmocka_unit_test(test_group),
+	    cmocka_unit_test(test_resource_lists),
+	    cmocka_unit_test(test_external),
+	    cmocka_unit_test(test_custom_pods_v1beta1),
+	    cmocka_unit_test(test_custom_metric_selector),
+	    cmocka_unit_test(test_custom_object_v1beta2),
+	    cmocka_unit_test(test_custom_namespace_metric),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_accept_ok),
+	    cmocka_unit_test(test_fallback),
+	    cmocka_unit_test(test_health),
+	    cmocka_unit_test(test_version),
+	    cmocka_unit_test(test_openapi),
 	};
 	const struct CMUnitTest plain_tests[] = {
-		cmocka_unit_test(test_readyz_first_round),
-		cmocka_unit_test(test_encode_custom_selector_echo),
-		cmocka_unit_test(test_encode_external),
-		cmocka_unit_test(test_resource_kind),
-		cmocka_unit_test(test_timestamp),
-		cmocka_unit_test(test_status_direct),
-		cmocka_unit_test(test_no_store),
+	    cmocka_unit_test(test_readyz_first_round),
+	    cmocka_unit_test(test_encode_custom_selector_echo),
+	    cmocka_unit_test(test_encode_external),
+	    cmocka_unit_test(test_resource_kind),
+	    cmocka_unit_test(test_timestamp),
+	    cmocka_unit_test(test_status_direct),
+	    cmocka_unit_test(test_no_store),
 	};
 	int failed = cmocka_run_group_tests_name("api (store)", store_tests, setup, teardown);
 

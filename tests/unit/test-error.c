@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* cmocka.h needs stdarg.h, stddef.h, setjmp.h and stdint.h before it. */
 #include <cmocka.h>
 
 #include "scalemetrics/error.h"
@@ -88,9 +89,9 @@ static void test_list(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_set_and_format),
-		cmocka_unit_test(test_truncation),
-		cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_set_and_format),
+	    cmocka_unit_test(test_truncation),
+	    cmocka_unit_test(test_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+/* cmocka.h needs stdarg.h, stddef.h, setjmp.h and stdint.h before it. */
 #include <cmocka.h>
 
 #include "scalemetrics/number.h"
@@ -22,30 +23,30 @@ struct int_case {
 };
 
 static const struct int_case int64_cases[] = {
-	{"0", 0, 0},
-	{"42", 42, 0},
-	{"-42", -42, 0},
-	{"+42", 42, 0},
-	{"007", 7, 0},
-	{"9223372036854775807", INT64_MAX, 0},
-	{"-9223372036854775808", INT64_MIN, 0},
-	{"9223372036854775808", 0, -ERANGE},
-	{"-9223372036854775809", 0, -ERANGE},
-	{"99999999999999999999999", 0, -ERANGE},
-	{"", 0, -EINVAL},
-	{"-", 0, -EINVAL},
-	{"+", 0, -EINVAL},
-	{" 1", 0, -EINVAL},
-	{"1 ", 0, -EINVAL},
-	{"\t1", 0, -EINVAL},
-	{"1\n", 0, -EINVAL},
-	{"1a", 0, -EINVAL},
-	{"0x10", 0, -EINVAL},
-	{"1.0", 0, -EINVAL},
-	{"1e3", 0, -EINVAL},
-	{"--1", 0, -EINVAL},
-	{"+-1", 0, -EINVAL},
-	{NULL, 0, -EINVAL},
+    {"0", 0, 0},
+    {"42", 42, 0},
+    {"-42", -42, 0},
+    {"+42", 42, 0},
+    {"007", 7, 0},
+    {"9223372036854775807", INT64_MAX, 0},
+    {"-9223372036854775808", INT64_MIN, 0},
+    {"9223372036854775808", 0, -ERANGE},
+    {"-9223372036854775809", 0, -ERANGE},
+    {"99999999999999999999999", 0, -ERANGE},
+    {"", 0, -EINVAL},
+    {"-", 0, -EINVAL},
+    {"+", 0, -EINVAL},
+    {" 1", 0, -EINVAL},
+    {"1 ", 0, -EINVAL},
+    {"\t1", 0, -EINVAL},
+    {"1\n", 0, -EINVAL},
+    {"1a", 0, -EINVAL},
+    {"0x10", 0, -EINVAL},
+    {"1.0", 0, -EINVAL},
+    {"1e3", 0, -EINVAL},
+    {"--1", 0, -EINVAL},
+    {"+-1", 0, -EINVAL},
+    {NULL, 0, -EINVAL},
 };
 
 static void test_int64(void **state)
@@ -59,8 +60,8 @@ static void test_int64(void **state)
 		int r = sm_number_parse_int64(c->text, &v);
 
 		if (r != c->error || (r == 0 && v != c->expected) || (r != 0 && v != 12345)) {
-			print_error("int64 case %zu '%s': got %d %lld\n", i, c->text ? c->text : "NULL",
-				    r, (long long)v);
+			print_error("int64 case %zu '%s': got %d %lld\n", i,
+			            c->text ? c->text : "NULL", r, (long long)v);
 			failures++;
 		}
 	}
@@ -74,18 +75,18 @@ struct uint_case {
 };
 
 static const struct uint_case uint64_cases[] = {
-	{"0", 0, 0},
-	{"42", 42, 0},
-	{"18446744073709551615", UINT64_MAX, 0},
-	{"18446744073709551616", 0, -ERANGE},
-	{"-1", 0, -EINVAL},
-	{"+1", 0, -EINVAL},
-	{"-0", 0, -EINVAL},
-	{"", 0, -EINVAL},
-	{" 1", 0, -EINVAL},
-	{"1 ", 0, -EINVAL},
-	{"12x", 0, -EINVAL},
-	{NULL, 0, -EINVAL},
+    {"0", 0, 0},
+    {"42", 42, 0},
+    {"18446744073709551615", UINT64_MAX, 0},
+    {"18446744073709551616", 0, -ERANGE},
+    {"-1", 0, -EINVAL},
+    {"+1", 0, -EINVAL},
+    {"-0", 0, -EINVAL},
+    {"", 0, -EINVAL},
+    {" 1", 0, -EINVAL},
+    {"1 ", 0, -EINVAL},
+    {"12x", 0, -EINVAL},
+    {NULL, 0, -EINVAL},
 };
 
 static void test_uint64(void **state)
@@ -100,7 +101,7 @@ static void test_uint64(void **state)
 
 		if (r != c->error || (r == 0 && v != c->expected) || (r != 0 && v != 12345)) {
 			print_error("uint64 case %zu '%s': got %d %llu\n", i,
-				    c->text ? c->text : "NULL", r, (unsigned long long)v);
+			            c->text ? c->text : "NULL", r, (unsigned long long)v);
 			failures++;
 		}
 	}
@@ -115,40 +116,40 @@ struct double_case {
 };
 
 static const struct double_case double_cases[] = {
-	{"0", 0, 0, 0},
-	{"1", 1, 0, 0},
-	{"-1.5", -1.5, 0, 0},
-	{"+1.5", 1.5, 0, 0},
-	{"1.", 1, 0, 0},
-	{".5", 0.5, 0, 0},
-	{"1e3", 1000, 0, 0},
-	{"1E-3", 0.001, 0, 0},
-	{"2.5e+2", 250, 0, 0},
-	{"0.29", 0.29, 0, 0},
-	{"1e-400", 0, 0, 0}, /* underflow is zero, like Go */
-	{"1e400", 0, -ERANGE, 0},
-	{"-1e400", 0, -ERANGE, 0},
-	{"", 0, -EINVAL, 0},
-	{".", 0, -EINVAL, 0},
-	{"e3", 0, -EINVAL, 0},
-	{"1e", 0, -EINVAL, 0},
-	{"1e+", 0, -EINVAL, 0},
-	{" 1", 0, -EINVAL, 0},
-	{"1 ", 0, -EINVAL, 0},
-	{"1x", 0, -EINVAL, 0},
-	{"0x1p3", 0, -EINVAL, 0},
-	{"1,5", 0, -EINVAL, 0},
-	{"--1", 0, -EINVAL, 0},
-	{"NaN", 0, 0, 2},
-	{"nan", 0, 0, 2},
-	{"+Inf", INFINITY, 0, 1},
-	{"-Inf", -INFINITY, 0, 1},
-	{"Inf", INFINITY, 0, 1},
-	{"+inf", INFINITY, 0, 1},
-	{"Infinity", INFINITY, 0, 1},
-	{"-Infinityx", 0, -EINVAL, 0},
-	{"Nan1", 0, -EINVAL, 0},
-	{NULL, 0, -EINVAL, 0},
+    {"0", 0, 0, 0},
+    {"1", 1, 0, 0},
+    {"-1.5", -1.5, 0, 0},
+    {"+1.5", 1.5, 0, 0},
+    {"1.", 1, 0, 0},
+    {".5", 0.5, 0, 0},
+    {"1e3", 1000, 0, 0},
+    {"1E-3", 0.001, 0, 0},
+    {"2.5e+2", 250, 0, 0},
+    {"0.29", 0.29, 0, 0},
+    {"1e-400", 0, 0, 0}, /* underflow is zero, like Go */
+    {"1e400", 0, -ERANGE, 0},
+    {"-1e400", 0, -ERANGE, 0},
+    {"", 0, -EINVAL, 0},
+    {".", 0, -EINVAL, 0},
+    {"e3", 0, -EINVAL, 0},
+    {"1e", 0, -EINVAL, 0},
+    {"1e+", 0, -EINVAL, 0},
+    {" 1", 0, -EINVAL, 0},
+    {"1 ", 0, -EINVAL, 0},
+    {"1x", 0, -EINVAL, 0},
+    {"0x1p3", 0, -EINVAL, 0},
+    {"1,5", 0, -EINVAL, 0},
+    {"--1", 0, -EINVAL, 0},
+    {"NaN", 0, 0, 2},
+    {"nan", 0, 0, 2},
+    {"+Inf", INFINITY, 0, 1},
+    {"-Inf", -INFINITY, 0, 1},
+    {"Inf", INFINITY, 0, 1},
+    {"+inf", INFINITY, 0, 1},
+    {"Infinity", INFINITY, 0, 1},
+    {"-Infinityx", 0, -EINVAL, 0},
+    {"Nan1", 0, -EINVAL, 0},
+    {NULL, 0, -EINVAL, 0},
 };
 
 static void test_double(void **state)
@@ -174,8 +175,8 @@ static void test_double(void **state)
 			ok = r == 0 && rs == 0 && v == c->expected && w == c->expected;
 		}
 		if (!ok) {
-			print_error("double case %zu '%s': got %d %.17g / special %d %.17g\n", i, name,
-				    r, v, rs, w);
+			print_error("double case %zu '%s': got %d %.17g / special %d %.17g\n", i,
+			            name, r, v, rs, w);
 			failures++;
 		}
 	}
@@ -183,43 +184,43 @@ static void test_double(void **state)
 }
 
 static const struct int_case duration_cases[] = {
-	{"500ms", 500, 0},
-	{"5s", 5000, 0},
-	{"1m", 60000, 0},
-	{"1h", 3600000, 0},
-	{"1m30s", 90000, 0},
-	{"1h1m1s1ms", 3661001, 0},
-	{"1.5s", 1500, 0},
-	{".5s", 500, 0},
-	{"1.5h", 5400000, 0},
-	{"0s", 0, 0},
-	{"0.5ms", 1, 0}, /* rounded to the nearest millisecond */
-	{"0.4ms", 0, 0},
-	{"10s500ms", 10500, 0},
-	{"2562047h", 2562047LL * 3600000, 0},
-	{"2562048h", 0, -ERANGE},
-	{"99999999999999999999s", 0, -ERANGE},
-	{"2562047h47m16s854ms", 9223372036854LL, 0},
-	{"2562047h48m", 0, -ERANGE},
-	{"5", 0, -EINVAL},
-	{"0", 0, -EINVAL},
-	{"1.5", 0, -EINVAL},
-	{"-5s", 0, -EINVAL},
-	{"+5s", 0, -EINVAL},
-	{"", 0, -EINVAL},
-	{" 5s", 0, -EINVAL},
-	{"5s ", 0, -EINVAL},
-	{"5 s", 0, -EINVAL},
-	{"5x", 0, -EINVAL},
-	{"5sec", 0, -EINVAL},
-	{"s", 0, -EINVAL},
-	{".s", 0, -EINVAL},
-	{"5ns", 0, -EINVAL},
-	{"5us", 0, -EINVAL},
-	{"5d", 0, -EINVAL},
-	{"1m30", 0, -EINVAL},
-	{"1..5s", 0, -EINVAL},
-	{NULL, 0, -EINVAL},
+    {"500ms", 500, 0},
+    {"5s", 5000, 0},
+    {"1m", 60000, 0},
+    {"1h", 3600000, 0},
+    {"1m30s", 90000, 0},
+    {"1h1m1s1ms", 3661001, 0},
+    {"1.5s", 1500, 0},
+    {".5s", 500, 0},
+    {"1.5h", 5400000, 0},
+    {"0s", 0, 0},
+    {"0.5ms", 1, 0}, /* rounded to the nearest millisecond */
+    {"0.4ms", 0, 0},
+    {"10s500ms", 10500, 0},
+    {"2562047h", 2562047LL * 3600000, 0},
+    {"2562048h", 0, -ERANGE},
+    {"99999999999999999999s", 0, -ERANGE},
+    {"2562047h47m16s854ms", 9223372036854LL, 0},
+    {"2562047h48m", 0, -ERANGE},
+    {"5", 0, -EINVAL},
+    {"0", 0, -EINVAL},
+    {"1.5", 0, -EINVAL},
+    {"-5s", 0, -EINVAL},
+    {"+5s", 0, -EINVAL},
+    {"", 0, -EINVAL},
+    {" 5s", 0, -EINVAL},
+    {"5s ", 0, -EINVAL},
+    {"5 s", 0, -EINVAL},
+    {"5x", 0, -EINVAL},
+    {"5sec", 0, -EINVAL},
+    {"s", 0, -EINVAL},
+    {".s", 0, -EINVAL},
+    {"5ns", 0, -EINVAL},
+    {"5us", 0, -EINVAL},
+    {"5d", 0, -EINVAL},
+    {"1m30", 0, -EINVAL},
+    {"1..5s", 0, -EINVAL},
+    {NULL, 0, -EINVAL},
 };
 
 static void test_duration(void **state)
@@ -234,8 +235,8 @@ static void test_duration(void **state)
 
 		if (r != c->error || (r == 0 && v != c->expected) || (r != 0 && v != 12345)) {
 			print_error("duration case %zu '%s': got %d %lld, want %d %lld\n", i,
-				    c->text ? c->text : "NULL", r, (long long)v, c->error,
-				    (long long)c->expected);
+			            c->text ? c->text : "NULL", r, (long long)v, c->error,
+			            (long long)c->expected);
 			failures++;
 		}
 	}
@@ -245,10 +246,10 @@ static void test_duration(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_int64),
-		cmocka_unit_test(test_uint64),
-		cmocka_unit_test(test_double),
-		cmocka_unit_test(test_duration),
+	    cmocka_unit_test(test_int64),
+	    cmocka_unit_test(test_uint64),
+	    cmocka_unit_test(test_double),
+	    cmocka_unit_test(test_duration),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,842 @@
 /* SPDX-License-Identifier: MIT */
-/* placeholder: being written */
+/* Unit tests for query: the Metrics model (external, one object, objects, namespace totals),
+ * namespace visibility, selectors, sums, order, staleness with and without fallback. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* cmocka needs the headers above, so it stays out of their sorted block. */
+#include <cmocka.h>
+
+#include "scalemetrics/config.h"
+#include "scalemetrics/query.h"
+#include "scalemetrics/selector.h"
+#include "scalemetrics/series.h"
+#include "scalemetrics/store.h"
+
+#define T0_MONO 100000
+#define T0_WALL 1700000000000
+
+enum { SRC_JOBS, SRC_BACKEND, SRC_DB, SRC_CACHE, N_SRC };
+
+struct world {
+	char *ns_jobs[2];
+	char *ns_default[1];
+	char *ns_ops[1];
+	struct sm_metric_def jobs_metrics[2];
+	struct sm_metric_def backend_metrics[1];
+	struct sm_metric_def db_metrics[1];
+	struct sm_metric_def cache_metrics[1];
+	struct sm_source_config sources[N_SRC];
+	struct sm_config cfg;
+	struct sm_store *st;
+};
+
+struct in_series {
+	const char *metric;
+	const char *label_name; /* one metric label, or NULL */
+	const char *label_value;
+	double value;
+	const char *resource; /* object, or NULL */
+	const char *name;
+	const char *namespace;
+	const char *app; /* object label app=..., or NULL */
+};
+
+static struct sm_batch *batch_of(const struct in_series *in, size_t n)
+{
+	struct sm_batch *b = sm_batch_new(100);
+
+	assert_non_null(b);
+	for (size_t i = 0; i < n; i++) {
+		struct sm_label label = {in[i].label_name, in[i].label_value};
+		struct sm_label app = {"app", in[i].app};
+		struct sm_object_ref obj = {in[i].resource, in[i].name, in[i].namespace};
+		struct sm_series_in s = {
+		    .metric = in[i].metric,
+		    .labels = in[i].label_name ? &label : NULL,
+		    .n_labels = in[i].label_name ? 1 : 0,
+		    .value = in[i].value,
+		    .object = in[i].resource ? &obj : NULL,
+		    .object_labels = in[i].app ? &app : NULL,
+		    .n_object_labels = in[i].app ? 1 : 0,
+		};
+
+		assert_int_equal(sm_batch_add(b, &s), 0);
+	}
+	return b;
+}
+
+static const struct in_series jobs_series[] = {
+    {"redis_queue_length", "queue", "emails", 5, "deployments.apps", "worker-emails", NULL, NULL},
+    {"redis_queue_length", "queue", "sms", 3, "deployments.apps", "worker-sms", NULL, NULL},
+    {"redis_queue_length", "queue", "push", 2, "deployments.apps", "worker-emails", NULL, NULL},
+    {"jobs_backlog", "queue", "a", 1, NULL, NULL, NULL, NULL},
+    {"jobs_backlog", "queue", "b", 4, NULL, NULL, NULL, NULL},
+};
+
+static const struct in_series backend_series[] = {
+    {"http_rps", "code", "500", 1, "pods", "web-1", "prod", "web"},
+    {"http_rps", "code", "200", 10, "pods", "web-1", "prod", "web"},
+    {"http_rps", "code", "200", 20, "pods", "web-2", "prod", "web"},
+    {"http_rps", "code", "200", 30, "pods", "api-1", "prod", "api"},
+    {"http_rps", "code", "200", 40, "pods", "web-3", "staging", "web"},
+};
+
+static void world_init(struct world *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->ns_jobs[0] = "default";
+	w->ns_jobs[1] = "prod";
+	w->ns_default[0] = "default";
+	w->ns_ops[0] = "ops";
+
+	w->jobs_metrics[0] = (struct sm_metric_def){
+	    .name = "redis_queue_length",
+	    .scope = SM_METRIC_OBJECT,
+	    .resource = "deployments.apps",
+	};
+	w->jobs_metrics[1] = (struct sm_metric_def){
+	    .name = "jobs_backlog",
+	    .scope = SM_METRIC_EXTERNAL,
+	    .fallback = {.set = true, .value = 7},
+	    .window_s = 60,
+	};
+	w->backend_metrics[0] = (struct sm_metric_def){.name = "http_rps", .scope = SM_METRIC_PODS};
+	w->db_metrics[0] = (struct sm_metric_def){.name = "pending_jobs"};
+	w->cache_metrics[0] = (struct sm_metric_def){
+	    .name = "cache_len",
+	    .fallback = {.set = true, .value = 0},
+	};
+
+	w->sources[SRC_JOBS] = (struct sm_source_config){
+	    .name = "jobs",
+	    .interval_ms = 5000,
+	    .max_age_ms = 15000,
+	    .namespaces = {w->ns_jobs, 2},
+	    .metrics = w->jobs_metrics,
+	    .n_metrics = 2,
+	};
+	w->sources[SRC_BACKEND] = (struct sm_source_config){
+	    .name = "backend",
+	    .interval_ms = 5000,
+	    .max_age_ms = 15000,
+	    .namespaces = {w->ns_default, 1},
+	    .metrics = w->backend_metrics,
+	    .n_metrics = 1,
+	};
+	w->sources[SRC_DB] = (struct sm_source_config){
+	    .name = "app-db",
+	    .interval_ms = 10000,
+	    .max_age_ms = 30500,
+	    .namespaces = {w->ns_ops, 1},
+	    .metrics = w->db_metrics,
+	    .n_metrics = 1,
+	};
+	w->sources[SRC_CACHE] = (struct sm_source_config){
+	    .name = "cache",
+	    .interval_ms = 5000,
+	    .max_age_ms = 15000,
+	    .namespaces = {w->ns_default, 1},
+	    .metrics = w->cache_metrics,
+	    .n_metrics = 1,
+	};
+	w->cfg.sources = w->sources;
+	w->cfg.n_sources = N_SRC;
+	w->st = sm_store_new(&w->cfg);
+	assert_non_null(w->st);
+	assert_int_equal(sm_store_publish_success(
+	                     w->st, SRC_JOBS,
+	                     batch_of(jobs_series, sizeof(jobs_series) / sizeof(jobs_series[0])),
+	                     T0_MONO, T0_WALL),
+	                 0);
+	assert_int_equal(
+	    sm_store_publish_success(
+	        w->st, SRC_BACKEND,
+	        batch_of(backend_series, sizeof(backend_series) / sizeof(backend_series[0])),
+	        T0_MONO, T0_WALL),
+	    0);
+}
+
+static int setup(void **state)
+{
+	static struct world w;
+
+	world_init(&w);
+	*state = &w;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct world *w = *state;
+
+	sm_store_free(w->st);
+	return 0;
+}
+
+static struct sm_selector *parse(const char *text)
+{
+	struct sm_selector *sel = NULL;
+	struct sm_error err = {0};
+
+	assert_int_equal(sm_selector_parse(text, &sel, &err), 0);
+	return sel;
+}
+
+/* ---- table of queries that succeed ---- */
+
+struct expect_item {
+	const char *object_name; /* NULL: no described object (external) */
+	const char *label_value; /* the single metric label's value, NULL: no labels */
+	double value;
+};
+
+struct ok_case {
+	const char *what;
+	enum sm_query_kind kind;
+	const char *namespace;
+	const char *resource;
+	const char *name;
+	const char *metric;
+	const char *object_selector;
+	const char *metric_selector;
+	size_t n_items;
+	struct expect_item items[4];
+};
+
+static const struct ok_case ok_cases[] = {
+    {"external, all series, ordered by labels",
+     SM_QUERY_EXTERNAL,
+     "default",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     NULL,
+     3,
+     {{NULL, "emails", 5}, {NULL, "push", 2}, {NULL, "sms", 3}}},
+    {"external, second namespace of the source",
+     SM_QUERY_EXTERNAL,
+     "prod",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     NULL,
+     3,
+     {{NULL, "emails", 5}, {NULL, "push", 2}, {NULL, "sms", 3}}},
+    {"external, equality selector",
+     SM_QUERY_EXTERNAL,
+     "default",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     "queue=sms",
+     1,
+     {{NULL, "sms", 3}}},
+    {"external, set selector",
+     SM_QUERY_EXTERNAL,
+     "default",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     "queue in (sms,push)",
+     2,
+     {{NULL, "push", 2}, {NULL, "sms", 3}}},
+    {"external, selector matching nothing",
+     SM_QUERY_EXTERNAL,
+     "default",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     "queue=nope",
+     0,
+     {{0}}},
+    {"external, selector on a missing label",
+     SM_QUERY_EXTERNAL,
+     "default",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     "!queue",
+     0,
+     {{0}}},
+    {"external, pod series visible in the pod's namespace",
+     SM_QUERY_EXTERNAL,
+     "staging",
+     NULL,
+     NULL,
+     "http_rps",
+     NULL,
+     NULL,
+     1,
+     {{NULL, "200", 40}}},
+    {"object, several series summed",
+     SM_QUERY_OBJECT,
+     "default",
+     "deployments.apps",
+     "worker-emails",
+     "redis_queue_length",
+     NULL,
+     NULL,
+     1,
+     {{"worker-emails", NULL, 7}}},
+    {"object, metric selector narrows the sum",
+     SM_QUERY_OBJECT,
+     "prod",
+     "deployments.apps",
+     "worker-emails",
+     "redis_queue_length",
+     NULL,
+     "queue=push",
+     1,
+     {{"worker-emails", NULL, 2}}},
+    {"object, single series",
+     SM_QUERY_OBJECT,
+     "default",
+     "deployments.apps",
+     "worker-sms",
+     "redis_queue_length",
+     NULL,
+     NULL,
+     1,
+     {{"worker-sms", NULL, 3}}},
+    {"object, one pod",
+     SM_QUERY_OBJECT,
+     "prod",
+     "pods",
+     "web-1",
+     "http_rps",
+     NULL,
+     NULL,
+     1,
+     {{"web-1", NULL, 11}}},
+    {"objects, pods by object selector, summed per pod",
+     SM_QUERY_OBJECTS,
+     "prod",
+     "pods",
+     "*",
+     "http_rps",
+     "app=web",
+     NULL,
+     2,
+     {{"web-1", NULL, 11}, {"web-2", NULL, 20}}},
+    {"objects, every pod ordered by name",
+     SM_QUERY_OBJECTS,
+     "prod",
+     "pods",
+     "*",
+     "http_rps",
+     NULL,
+     NULL,
+     3,
+     {{"api-1", NULL, 30}, {"web-1", NULL, 11}, {"web-2", NULL, 20}}},
+    {"objects, metric selector",
+     SM_QUERY_OBJECTS,
+     "prod",
+     "pods",
+     "*",
+     "http_rps",
+     "app=web",
+     "code=500",
+     1,
+     {{"web-1", NULL, 1}}},
+    {"objects, other namespace",
+     SM_QUERY_OBJECTS,
+     "staging",
+     "pods",
+     "*",
+     "http_rps",
+     NULL,
+     NULL,
+     1,
+     {{"web-3", NULL, 40}}},
+    {"objects, source namespace without pods",
+     SM_QUERY_OBJECTS,
+     "default",
+     "pods",
+     "*",
+     "http_rps",
+     NULL,
+     NULL,
+     0,
+     {{0}}},
+    {"objects, object selector matching nothing",
+     SM_QUERY_OBJECTS,
+     "prod",
+     "pods",
+     "*",
+     "http_rps",
+     "app=db",
+     NULL,
+     0,
+     {{0}}},
+    {"objects, deployments",
+     SM_QUERY_OBJECTS,
+     "default",
+     "deployments.apps",
+     "*",
+     "redis_queue_length",
+     NULL,
+     NULL,
+     2,
+     {{"worker-emails", NULL, 7}, {"worker-sms", NULL, 3}}},
+    {"namespace total, pods",
+     SM_QUERY_NAMESPACE,
+     "prod",
+     NULL,
+     NULL,
+     "http_rps",
+     NULL,
+     NULL,
+     1,
+     {{"prod", NULL, 61}}},
+    {"namespace total, external series",
+     SM_QUERY_NAMESPACE,
+     "prod",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     NULL,
+     1,
+     {{"prod", NULL, 10}}},
+    {"namespace total, metric selector",
+     SM_QUERY_NAMESPACE,
+     "default",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     "queue!=sms",
+     1,
+     {{"default", NULL, 7}}},
+    {"namespace total, nothing matches: 0",
+     SM_QUERY_NAMESPACE,
+     "default",
+     NULL,
+     NULL,
+     "redis_queue_length",
+     NULL,
+     "queue=nope",
+     1,
+     {{"default", NULL, 0}}},
+    {"namespace total, no pods there: 0",
+     SM_QUERY_NAMESPACE,
+     "default",
+     NULL,
+     NULL,
+     "http_rps",
+     NULL,
+     NULL,
+     1,
+     {{"default", NULL, 0}}},
+    {"root-scoped object: series whose object has no namespace",
+     SM_QUERY_OBJECT,
+     NULL,
+     "deployments.apps",
+     "worker-sms",
+     "redis_queue_length",
+     NULL,
+     NULL,
+     1,
+     {{"worker-sms", NULL, 3}}},
+    {"root-scoped namespaces/NAME/METRIC",
+     SM_QUERY_OBJECT,
+     NULL,
+     "namespaces",
+     "prod",
+     "http_rps",
+     NULL,
+     NULL,
+     1,
+     {{"prod", NULL, 61}}},
+};
+
+static void run_ok_case(struct world *w, const struct ok_case *c)
+{
+	struct sm_selector *osel = c->object_selector ? parse(c->object_selector) : NULL;
+	struct sm_selector *msel = c->metric_selector ? parse(c->metric_selector) : NULL;
+	/* The request's strings live in a buffer that is scribbled over before the result is
+	 * read: items must not borrow from the request. */
+	char ns[64] = "", name[64] = "", resource[64] = "";
+	struct sm_query q = {
+	    .kind = c->kind,
+	    .namespace = c->namespace ? ns : NULL,
+	    .resource = c->resource ? resource : NULL,
+	    .name = c->name ? name : NULL,
+	    .metric = c->metric,
+	    .object_selector = osel,
+	    .metric_selector = msel,
+	    .now_mono_ms = T0_MONO + 1000,
+	};
+	struct sm_query_result res = {0};
+	struct sm_error err = {0};
+	int r;
+
+	(void)snprintf(ns, sizeof(ns), "%s", c->namespace ? c->namespace : "");
+	(void)snprintf(resource, sizeof(resource), "%s", c->resource ? c->resource : "");
+	(void)snprintf(name, sizeof(name), "%s", c->name ? c->name : "");
+	r = sm_query_run(w->st, &q, &res, &err);
+	memset(ns, 'x', sizeof(ns) - 1);
+	memset(resource, 'x', sizeof(resource) - 1);
+	memset(name, 'x', sizeof(name) - 1);
+
+	if (r != 0)
+		fail_msg("case '%s': returned %d (%s)", c->what, r, err.message);
+	if (res.n_items != c->n_items)
+		fail_msg("case '%s': %zu items, expected %zu", c->what, res.n_items, c->n_items);
+	assert_int_equal(res.n_held, 1);
+	assert_non_null(res.source);
+	for (size_t i = 0; i < c->n_items; i++) {
+		const struct sm_query_item *it = &res.items[i];
+		const struct expect_item *e = &c->items[i];
+
+		if (it->value != e->value)
+			fail_msg("case '%s': item %zu value %g, expected %g", c->what, i, it->value,
+			         e->value);
+		if (strcmp(it->metric, c->metric) != 0)
+			fail_msg("case '%s': item %zu metric '%s'", c->what, i, it->metric);
+		if (it->is_fallback)
+			fail_msg("case '%s': item %zu is a fallback", c->what, i);
+		if (it->timestamp_wall_ms != T0_WALL)
+			fail_msg("case '%s': item %zu timestamp %lld", c->what, i,
+			         (long long)it->timestamp_wall_ms);
+		if (!e->label_value && c->kind != SM_QUERY_EXTERNAL && it->n_labels != 0)
+			fail_msg("case '%s': item %zu has labels", c->what, i);
+		if (e->label_value &&
+		    (it->n_labels != 1 || strcmp(it->labels[0].value, e->label_value) != 0))
+			fail_msg("case '%s': item %zu labels differ (want %s)", c->what, i,
+			         e->label_value);
+		if (c->kind == SM_QUERY_EXTERNAL) {
+			if (it->object.name || it->object.resource)
+				fail_msg("case '%s': external item %zu has an object", c->what, i);
+			continue;
+		}
+		if (!it->object.name || strcmp(it->object.name, e->object_name) != 0)
+			fail_msg("case '%s': item %zu object '%s', expected '%s'", c->what, i,
+			         it->object.name ? it->object.name : "(null)", e->object_name);
+		if (c->kind == SM_QUERY_NAMESPACE ||
+		    (c->resource && strcmp(c->resource, "namespaces") == 0)) {
+			if (strcmp(it->object.resource, "namespaces") != 0 || it->object.namespace)
+				fail_msg("case '%s': item %zu is not a namespace object", c->what,
+				         i);
+		} else {
+			if (strcmp(it->object.resource, c->resource) != 0)
+				fail_msg("case '%s': item %zu resource '%s'", c->what, i,
+				         it->object.resource);
+			if (!c->namespace && it->object.namespace)
+				fail_msg("case '%s': item %zu has a namespace", c->what, i);
+			if (c->namespace && (!it->object.namespace ||
+			                     strcmp(it->object.namespace, c->namespace) != 0))
+				fail_msg("case '%s': item %zu namespace not filled in", c->what, i);
+		}
+	}
+	sm_query_result_done(&res);
+	assert_null(res.items);
+	assert_int_equal(res.n_items, 0);
+	sm_selector_free(osel);
+	sm_selector_free(msel);
+}
+
+static void test_ok_cases(void **state)
+{
+	struct world *w = *state;
+
+	for (size_t i = 0; i < sizeof(ok_cases) / sizeof(ok_cases[0]); i++)
+		run_ok_case(w, &ok_cases[i]);
+}
+
+/* ---- table of queries that fail ---- */
+
+struct err_case {
+	const char *what;
+	enum sm_query_kind kind;
+	const char *namespace;
+	const char *resource;
+	const char *name;
+	const char *metric;
+	int expected;
+	const char *message;
+};
+
+static const struct err_case err_cases[] = {
+    {"unknown metric, external", SM_QUERY_EXTERNAL, "default", NULL, NULL, "nope", -ENOENT,
+     "the server could not find the metric nope for external metrics"},
+    {"unknown metric, pods", SM_QUERY_OBJECTS, "prod", "pods", "*", "nope", -ENOENT,
+     "the server could not find the metric nope for pods"},
+    {"unknown metric, one object", SM_QUERY_OBJECT, "prod", "deployments.apps", "web", "nope",
+     -ENOENT, "the server could not find the metric nope for deployments.apps web"},
+    {"external in a namespace the source does not list", SM_QUERY_EXTERNAL, "kube-system", NULL,
+     NULL, "redis_queue_length", -ENOENT,
+     "the server could not find the metric redis_queue_length for external metrics"},
+    {"pod series are not external in the source's other namespaces", SM_QUERY_EXTERNAL, "ops", NULL,
+     NULL, "http_rps", -ENOENT,
+     "the server could not find the metric http_rps for external metrics"},
+    {"object not described by any series", SM_QUERY_OBJECT, "default", "deployments.apps",
+     "worker-nope", "redis_queue_length", -ENOENT,
+     "the server could not find the metric redis_queue_length for deployments.apps "
+     "worker-nope"},
+    {"object in a namespace the source does not list", SM_QUERY_OBJECT, "kube-system",
+     "deployments.apps", "worker-sms", "redis_queue_length", -ENOENT,
+     "the server could not find the metric redis_queue_length for deployments.apps "
+     "worker-sms"},
+    {"metric asked on the wrong resource", SM_QUERY_OBJECT, "default", "pods", "worker-sms",
+     "redis_queue_length", -ENOENT,
+     "the server could not find the metric redis_queue_length for pods worker-sms"},
+    {"external-only metric asked as custom", SM_QUERY_OBJECTS, "default", "pods", "*",
+     "jobs_backlog", -ENOENT, "the server could not find the metric jobs_backlog for pods"},
+    {"pod in another namespace", SM_QUERY_OBJECT, "staging", "pods", "web-1", "http_rps", -ENOENT,
+     "the server could not find the metric http_rps for pods web-1"},
+    {"root-scoped pod: pod series are namespaced", SM_QUERY_OBJECT, NULL, "pods", "web-1",
+     "http_rps", -ENOENT, "the server could not find the metric http_rps for pods web-1"},
+    {"namespace total where the metric is not served", SM_QUERY_NAMESPACE, "nowhere", NULL, NULL,
+     "redis_queue_length", -ENOENT,
+     "the server could not find the metric redis_queue_length for namespaces nowhere"},
+    {"never-run source", SM_QUERY_EXTERNAL, "ops", NULL, NULL, "pending_jobs", -EAGAIN,
+     "metric 'pending_jobs' is unavailable: source 'app-db' has not completed a successful "
+     "round yet: first round pending"},
+    {"invalid query: no metric", SM_QUERY_EXTERNAL, "default", NULL, NULL, NULL, -EINVAL, NULL},
+    {"invalid query: object without a name", SM_QUERY_OBJECT, "default", "pods", NULL, "http_rps",
+     -EINVAL, NULL},
+};
+
+static void run_err_case(struct world *w, const struct err_case *c, int64_t now)
+{
+	struct sm_query q = {
+	    .kind = c->kind,
+	    .namespace = c->namespace,
+	    .resource = c->resource,
+	    .name = c->name,
+	    .metric = c->metric,
+	    .now_mono_ms = now,
+	};
+	struct sm_query_result res = {.n_items = 4242};
+	struct sm_error err = {0};
+	int r = sm_query_run(w->st, &q, &res, &err);
+
+	if (r != c->expected)
+		fail_msg("case '%s': returned %d, expected %d (%s)", c->what, r, c->expected,
+		         err.message);
+	if (c->message && strcmp(err.message, c->message) != 0)
+		fail_msg("case '%s': message '%s'\n  expected '%s'", c->what, err.message,
+		         c->message);
+	if (res.n_items != 4242 || res.items)
+		fail_msg("case '%s': result touched on failure", c->what);
+}
+
+static void test_err_cases(void **state)
+{
+	struct world *w = *state;
+
+	for (size_t i = 0; i < sizeof(err_cases) / sizeof(err_cases[0]); i++)
+		run_err_case(w, &err_cases[i], T0_MONO + 1000);
+}
+
+/* ---- staleness ---- */
+
+static int run_external(struct world *w, const char *ns, const char *metric, int64_t now,
+                        struct sm_query_result *res, struct sm_error *err)
+{
+	struct sm_query q = {
+	    .kind = SM_QUERY_EXTERNAL,
+	    .namespace = ns,
+	    .metric = metric,
+	    .now_mono_ms = now,
+	};
+
+	return sm_query_run(w->st, &q, res, err);
+}
+
+static void test_stale_without_fallback(void **state)
+{
+	struct world *w = *state;
+	struct sm_query_result res = {0};
+	struct sm_error err = {0};
+
+	/* Exactly max_age old: still served. */
+	assert_int_equal(
+	    run_external(w, "default", "redis_queue_length", T0_MONO + 15000, &res, &err), 0);
+	assert_int_equal(res.n_items, 3);
+	sm_query_result_done(&res);
+
+	/* Older: 503 naming the source; no error text while rounds keep not finishing. */
+	assert_int_equal(
+	    run_external(w, "default", "redis_queue_length", T0_MONO + 42000, &res, &err), -EAGAIN);
+	assert_string_equal(err.message,
+	                    "metric 'redis_queue_length' is unavailable: source 'jobs' "
+	                    "has had no successful round for 42s (max_age 15s)");
+
+	assert_int_equal(
+	    sm_store_publish_failure(w->st, SRC_JOBS, "Connection refused", T0_MONO + 20000), 0);
+	assert_int_equal(
+	    run_external(w, "default", "redis_queue_length", T0_MONO + 42000, &res, &err), -EAGAIN);
+	assert_string_equal(err.message,
+	                    "metric 'redis_queue_length' is unavailable: source 'jobs' "
+	                    "has had no successful round for 42s (max_age 15s): "
+	                    "Connection refused");
+
+	/* Object queries too: staleness is decided before looking for the object. */
+	{
+		struct sm_query q = {
+		    .kind = SM_QUERY_OBJECT,
+		    .namespace = "default",
+		    .resource = "deployments.apps",
+		    .name = "worker-nope",
+		    .metric = "redis_queue_length",
+		    .now_mono_ms = T0_MONO + 42000,
+		};
+
+		assert_int_equal(sm_query_run(w->st, &q, &res, &err), -EAGAIN);
+	}
+
+	/* A failed round does not make a fresh answer stale before max_age. */
+	assert_int_equal(
+	    run_external(w, "default", "redis_queue_length", T0_MONO + 14000, &res, &err), 0);
+	assert_int_equal(res.n_items, 3);
+	sm_query_result_done(&res);
+
+	/* max_age that is not whole seconds. */
+	assert_int_equal(
+	    sm_store_publish_success(w->st, SRC_DB, batch_of(NULL, 0), T0_MONO, T0_WALL), 0);
+	assert_int_equal(run_external(w, "ops", "pending_jobs", T0_MONO + 31000, &res, &err),
+	                 -EAGAIN);
+	assert_string_equal(err.message,
+	                    "metric 'pending_jobs' is unavailable: source 'app-db' has "
+	                    "had no successful round for 31s (max_age 30500ms)");
+}
+
+static void test_never_succeeded(void **state)
+{
+	struct world *w = *state;
+	struct sm_query_result res = {0};
+	struct sm_error err = {0};
+
+	assert_int_equal(
+	    sm_store_publish_failure(w->st, SRC_DB, "password authentication failed", T0_MONO), 0);
+	assert_int_equal(run_external(w, "ops", "pending_jobs", T0_MONO, &res, &err), -EAGAIN);
+	assert_string_equal(err.message,
+	                    "metric 'pending_jobs' is unavailable: source 'app-db' has "
+	                    "not completed a successful round yet: password "
+	                    "authentication failed");
+
+	/* Fallback with no series ever known: the fallback stands for the metric. */
+	assert_int_equal(run_external(w, "default", "cache_len", T0_MONO, &res, &err), 0);
+	assert_int_equal(res.n_items, 1);
+	assert_true(res.items[0].is_fallback);
+	assert_true(res.items[0].value == 0);
+	assert_int_equal(res.items[0].n_labels, 0);
+	assert_string_equal(res.source, "cache");
+	sm_query_result_done(&res);
+}
+
+static void test_fallback(void **state)
+{
+	struct world *w = *state;
+	struct sm_query_result res = {0};
+	struct sm_error err = {0};
+	struct sm_query q = {
+	    .kind = SM_QUERY_NAMESPACE,
+	    .namespace = "default",
+	    .metric = "jobs_backlog",
+	    .now_mono_ms = T0_MONO + 16000,
+	};
+
+	/* Fresh: the real values. */
+	assert_int_equal(run_external(w, "default", "jobs_backlog", T0_MONO, &res, &err), 0);
+	assert_int_equal(res.n_items, 2);
+	assert_true(res.items[0].value == 1);
+	assert_false(res.items[0].is_fallback);
+	assert_int_equal(res.items[0].window_s, 60); /* from the metric definition */
+	sm_query_result_done(&res);
+
+	/* Stale: the last known series, each with the fallback value. */
+	assert_int_equal(run_external(w, "default", "jobs_backlog", T0_MONO + 16000, &res, &err),
+	                 0);
+	assert_int_equal(res.n_items, 2);
+	for (size_t i = 0; i < res.n_items; i++) {
+		assert_true(res.items[i].is_fallback);
+		assert_true(res.items[i].value == 7);
+	}
+	assert_string_equal(res.items[0].labels[0].value, "a");
+	assert_string_equal(res.items[1].labels[0].value, "b");
+	sm_query_result_done(&res);
+
+	/* A namespace total of a stale metric is the fallback, not a sum of fallbacks. */
+	assert_int_equal(sm_query_run(w->st, &q, &res, &err), 0);
+	assert_int_equal(res.n_items, 1);
+	assert_true(res.items[0].is_fallback);
+	assert_true(res.items[0].value == 7);
+	sm_query_result_done(&res);
+}
+
+/* A result keeps its snapshot alive across publishes and store teardown order. */
+static void test_result_holds_snapshot(void **state)
+{
+	struct world *w = *state;
+	struct sm_query_result res = {0};
+	struct sm_error err = {0};
+	static const struct in_series next[] = {
+	    {"redis_queue_length", "queue", "other", 99, NULL, NULL, NULL, NULL},
+	};
+
+	assert_int_equal(run_external(w, "default", "redis_queue_length", T0_MONO, &res, &err), 0);
+	assert_int_equal(
+	    sm_store_publish_success(w->st, SRC_JOBS, batch_of(next, 1), T0_MONO + 1, T0_WALL + 1),
+	    0);
+	assert_int_equal(sm_store_publish_failure(w->st, SRC_JOBS, "x", T0_MONO + 2), 0);
+	assert_int_equal(res.n_items, 3);
+	assert_string_equal(res.items[0].labels[0].name, "queue");
+	assert_string_equal(res.items[0].labels[0].value, "emails");
+	assert_string_equal(res.items[0].metric, "redis_queue_length");
+	sm_query_result_done(&res);
+	sm_query_result_done(&res); /* twice is harmless */
+	sm_query_result_done(NULL);
+
+	assert_int_equal(run_external(w, "default", "redis_queue_length", T0_MONO + 3, &res, &err),
+	                 0);
+	assert_int_equal(res.n_items, 1);
+	assert_true(res.items[0].value == 99);
+	sm_query_result_done(&res);
+}
+
+static void count_metric(const struct sm_metric_def *def, void *userdata)
+{
+	size_t *n = userdata;
+
+	assert_non_null(def->name);
+	(*n)++;
+}
+
+static void test_for_each_metric(void **state)
+{
+	struct world *w = *state;
+	size_t n = 0;
+
+	sm_query_for_each_metric(w->st, count_metric, &n);
+	assert_int_equal(n, 5);
+}
+
 int main(void)
 {
-	return 0;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_ok_cases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_err_cases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_without_fallback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_never_succeeded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_result_holds_snapshot, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_for_each_metric, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

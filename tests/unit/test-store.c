@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* cmocka needs the headers above, so it stays out of their sorted block. */
 #include <cmocka.h>
 
 #include "scalemetrics/config.h"
@@ -55,13 +56,13 @@ static struct sm_batch *make_batch(size_t n, double value)
 		struct sm_label olabels[] = {{"app", "web"}};
 		struct sm_object_ref obj = {"deployments.apps", "worker", NULL};
 		struct sm_series_in in = {
-			.metric = "m",
-			.labels = labels,
-			.n_labels = 2,
-			.value = value,
-			.object = i == 0 ? &obj : NULL,
-			.object_labels = i == 0 ? olabels : NULL,
-			.n_object_labels = i == 0 ? 1 : 0,
+		    .metric = "m",
+		    .labels = labels,
+		    .n_labels = 2,
+		    .value = value,
+		    .object = i == 0 ? &obj : NULL,
+		    .object_labels = i == 0 ? olabels : NULL,
+		    .n_object_labels = i == 0 ? 1 : 0,
 		};
 
 		(void)snprintf(idx, sizeof(idx), "%zu", i);
@@ -109,7 +110,7 @@ static void test_publish_acquire(void **state)
 	(void)state;
 	fixture_init(&f, 1);
 	assert_int_equal(sm_store_publish_success(f.st, 0, make_batch(3, 7), 1000, 1700000000000),
-			 0);
+	                 0);
 	a = sm_store_acquire(f.st, 0);
 	assert_true(a->has_succeeded);
 	assert_true(a->has_completed);
@@ -151,7 +152,7 @@ static void test_publish_acquire(void **state)
 
 	/* A held snapshot is unchanged by later publishes. */
 	assert_int_equal(sm_store_publish_success(f.st, 0, make_batch(1, 8), 2000, 1700000001000),
-			 0);
+	                 0);
 	b = sm_store_acquire(f.st, 0);
 	assert_ptr_not_equal(a, b);
 	assert_int_equal(a->n_series, 3);
@@ -222,7 +223,7 @@ static void test_failure_first(void **state)
 	(void)state;
 	fixture_init(&f, 1);
 	assert_int_equal(sm_store_publish_failure(f.st, 0, "NOAUTH Authentication required.", 50),
-			 0);
+	                 0);
 	snap = sm_store_acquire(f.st, 0);
 	assert_true(snap->has_completed);
 	assert_false(snap->has_succeeded);
@@ -371,7 +372,7 @@ static bool snapshot_consistent(const struct sm_snapshot *snap)
 	}
 	if (snap->last_error[0]) {
 		(void)snprintf(want, sizeof(want), "failure %llu",
-			       (unsigned long long)snap->rounds_failed);
+		               (unsigned long long)snap->rounds_failed);
 		if (strcmp(snap->last_error, want) != 0)
 			return false;
 	}
@@ -415,19 +416,18 @@ static void test_stress(void **state)
 	for (size_t round = 0; round < STRESS_ROUNDS; round++) {
 		if (round % 2 == 0) {
 			ok++;
-			assert_int_equal(sm_store_publish_success(f.st, 0,
-								  make_batch(STRESS_SERIES,
-									     (double)ok),
-								  (int64_t)round, (int64_t)ok),
-					 0);
+			assert_int_equal(
+			    sm_store_publish_success(f.st, 0, make_batch(STRESS_SERIES, (double)ok),
+			                             (int64_t)round, (int64_t)ok),
+			    0);
 		} else {
 			char text[64];
 
 			failed++;
 			(void)snprintf(text, sizeof(text), "failure %llu",
-				       (unsigned long long)failed);
+			               (unsigned long long)failed);
 			assert_int_equal(sm_store_publish_failure(f.st, 0, text, (int64_t)round),
-					 0);
+			                 0);
 		}
 	}
 	atomic_store(&s.done, true);
@@ -440,7 +440,7 @@ static void test_stress(void **state)
 	assert_true(snapshot_consistent(snap));
 	sm_snapshot_unref(snap);
 	print_message("stress: %zu reads during %d publishes\n", atomic_load(&s.reads),
-		      STRESS_ROUNDS);
+	              STRESS_ROUNDS);
 	assert_int_equal(atomic_load(&s.bad), 0);
 	assert_true(atomic_load(&s.reads) > 0);
 	sm_store_free(f.st);
@@ -449,15 +449,15 @@ static void test_stress(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_initial_snapshot),
-		cmocka_unit_test(test_publish_acquire),
-		cmocka_unit_test(test_failure_keeps_series),
-		cmocka_unit_test(test_failure_first),
-		cmocka_unit_test(test_staleness),
-		cmocka_unit_test(test_readiness),
-		cmocka_unit_test(test_dropped_and_invalid),
-		cmocka_unit_test(test_clocks),
-		cmocka_unit_test(test_stress),
+	    cmocka_unit_test(test_initial_snapshot),
+	    cmocka_unit_test(test_publish_acquire),
+	    cmocka_unit_test(test_failure_keeps_series),
+	    cmocka_unit_test(test_failure_first),
+	    cmocka_unit_test(test_staleness),
+	    cmocka_unit_test(test_readiness),
+	    cmocka_unit_test(test_dropped_and_invalid),
+	    cmocka_unit_test(test_clocks),
+	    cmocka_unit_test(test_stress),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

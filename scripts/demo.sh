@@ -22,8 +22,10 @@ build=${SM_BUILD_DIR:-$SM_ROOT/build}
 
 sm_install_packages "${SM_BUILD_PACKAGES[@]}" "${SM_TEST_PACKAGES[@]}"
 sm_log "building in $build"
-{ sm_meson_setup "$build" && meson compile -C "$build" scalemetrics; } >"$build.log" 2>&1 ||
-	{ tail -n 30 "$build.log"; sm_die "the build failed (log: $build.log)"; }
+build_log=$(mktemp)
+{ sm_meson_setup "$build" && meson compile -C "$build" scalemetrics; } >"$build_log" 2>&1 ||
+	{ tail -n 30 "$build_log"; sm_die "the build failed"; }
+rm -f "$build_log"
 bin=$build/scalemetrics
 
 demo=$(mktemp -d /tmp/scalemetrics-demo.XXXXXX)

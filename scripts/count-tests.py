@@ -22,32 +22,36 @@ FAIL_RESULTS = {"FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS", "INTERRUPT"}
 
 
 def cmocka_counts(text):
-    """(passed, failed, skipped) from cmocka's summary lines, or None without any."""
-    p = f = s = 0
-    found = False
-    for m in re.finditer(r"^\[\s*(PASSED|FAILED|SKIPPED|ERROR)\s*\] (\d+) test\(s\)", text, re.M):
-        found = True
-        n = int(m.group(2))
-        if m.group(1) == "PASSED":
-            p += n
-        elif m.group(1) == "SKIPPED":
-            s += n
-        else:
-            f += n
-    return (p, f, s) if found else None
+    """(passed, failed, skipped) from a cmocka binary's stdout, or None when it shows no case.
+    TAP (CMOCKA_MESSAGE_OUTPUT=tap, which test.sh sets): `ok N`, `not ok N`, `# SKIP`.
+    Standard output: `[       OK ] name` lines against `[==========] N test(s) run.` (the
+    summary with failures goes to stderr, which meson's testlog.json does not keep)."""
+    tap = re.findall(r"^\s*(not ok|ok) \d+(.*)$", text, re.M)
+    if tap:
+        p = sum(1 for st, rest in tap if st == "ok" and "# SKIP" not in rest)
+        s = sum(1 for st, rest in tap if st == "ok" and "# SKIP" in rest)
+        return p, len(tap) - p - s, s
+    ran = sum(int(n) for n in re.findall(r"^\[=+\] (\d+) test\(s\) run\.", text, re.M))
+    ok = len(re.findall(r"^\[\s+OK\s+\] ", text, re.M))
+    if not ran and not ok:
+        return None
+    return ok, max(ran - ok, 0), 0
 
 
 def junit_counts(path):
-    p = f = s = 0
+    """pytest writes a second <testcase> for a test whose teardown failed too: one case each."""
+    state = {}  # (classname, name) -> "failed" | "skipped" | "passed"
     for case in ET.parse(path).getroot().iter("testcase"):
+        key = (case.get("classname"), case.get("name"))
         tags = {child.tag for child in case}
         if tags & {"failure", "error"}:
-            f += 1
+            state[key] = "failed"
         elif "skipped" in tags:
-            s += 1
+            state.setdefault(key, "skipped")
         else:
-            p += 1
-    return p, f, s
+            state.setdefault(key, "passed")
+    values = list(state.values())
+    return values.count("passed"), values.count("failed"), values.count("skipped")
 
 
 def main():
@@ -62,7 +66,8 @@ def main():
         if not line.strip():
             continue
         t = json.loads(line)
-        suite = (t.get("suite") or ["?"])[0].split(":")[-1]
+        # "project:suite / name" (meson 1.0 has no separate suite field)
+        suite = t["name"].split(" / ")[0].split(":")[-1] if " / " in t.get("name", "") else "?"
         result = t.get("result", "FAIL")
         text = (t.get("stdout") or "") + "\n" + (t.get("stderr") or "")
         counts = None

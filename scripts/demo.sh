@@ -40,8 +40,8 @@ cleanup() {
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill -TERM "${pids[i]}" 2>/dev/null && wait "${pids[i]}" 2>/dev/null
 	done
-	if [ -f "$demo/pgbouncer.pid" ]; then
-		kill -TERM "$(cat "$demo/pgbouncer.pid")" 2>/dev/null
+	if [ -f "$demo/pgbouncer/pgbouncer.pid" ]; then
+		kill -TERM "$(cat "$demo/pgbouncer/pgbouncer.pid")" 2>/dev/null
 	fi
 	[ $pg_started = 1 ] && as_pg "$pgbin/pg_ctl" -D "$demo/pg" -m fast -w stop >/dev/null 2>&1
 	if [ "${DEMO_KEEP:-0}" = 1 ]; then
@@ -69,7 +69,7 @@ bouncer_port=$(sm_free_port 16432)
 port=$(sm_free_port 18443)
 
 sm_log "certificates"
-"$SM_ROOT/certs/make-certs.sh" "$demo/certs" default >/dev/null
+"$SM_ROOT/certs/make-certs.sh" "$demo/certs" default >/dev/null 2>&1
 
 sm_log "redis-server on 127.0.0.1:$redis_port"
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
@@ -80,8 +80,8 @@ sm_wait_port "$redis_port" || sm_die "redis-server did not start ($demo/redis.lo
 pg_dsn="" bouncer_dsn=""
 if pgbin=$(sm_pg_bindir) && command -v pgbouncer >/dev/null; then
 	sm_log "PostgreSQL on 127.0.0.1:$pg_port, PgBouncer on 127.0.0.1:$bouncer_port"
-	mkdir -p "$demo/pg"
-	[ "$(id -u)" = 0 ] && chown postgres: "$demo/pg"
+	mkdir -p "$demo/pg" "$demo/pgbouncer"
+	[ "$(id -u)" = 0 ] && chown postgres: "$demo/pg" "$demo/pgbouncer"
 	as_pg "$pgbin/initdb" -D "$demo/pg" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
 	as_pg "$pgbin/pg_ctl" -D "$demo/pg" -l "$demo/pg/log" -w \
 		-o "-p $pg_port -k $demo/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
@@ -90,8 +90,9 @@ if pgbin=$(sm_pg_bindir) && command -v pgbouncer >/dev/null; then
 	"$pgbin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -d demo -c \
 		"CREATE TABLE jobs (id bigserial PRIMARY KEY, queue text NOT NULL,
 		 state text NOT NULL DEFAULT 'pending', created_at timestamptz DEFAULT now())" >/dev/null
-	printf '"postgres" ""\n' >"$demo/userlist.txt"
-	cat >"$demo/pgbouncer.ini" <<-INI
+	pgb=$demo/pgbouncer
+	printf '"postgres" ""\n' >"$pgb/userlist.txt"
+	cat >"$pgb/pgbouncer.ini" <<-INI
 		[databases]
 		demo = host=127.0.0.1 port=$pg_port dbname=demo pool_size=5
 
@@ -100,16 +101,16 @@ if pgbin=$(sm_pg_bindir) && command -v pgbouncer >/dev/null; then
 		listen_port = $bouncer_port
 		unix_socket_dir =
 		auth_type = trust
-		auth_file = $demo/userlist.txt
+		auth_file = $pgb/userlist.txt
 		admin_users = postgres
 		pool_mode = transaction
 		max_client_conn = 100
-		logfile = $demo/pgbouncer.log
-		pidfile = $demo/pgbouncer.pid
+		logfile = $pgb/pgbouncer.log
+		pidfile = $pgb/pgbouncer.pid
 	INI
-	[ "$(id -u)" = 0 ] && chown postgres: "$demo/userlist.txt" "$demo/pgbouncer.ini"
-	as_pg pgbouncer -d "$demo/pgbouncer.ini" >/dev/null
-	sm_wait_port "$bouncer_port" || sm_die "pgbouncer did not start ($demo/pgbouncer.log)"
+	[ "$(id -u)" = 0 ] && chown postgres: "$pgb/userlist.txt" "$pgb/pgbouncer.ini"
+	as_pg pgbouncer -d "$pgb/pgbouncer.ini" >/dev/null
+	sm_wait_port "$bouncer_port" || sm_die "pgbouncer did not start ($pgb/pgbouncer.log)"
 	pg_dsn="host=127.0.0.1 port=$pg_port dbname=demo user=postgres"
 	bouncer_dsn="host=127.0.0.1 port=$bouncer_port dbname=pgbouncer user=postgres"
 else
@@ -171,7 +172,7 @@ fi
 show() {
 	echo
 	echo "\$ $how '$1'"
-	get "$1" | /usr/bin/python3 -m json.tool || true
+	get "$1" 2>&1 | /usr/bin/python3 "$SM_ROOT/scripts/pretty-metrics.py"
 }
 
 echo
@@ -183,6 +184,12 @@ else
 		"($bouncer_dsn); their sources come in a later release."
 fi
 
+# The first collection round may still be running: wait for the first values.
+for _ in $(seq 1 100); do
+	get /apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length 2>/dev/null |
+		grep -q '"value"' && break
+	sleep 0.1
+done
 show /apis/external.metrics.k8s.io/v1beta1
 show /apis/custom.metrics.k8s.io/v1beta2
 rounds=$(((seconds + 4) / 5))
@@ -198,4 +205,4 @@ for ((i = 1; i <= rounds; i++)); do
 	if [ "$i" -lt "$rounds" ]; then sleep 5; fi
 done
 echo
-echo "demo done: logs were in $demo (DEMO_KEEP=1 keeps them)"
+echo "demo done (DEMO_KEEP=1 keeps the logs in $demo)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # SPDX-License-Identifier: MIT
 # Shared by scripts/test.sh and scripts/demo.sh (sourced, not run): logging, installing the
 # Debian packages the build, the tests and the demo need, and small process helpers.
@@ -65,7 +66,7 @@ sm_install_packages() {
 # The newest PostgreSQL server binaries (Debian keeps them out of PATH).
 sm_pg_bindir() {
 	local d
-	d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+	d=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 	[ -n "$d" ] && [ -x "$d/initdb" ] || return 1
 	printf '%s\n' "$d"
 }

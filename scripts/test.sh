@@ -49,6 +49,8 @@ sm_meson_setup "$build" "${setup_args[@]}" || fail_early "meson setup failed"
 meson compile -C "$build" || fail_early "the build failed"
 
 rm -f "$build/meson-logs/testlog.json" "$build/tests/integration/pytest.xml"
+# cmocka in TAP form on stdout: scripts/count-tests.py counts the cases from it.
+export CMOCKA_MESSAGE_OUTPUT=${CMOCKA_MESSAGE_OUTPUT:-tap}
 sm_log "running the tests"
 meson test -C "$build" --print-errorlogs --no-rebuild \
 	-t "${SM_TIMEOUT_MULTIPLIER:-1}" "${suites[@]}"

@@ -10,7 +10,7 @@
  * every error appended to reterrs as in sm_config_load_string(). For the unit test of the
  * table machinery (types, flags, bounds) independent of the real config's tables. */
 int sm_config_parse_table_string(const char *name, const char *text, size_t len,
-				 const struct sm_config_key *keys, size_t n_keys, void *target,
-				 struct sm_error_list *reterrs) SM_MUSTCHECK;
+                                 const struct sm_config_key *keys, size_t n_keys, void *target,
+                                 struct sm_error_list *reterrs) SM_MUSTCHECK;
 
 #endif

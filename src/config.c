@@ -4,6 +4,8 @@
  * reported at its file:line:col, all of them, before anything starts. */
 #include "scalemetrics/config.h"
 
+#include "config-internal.h"
+
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
@@ -16,22 +18,23 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "config-internal.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/source.h"
 
 /* A ConfigMap holds at most 1 MiB, so a bigger file is a mistake. */
 #define MAX_FILE_BYTES (1024 * 1024)
 /* Errors kept per load; the rest are counted in one last message. */
-#define MAX_ERRORS 100
-#define MAX_SOURCES 1000
+#define MAX_ERRORS   100
+#define MAX_SOURCES  1000
 #define MAX_NAME_LEN 63
 /* How much of a user value is echoed in a message. */
 #define MAX_ECHO 100
+/* Flow collections ([ and {) nested deeper than this are refused (see flow_too_deep). */
+#define MAX_FLOW_DEPTH 64
 
-#define DEFAULT_LISTEN "0.0.0.0:6443"
-#define DEFAULT_NAMESPACE "default"
-#define DEFAULT_LOG_LEVEL "info"
+#define DEFAULT_LISTEN     "0.0.0.0:6443"
+#define DEFAULT_NAMESPACE  "default"
+#define DEFAULT_LOG_LEVEL  "info"
 #define DEFAULT_LOG_FORMAT "logfmt"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -116,7 +119,7 @@ size_t sm_config_node_length(const struct sm_config_node *n)
 }
 
 const struct sm_config_node *sm_config_node_item(const struct sm_config_parser *p,
-						 const struct sm_config_node *seq, size_t i)
+                                                 const struct sm_config_node *seq, size_t i)
 {
 	(void)p;
 	if (!seq || seq->kind != NODE_SEQUENCE || i >= seq->n)
@@ -125,7 +128,7 @@ const struct sm_config_node *sm_config_node_item(const struct sm_config_parser *
 }
 
 const struct sm_config_node *sm_config_node_get(const struct sm_config_parser *p,
-						const struct sm_config_node *map, const char *key)
+                                                const struct sm_config_node *map, const char *key)
 {
 	(void)p;
 	if (!map || map->kind != NODE_MAPPING || !key)
@@ -164,10 +167,10 @@ static const char *kind_name(const struct sm_config_node *n)
 /* ---- errors ---- */
 
 static void vreport_at(struct sm_config_parser *p, const struct sm_config_mark *mark,
-		       const char *fmt, va_list ap) SM_PRINTF(3, 0);
+                       const char *fmt, va_list ap) SM_PRINTF(3, 0);
 
 static void vreport_at(struct sm_config_parser *p, const struct sm_config_mark *mark,
-		       const char *fmt, va_list ap)
+                       const char *fmt, va_list ap)
 {
 	struct sm_error e = {0};
 
@@ -184,11 +187,11 @@ static void vreport_at(struct sm_config_parser *p, const struct sm_config_mark *
 		p->oom = true;
 }
 
-static int report_at(struct sm_config_parser *p, const struct sm_config_mark *mark,
-		     const char *fmt, ...) SM_PRINTF(3, 4);
+static int report_at(struct sm_config_parser *p, const struct sm_config_mark *mark, const char *fmt,
+                     ...) SM_PRINTF(3, 4);
 
-static int report_at(struct sm_config_parser *p, const struct sm_config_mark *mark,
-		     const char *fmt, ...)
+static int report_at(struct sm_config_parser *p, const struct sm_config_mark *mark, const char *fmt,
+                     ...)
 {
 	va_list ap;
 
@@ -198,8 +201,8 @@ static int report_at(struct sm_config_parser *p, const struct sm_config_mark *ma
 	return -EINVAL;
 }
 
-int sm_config_report(struct sm_config_parser *p, const struct sm_config_node *node,
-		     const char *fmt, ...)
+int sm_config_report(struct sm_config_parser *p, const struct sm_config_node *node, const char *fmt,
+                     ...)
 {
 	va_list ap;
 
@@ -224,7 +227,7 @@ static void echo(const struct sm_config_key *k, const char *value, char *buf, si
 		buf[0] = '\0';
 	else
 		(void)snprintf(buf, len, " '%.*s%s'", MAX_ECHO, value,
-			       strlen(value) > MAX_ECHO ? "..." : "");
+		               strlen(value) > MAX_ECHO ? "..." : "");
 }
 
 static void format_duration(int64_t ms, char *buf, size_t len)
@@ -242,7 +245,7 @@ static void format_duration(int64_t ms, char *buf, size_t len)
 /* Messages name the mapping: inside a source, the source's own mapping is "source 'jobs'"
  * whatever the collector passed, and nested mappings get " of source 'jobs'". */
 static void describe(struct sm_config_parser *p, const struct sm_config_node *node,
-		     const char *what, char *buf, size_t len)
+                     const char *what, char *buf, size_t len)
 {
 	if (p->src && (!what || node == p->src_node))
 		(void)snprintf(buf, len, "%s", p->src_what);
@@ -278,11 +281,11 @@ static bool is_source_name(const char *s)
 	return true;
 }
 
-static int type_error(struct sm_config_parser *p, const struct sm_config_node *v,
-		      const char *key, const char *desc, const char *expected)
+static int type_error(struct sm_config_parser *p, const struct sm_config_node *v, const char *key,
+                      const char *desc, const char *expected)
 {
 	return sm_config_report(p, v, "\"%s\" in %s must be %s, not %s", key, desc, expected,
-				kind_name(v));
+	                        kind_name(v));
 }
 
 static int replace_string(struct sm_config_parser *p, char **dst, const char *value)
@@ -297,7 +300,7 @@ static int replace_string(struct sm_config_parser *p, char **dst, const char *va
 }
 
 static int parse_strv(struct sm_config_parser *p, const struct sm_config_key *k,
-		      const struct sm_config_node *v, struct sm_strv *dst, const char *desc)
+                      const struct sm_config_node *v, struct sm_strv *dst, const char *desc)
 {
 	struct sm_strv nv = {0};
 	size_t n;
@@ -309,8 +312,8 @@ static int parse_strv(struct sm_config_parser *p, const struct sm_config_key *k,
 	for (size_t i = 0; v->kind == NODE_SEQUENCE && i < n; i++)
 		if (v->items[i]->kind != NODE_SCALAR)
 			r = sm_config_report(p, v->items[i],
-					     "items of \"%s\" in %s must be strings, not %s",
-					     k->name, desc, kind_name(v->items[i]));
+			                     "items of \"%s\" in %s must be strings, not %s",
+			                     k->name, desc, kind_name(v->items[i]));
 	if (r < 0)
 		return r;
 	nv.v = calloc(n + 1, sizeof(*nv.v));
@@ -332,7 +335,7 @@ static int parse_strv(struct sm_config_parser *p, const struct sm_config_key *k,
 }
 
 static int parse_enum_value(struct sm_config_parser *p, const struct sm_config_key *k,
-			    const struct sm_config_node *v, const char *desc, int *ret)
+                            const struct sm_config_node *v, const char *desc, int *ret)
 {
 	char list[256] = "";
 	char val[MAX_ECHO + 8];
@@ -346,7 +349,7 @@ static int parse_enum_value(struct sm_config_parser *p, const struct sm_config_k
 	}
 	for (size_t i = 0; k->enum_names[i] && used < sizeof(list); i++) {
 		int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
-				 k->enum_names[i]);
+		                 k->enum_names[i]);
 
 		if (w < 0)
 			break;
@@ -354,12 +357,12 @@ static int parse_enum_value(struct sm_config_parser *p, const struct sm_config_k
 	}
 	echo(k, v->scalar, val, sizeof(val));
 	return sm_config_report(p, v, "invalid value%s for \"%s\" in %s (expected one of: %s)", val,
-				k->name, desc, list);
+	                        k->name, desc, list);
 }
 
 static int range_error(struct sm_config_parser *p, const struct sm_config_key *k,
-		       const struct sm_config_node *v, const char *desc, int64_t lo, int64_t hi,
-		       bool duration)
+                       const struct sm_config_node *v, const char *desc, int64_t lo, int64_t hi,
+                       bool duration)
 {
 	char a[32], b[32], val[MAX_ECHO + 8];
 
@@ -373,9 +376,9 @@ static int range_error(struct sm_config_parser *p, const struct sm_config_key *k
 	}
 	if (hi == INT64_MAX)
 		return sm_config_report(p, v, "\"%s\" in %s must be at least %s%s%s%s", k->name,
-					desc, a, *val ? " (got" : "", val, *val ? ")" : "");
+		                        desc, a, *val ? " (got" : "", val, *val ? ")" : "");
 	return sm_config_report(p, v, "\"%s\" in %s must be between %s and %s%s%s%s", k->name, desc,
-				a, b, *val ? " (got" : "", val, *val ? ")" : "");
+	                        a, b, *val ? " (got" : "", val, *val ? ")" : "");
 }
 
 /* Bounds of an INT, UINT32 or DURATION key: both 0 means none; a max of 0 above a positive
@@ -392,7 +395,7 @@ static void bounds(const struct sm_config_key *k, int64_t *lo, int64_t *hi)
 }
 
 static int parse_number(struct sm_config_parser *p, const struct sm_config_key *k,
-			const struct sm_config_node *v, void *dst, const char *desc)
+                        const struct sm_config_node *v, void *dst, const char *desc)
 {
 	char val[MAX_ECHO + 8];
 	int64_t lo, hi, x = 0;
@@ -414,12 +417,12 @@ static int parse_number(struct sm_config_parser *p, const struct sm_config_key *
 		return range_error(p, k, v, desc, lo, hi, k->type == SM_CONFIG_DURATION);
 	if (r < 0 && k->type == SM_CONFIG_DURATION)
 		return sm_config_report(p, v,
-					"invalid duration%s for \"%s\" in %s (expected a number "
-					"with a unit: 500ms, 5s, 1m, 1h)",
-					val, k->name, desc);
+		                        "invalid duration%s for \"%s\" in %s (expected a number "
+		                        "with a unit: 500ms, 5s, 1m, 1h)",
+		                        val, k->name, desc);
 	if (r < 0)
 		return sm_config_report(p, v, "invalid integer%s for \"%s\" in %s", val, k->name,
-					desc);
+		                        desc);
 	if (x < lo || x > hi)
 		return range_error(p, k, v, desc, lo, hi, k->type == SM_CONFIG_DURATION);
 	if (k->type == SM_CONFIG_UINT32)
@@ -430,16 +433,13 @@ static int parse_number(struct sm_config_parser *p, const struct sm_config_key *
 }
 
 static int parse_value(struct sm_config_parser *p, const struct sm_config_key *k,
-		       const struct sm_config_node *v, void *dst, const char *desc)
+                       const struct sm_config_node *v, void *dst, const char *desc)
 {
 	static const char *const expected[SM_CONFIG_TYPE_MAX] = {
-		[SM_CONFIG_STRING] = "a string",
-		[SM_CONFIG_DURATION] = "a duration",
-		[SM_CONFIG_INT] = "an integer",
-		[SM_CONFIG_UINT32] = "an integer",
-		[SM_CONFIG_DOUBLE] = "a number",
-		[SM_CONFIG_BOOL] = "true or false",
-		[SM_CONFIG_ENUM] = "a string",
+	    [SM_CONFIG_STRING] = "a string", [SM_CONFIG_DURATION] = "a duration",
+	    [SM_CONFIG_INT] = "an integer",  [SM_CONFIG_UINT32] = "an integer",
+	    [SM_CONFIG_DOUBLE] = "a number", [SM_CONFIG_BOOL] = "true or false",
+	    [SM_CONFIG_ENUM] = "a string",
 	};
 	char val[MAX_ECHO + 8];
 	double d;
@@ -469,7 +469,7 @@ static int parse_value(struct sm_config_parser *p, const struct sm_config_key *k
 		}
 		if (sm_number_parse_double(v->scalar, &d) < 0)
 			return sm_config_report(p, v, "invalid number%s for \"%s\" in %s", val,
-						k->name, desc);
+			                        k->name, desc);
 		*(struct sm_opt_double *)dst = (struct sm_opt_double){.set = true, .value = d};
 		return 0;
 	default:
@@ -489,10 +489,11 @@ static int parse_value(struct sm_config_parser *p, const struct sm_config_key *k
 		else if (strcmp(v->scalar, "false") == 0)
 			*(bool *)dst = false;
 		else
-			return sm_config_report(p, v,
-						"invalid value%s for \"%s\" in %s (expected true or "
-						"false)",
-						val, k->name, desc);
+			return sm_config_report(
+			    p, v,
+			    "invalid value%s for \"%s\" in %s (expected true or "
+			    "false)",
+			    val, k->name, desc);
 		return 0;
 	case SM_CONFIG_ENUM:
 		if (parse_enum_value(p, k, v, desc, &e) < 0)
@@ -509,7 +510,7 @@ static int parse_value(struct sm_config_parser *p, const struct sm_config_key *k
 /* ---- mappings ---- */
 
 static const struct sm_config_key *find_key(const struct sm_config_key *keys, size_t n_keys,
-					    const char *name)
+                                            const char *name)
 {
 	for (size_t i = 0; i < n_keys; i++)
 		if (strcmp(keys[i].name, name) == 0)
@@ -519,8 +520,8 @@ static const struct sm_config_key *find_key(const struct sm_config_key *keys, si
 
 static bool is_secret_word(const char *name)
 {
-	static const char *const words[] = {"api_key", "apikey", "dsn",    "pass",
-					    "passwd",  "password", "secret", "token"};
+	static const char *const words[] = {"api_key", "apikey",   "dsn",    "pass",
+	                                    "passwd",  "password", "secret", "token"};
 
 	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
 		if (strcmp(name, words[i]) == 0)
@@ -529,7 +530,7 @@ static bool is_secret_word(const char *name)
 }
 
 static int report_unknown(struct sm_config_parser *p, const struct sm_config_node *key,
-			  const struct sm_config_key *keys, size_t n_keys, const char *desc)
+                          const struct sm_config_key *keys, size_t n_keys, const char *desc)
 {
 	char file_key[128], env_key[128], hint[300] = "";
 	const char *name = key->scalar;
@@ -541,19 +542,19 @@ static int report_unknown(struct sm_config_parser *p, const struct sm_config_nod
 	has_env = find_key(keys, n_keys, env_key) != NULL;
 	if (has_file && has_env)
 		(void)snprintf(hint, sizeof(hint), " (secrets are given by %s or %s)", file_key,
-			       env_key);
+		               env_key);
 	else if (has_file || has_env)
 		(void)snprintf(hint, sizeof(hint), " (secrets are given by %s)",
-			       has_file ? file_key : env_key);
+		               has_file ? file_key : env_key);
 	else if (is_secret_word(name))
 		(void)snprintf(hint, sizeof(hint), " (secrets are never written inline)");
 	return sm_config_report(p, key, "unknown key \"%.*s%s\" in %s%s", MAX_ECHO, name,
-				strlen(name) > MAX_ECHO ? "..." : "", desc, hint);
+	                        strlen(name) > MAX_ECHO ? "..." : "", desc, hint);
 }
 
 static int parse_mapping(struct sm_config_parser *p, const struct sm_config_node *node,
-			 const struct sm_config_key *keys, size_t n_keys, void *target,
-			 const char *what, bool only_known)
+                         const struct sm_config_key *keys, size_t n_keys, void *target,
+                         const char *what, bool only_known)
 {
 	const struct sm_config_node *saved_map = p->map;
 	const char *saved_desc = p->desc, *saved_key = p->key;
@@ -569,7 +570,7 @@ static int parse_mapping(struct sm_config_parser *p, const struct sm_config_node
 	describe(p, node, what, desc, sizeof(desc));
 	if (node && !node->null && node->kind != NODE_MAPPING)
 		return sm_config_report(p, node, "%s must be a mapping, not %s", desc,
-					kind_name(node));
+		                        kind_name(node));
 	n_pairs = node && node->kind == NODE_MAPPING ? node->n : 0;
 	first = calloc(n_keys ? n_keys : 1, sizeof(*first));
 	if (!first)
@@ -587,7 +588,7 @@ static int parse_mapping(struct sm_config_parser *p, const struct sm_config_node
 
 		if (key->kind != NODE_SCALAR) {
 			r = sm_config_report(p, key, "keys in %s must be strings, not %s", desc,
-					     kind_name(key));
+			                     kind_name(key));
 			continue;
 		}
 		k = find_key(keys, n_keys, key->scalar);
@@ -600,10 +601,9 @@ static int parse_mapping(struct sm_config_parser *p, const struct sm_config_node
 		elsewhere = k->type == SM_CONFIG_CUSTOM && !k->parse;
 		if (first[idx]) {
 			if (!elsewhere)
-				r = sm_config_report(p, key,
-						     "duplicate key \"%s\" in %s (first at line %u)",
-						     k->name, desc,
-						     node->items[2 * (first[idx] - 1)]->mark.line);
+				r = sm_config_report(
+				    p, key, "duplicate key \"%s\" in %s (first at line %u)",
+				    k->name, desc, node->items[2 * (first[idx] - 1)]->mark.line);
 			continue;
 		}
 		first[idx] = i + 1;
@@ -618,7 +618,7 @@ static int parse_mapping(struct sm_config_parser *p, const struct sm_config_node
 	for (size_t i = 0; i < n_keys; i++)
 		if ((keys[i].flags & SM_CONFIG_REQUIRED) && !first[i])
 			r = sm_config_report(p, node, "missing required key \"%s\" in %s",
-					     keys[i].name, desc);
+			                     keys[i].name, desc);
 out:
 	free(first);
 	p->map = saved_map;
@@ -630,8 +630,8 @@ out:
 }
 
 int sm_config_parse_mapping(struct sm_config_parser *p, const struct sm_config_node *node,
-			    const struct sm_config_key *keys, size_t n_keys, void *target,
-			    const char *what)
+                            const struct sm_config_key *keys, size_t n_keys, void *target,
+                            const char *what)
 {
 	return parse_mapping(p, node, keys, n_keys, target, what, false);
 }
@@ -692,14 +692,13 @@ static int parse_listen(struct sm_config_parser *p, const struct sm_config_node 
 		return r;
 	if (!listen_is_valid(*dst))
 		return sm_config_report(p, v,
-					"invalid listen address '%.*s' in %s (expected host:port "
-					"or [ipv6]:port, port 1-65535)",
-					MAX_ECHO, *dst, p->desc);
+		                        "invalid listen address '%.*s' in %s (expected host:port "
+		                        "or [ipv6]:port, port 1-65535)",
+		                        MAX_ECHO, *dst, p->desc);
 	return 0;
 }
 
-static int parse_namespace(struct sm_config_parser *p, const struct sm_config_node *v,
-			   void *target)
+static int parse_namespace(struct sm_config_parser *p, const struct sm_config_node *v, void *target)
 {
 	char **dst = target;
 	int r = take_string(p, v, dst);
@@ -707,17 +706,19 @@ static int parse_namespace(struct sm_config_parser *p, const struct sm_config_no
 	if (r < 0)
 		return r;
 	if (!is_dns_label(*dst))
-		return sm_config_report(p, v,
-					"invalid namespace '%.*s' in %s (expected a DNS-1123 label: "
-					"a-z, 0-9 and '-', at most 63 characters)",
-					MAX_ECHO, *dst, p->desc);
+		return sm_config_report(
+		    p, v,
+		    "invalid namespace '%.*s' in %s (expected a DNS-1123 label: "
+		    "a-z, 0-9 and '-', at most 63 characters)",
+		    MAX_ECHO, *dst, p->desc);
 	return 0;
 }
 
-static int parse_name_from(struct sm_config_parser *p, const struct sm_config_node *v,
-			   char **dst, const char *const *names)
+static int parse_name_from(struct sm_config_parser *p, const struct sm_config_node *v, char **dst,
+                           const char *const *names)
 {
-	const struct sm_config_key k = {.name = p->key, .type = SM_CONFIG_ENUM, .enum_names = names};
+	const struct sm_config_key k = {
+	    .name = p->key, .type = SM_CONFIG_ENUM, .enum_names = names};
 	int i;
 
 	if (v->kind != NODE_SCALAR)
@@ -729,8 +730,7 @@ static int parse_name_from(struct sm_config_parser *p, const struct sm_config_no
 	return replace_string(p, dst, names[i]);
 }
 
-static int parse_log_level(struct sm_config_parser *p, const struct sm_config_node *v,
-			   void *target)
+static int parse_log_level(struct sm_config_parser *p, const struct sm_config_node *v, void *target)
 {
 	static const char *const names[] = {"error", "warn", "info", "debug", NULL};
 
@@ -738,7 +738,7 @@ static int parse_log_level(struct sm_config_parser *p, const struct sm_config_no
 }
 
 static int parse_log_format(struct sm_config_parser *p, const struct sm_config_node *v,
-			    void *target)
+                            void *target)
 {
 	static const char *const names[] = {"logfmt", "json", NULL};
 
@@ -746,44 +746,80 @@ static int parse_log_format(struct sm_config_parser *p, const struct sm_config_n
 }
 
 static const char *const auth_mode_names[] = {
-	[SM_AUTH_DELEGATED] = "delegated",
-	[SM_AUTH_NONE] = "none",
-	NULL,
+    [SM_AUTH_DELEGATED] = "delegated",
+    [SM_AUTH_NONE] = "none",
+    NULL,
 };
 static_assert(ARRAY_SIZE(auth_mode_names) == SM_AUTH_MODE_MAX + 1, "auth mode names");
 
 static const struct sm_config_key auth_keys[] = {
-	{.name = "cache_ttl", .type = SM_CONFIG_DURATION,
-	 .offset = offsetof(struct sm_server_config, cache_ttl_ms), .min = 0, .max = 3600000},
-	{.name = "client_ca_file", .type = SM_CONFIG_STRING,
-	 .offset = offsetof(struct sm_server_config, client_ca_file)},
-	{.name = "mode", .type = SM_CONFIG_ENUM, .offset = offsetof(struct sm_server_config, auth_mode),
-	 .enum_names = auth_mode_names},
-	{.name = "requestheader_allowed_names", .type = SM_CONFIG_STRING_LIST,
-	 .offset = offsetof(struct sm_server_config, requestheader_allowed_names)},
-	{.name = "requestheader_client_ca_file", .type = SM_CONFIG_STRING,
-	 .offset = offsetof(struct sm_server_config, requestheader_client_ca_file)},
+    {.name = "always_allow_paths",
+     .type = SM_CONFIG_STRING_LIST,
+     .offset = offsetof(struct sm_server_config, always_allow_paths)},
+    {.name = "cache_ttl",
+     .type = SM_CONFIG_DURATION,
+     .offset = offsetof(struct sm_server_config, cache_ttl_ms),
+     .min = 0,
+     .max = 3600000},
+    {.name = "client_ca_file",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_server_config, client_ca_file)},
+    {.name = "mode",
+     .type = SM_CONFIG_ENUM,
+     .offset = offsetof(struct sm_server_config, auth_mode),
+     .enum_names = auth_mode_names},
+    {.name = "refresh_interval",
+     .type = SM_CONFIG_DURATION,
+     .offset = offsetof(struct sm_server_config, auth_refresh_interval_ms),
+     .min = 1000,
+     .max = 86400000},
+    {.name = "requestheader_allowed_names",
+     .type = SM_CONFIG_STRING_LIST,
+     .offset = offsetof(struct sm_server_config, requestheader_allowed_names)},
+    {.name = "requestheader_client_ca_file",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_server_config, requestheader_client_ca_file)},
+    {.name = "requestheader_extra_headers_prefix",
+     .type = SM_CONFIG_STRING_LIST,
+     .offset = offsetof(struct sm_server_config, requestheader_extra_headers_prefix)},
+    {.name = "requestheader_group_headers",
+     .type = SM_CONFIG_STRING_LIST,
+     .offset = offsetof(struct sm_server_config, requestheader_group_headers)},
+    {.name = "requestheader_username_headers",
+     .type = SM_CONFIG_STRING_LIST,
+     .offset = offsetof(struct sm_server_config, requestheader_username_headers)},
 };
 
 static const struct sm_config_key limits_keys[] = {
-	{.name = "connection_timeout", .type = SM_CONFIG_DURATION,
-	 .offset = offsetof(struct sm_server_config, connection_timeout_ms), .min = 1000,
-	 .max = 3600000},
-	{.name = "max_connections", .type = SM_CONFIG_UINT32,
-	 .offset = offsetof(struct sm_server_config, max_connections), .min = 1, .max = 1000000},
-	{.name = "max_connections_per_ip", .type = SM_CONFIG_UINT32,
-	 .offset = offsetof(struct sm_server_config, max_connections_per_ip), .min = 1,
-	 .max = 1000000},
-	{.name = "max_header_bytes", .type = SM_CONFIG_UINT32,
-	 .offset = offsetof(struct sm_server_config, max_header_bytes), .min = 1024,
-	 .max = 1048576},
+    {.name = "connection_timeout",
+     .type = SM_CONFIG_DURATION,
+     .offset = offsetof(struct sm_server_config, connection_timeout_ms),
+     .min = 1000,
+     .max = 3600000},
+    {.name = "max_connections",
+     .type = SM_CONFIG_UINT32,
+     .offset = offsetof(struct sm_server_config, max_connections),
+     .min = 1,
+     .max = 1000000},
+    {.name = "max_connections_per_ip",
+     .type = SM_CONFIG_UINT32,
+     .offset = offsetof(struct sm_server_config, max_connections_per_ip),
+     .min = 1,
+     .max = 1000000},
+    {.name = "max_header_bytes",
+     .type = SM_CONFIG_UINT32,
+     .offset = offsetof(struct sm_server_config, max_header_bytes),
+     .min = 1024,
+     .max = 1048576},
 };
 
 static const struct sm_config_key tls_keys[] = {
-	{.name = "cert_file", .type = SM_CONFIG_STRING,
-	 .offset = offsetof(struct sm_server_config, cert_file)},
-	{.name = "key_file", .type = SM_CONFIG_STRING,
-	 .offset = offsetof(struct sm_server_config, key_file)},
+    {.name = "cert_file",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_server_config, cert_file)},
+    {.name = "key_file",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_server_config, key_file)},
 };
 
 static int parse_auth(struct sm_config_parser *p, const struct sm_config_node *v, void *target)
@@ -799,7 +835,7 @@ static int parse_auth(struct sm_config_parser *p, const struct sm_config_node *v
 static int parse_limits(struct sm_config_parser *p, const struct sm_config_node *v, void *target)
 {
 	return sm_config_parse_mapping(p, v, limits_keys, ARRAY_SIZE(limits_keys), target,
-				       "server.limits");
+	                               "server.limits");
 }
 
 static int parse_tls(struct sm_config_parser *p, const struct sm_config_node *v, void *target)
@@ -811,66 +847,117 @@ static int parse_tls(struct sm_config_parser *p, const struct sm_config_node *v,
 	empty_to_null(&s->key_file);
 	if (r == 0 && !s->cert_file != !s->key_file)
 		r = sm_config_report(p, v,
-				     "server.tls needs both cert_file and key_file, or neither "
-				     "(%s is missing)",
-				     s->cert_file ? "key_file" : "cert_file");
+		                     "server.tls needs both cert_file and key_file, or neither "
+		                     "(%s is missing)",
+		                     s->cert_file ? "key_file" : "cert_file");
 	return r;
 }
 
 static const struct sm_config_key server_keys[] = {
-	{.name = "auth", .type = SM_CONFIG_CUSTOM, .parse = parse_auth},
-	{.name = "limits", .type = SM_CONFIG_CUSTOM, .parse = parse_limits},
-	{.name = "listen", .type = SM_CONFIG_CUSTOM,
-	 .offset = offsetof(struct sm_server_config, listen), .parse = parse_listen,
-	 .flags = SM_CONFIG_NO_RELOAD},
-	{.name = "log_format", .type = SM_CONFIG_CUSTOM,
-	 .offset = offsetof(struct sm_server_config, log_format), .parse = parse_log_format},
-	{.name = "log_level", .type = SM_CONFIG_CUSTOM,
-	 .offset = offsetof(struct sm_server_config, log_level), .parse = parse_log_level},
-	{.name = "namespace", .type = SM_CONFIG_CUSTOM,
-	 .offset = offsetof(struct sm_server_config, namespace), .parse = parse_namespace},
-	{.name = "tls", .type = SM_CONFIG_CUSTOM, .parse = parse_tls},
+    {.name = "auth", .type = SM_CONFIG_CUSTOM, .parse = parse_auth},
+    {.name = "limits", .type = SM_CONFIG_CUSTOM, .parse = parse_limits},
+    {.name = "listen",
+     .type = SM_CONFIG_CUSTOM,
+     .offset = offsetof(struct sm_server_config, listen),
+     .parse = parse_listen,
+     .flags = SM_CONFIG_NO_RELOAD},
+    {.name = "log_format",
+     .type = SM_CONFIG_CUSTOM,
+     .offset = offsetof(struct sm_server_config, log_format),
+     .parse = parse_log_format},
+    {.name = "log_level",
+     .type = SM_CONFIG_CUSTOM,
+     .offset = offsetof(struct sm_server_config, log_level),
+     .parse = parse_log_level},
+    {.name = "namespace",
+     .type = SM_CONFIG_CUSTOM,
+     .offset = offsetof(struct sm_server_config, namespace),
+     .parse = parse_namespace},
+    {.name = "tls", .type = SM_CONFIG_CUSTOM, .parse = parse_tls},
 };
 
 static int parse_server(struct sm_config_parser *p, const struct sm_config_node *v, void *target)
 {
 	return sm_config_parse_mapping(p, v, server_keys, ARRAY_SIZE(server_keys), target,
-				       "server");
+	                               "server");
 }
 
 static const struct sm_config_key kube_keys[] = {
-	{.name = "kubeconfig", .type = SM_CONFIG_STRING,
-	 .offset = offsetof(struct sm_kube_config, kubeconfig), .flags = SM_CONFIG_NO_RELOAD},
+    {.name = "ca_file",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_kube_config, ca_file)},
+    {.name = "insecure_skip_tls_verify",
+     .type = SM_CONFIG_BOOL,
+     .offset = offsetof(struct sm_kube_config, insecure_skip_tls_verify)},
+    {.name = "kubeconfig",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_kube_config, kubeconfig),
+     .flags = SM_CONFIG_NO_RELOAD},
+    {.name = "server",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_kube_config, server),
+     .flags = SM_CONFIG_NO_RELOAD},
+    {.name = "token_file",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_kube_config, token_file)},
 };
 
 static int parse_kubernetes(struct sm_config_parser *p, const struct sm_config_node *v,
-			    void *target)
+                            void *target)
 {
-	return sm_config_parse_mapping(p, v, kube_keys, ARRAY_SIZE(kube_keys), target,
-				       "kubernetes");
+	struct sm_kube_config *k = target;
+	int r = sm_config_parse_mapping(p, v, kube_keys, ARRAY_SIZE(kube_keys), k, "kubernetes");
+
+	empty_to_null(&k->server);
+	empty_to_null(&k->token_file);
+	empty_to_null(&k->ca_file);
+	if (k->server && strncmp(k->server, "https://", 8) != 0 &&
+	    strncmp(k->server, "http://", 7) != 0)
+		r = sm_config_report(p, sm_config_node_get(p, v, "server"),
+		                     "invalid server '%.*s' in kubernetes (expected an https:// or "
+		                     "http:// URL)",
+		                     MAX_ECHO, k->server);
+	return r;
 }
 
 /* ---- sources ---- */
 
 static const struct sm_config_key source_keys[] = {
-	{.name = "interval", .type = SM_CONFIG_DURATION,
-	 .offset = offsetof(struct sm_source_config, interval_ms), .min = 100, .max = 3600000},
-	{.name = "max_age", .type = SM_CONFIG_DURATION,
-	 .offset = offsetof(struct sm_source_config, max_age_ms), .min = 100, .max = 86400000},
-	{.name = "max_series", .type = SM_CONFIG_UINT32,
-	 .offset = offsetof(struct sm_source_config, max_series), .min = 1, .max = 1000000},
-	{.name = "name", .type = SM_CONFIG_STRING, .offset = offsetof(struct sm_source_config, name),
-	 .flags = SM_CONFIG_REQUIRED},
-	{.name = "namespaces", .type = SM_CONFIG_STRING_LIST,
-	 .offset = offsetof(struct sm_source_config, namespaces)},
-	{.name = "timeout", .type = SM_CONFIG_DURATION,
-	 .offset = offsetof(struct sm_source_config, timeout_ms), .min = 10, .max = 300000},
-	{.name = "type", .type = SM_CONFIG_STRING, .offset = offsetof(struct sm_source_config, type),
-	 .flags = SM_CONFIG_REQUIRED},
+    {.name = "interval",
+     .type = SM_CONFIG_DURATION,
+     .offset = offsetof(struct sm_source_config, interval_ms),
+     .min = 100,
+     .max = 3600000},
+    {.name = "max_age",
+     .type = SM_CONFIG_DURATION,
+     .offset = offsetof(struct sm_source_config, max_age_ms),
+     .min = 100,
+     .max = 86400000},
+    {.name = "max_series",
+     .type = SM_CONFIG_UINT32,
+     .offset = offsetof(struct sm_source_config, max_series),
+     .min = 1,
+     .max = 1000000},
+    {.name = "name",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_source_config, name),
+     .flags = SM_CONFIG_REQUIRED},
+    {.name = "namespaces",
+     .type = SM_CONFIG_STRING_LIST,
+     .offset = offsetof(struct sm_source_config, namespaces)},
+    {.name = "timeout",
+     .type = SM_CONFIG_DURATION,
+     .offset = offsetof(struct sm_source_config, timeout_ms),
+     .min = 10,
+     .max = 300000},
+    {.name = "type",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_source_config, type),
+     .flags = SM_CONFIG_REQUIRED},
 };
 
 static void check_namespaces(struct sm_config_parser *p, const struct sm_config_node *node,
-			     const struct sm_source_config *src)
+                             const struct sm_source_config *src)
 {
 	const struct sm_config_node *v = sm_config_node_get(p, node, "namespaces");
 
@@ -885,15 +972,15 @@ static void check_namespaces(struct sm_config_parser *p, const struct sm_config_
 
 		if (!is_dns_label(src->namespaces.v[i]))
 			(void)sm_config_report(p, at,
-					       "invalid namespace '%.*s' in %s (expected a "
-					       "DNS-1123 label: a-z, 0-9 and '-', at most 63 "
-					       "characters)",
-					       MAX_ECHO, src->namespaces.v[i], p->src_what);
+			                       "invalid namespace '%.*s' in %s (expected a "
+			                       "DNS-1123 label: a-z, 0-9 and '-', at most 63 "
+			                       "characters)",
+			                       MAX_ECHO, src->namespaces.v[i], p->src_what);
 	}
 }
 
 static void check_source_name(struct sm_config_parser *p, const struct sm_config_node *node,
-			      const struct sm_source_config *src)
+                              const struct sm_source_config *src)
 {
 	const struct sm_config_node *v = sm_config_node_get(p, node, "name");
 
@@ -901,24 +988,24 @@ static void check_source_name(struct sm_config_parser *p, const struct sm_config
 		return;
 	if (!is_source_name(src->name)) {
 		(void)sm_config_report(p, v,
-				       "invalid source name '%.*s' (expected 1-63 characters of "
-				       "a-z, 0-9 and '-')",
-				       MAX_ECHO, src->name);
+		                       "invalid source name '%.*s' (expected 1-63 characters of "
+		                       "a-z, 0-9 and '-')",
+		                       MAX_ECHO, src->name);
 		return;
 	}
 	for (const struct sm_source_config *o = p->cfg->sources; o < src; o++) {
 		if (o->name && strcmp(o->name, src->name) == 0) {
 			(void)sm_config_report(p, v,
-					       "duplicate source name '%s' (first defined at line "
-					       "%u)",
-					       src->name, o->mark.line);
+			                       "duplicate source name '%s' (first defined at line "
+			                       "%u)",
+			                       src->name, o->mark.line);
 			return;
 		}
 	}
 }
 
 static int parse_source(struct sm_config_parser *p, const struct sm_config_node *node,
-			struct sm_source_config *src, size_t index)
+                        struct sm_source_config *src, size_t index)
 {
 	const char *name = sm_config_node_scalar(sm_config_node_get(p, node, "name"));
 	size_t errors = p->n_errors;
@@ -926,19 +1013,19 @@ static int parse_source(struct sm_config_parser *p, const struct sm_config_node 
 	int r;
 
 	*src = (struct sm_source_config){
-		.interval_ms = 5000,
-		.timeout_ms = 1000,
-		.max_series = 10000,
-		.mark = node->mark,
+	    .interval_ms = 5000,
+	    .timeout_ms = 1000,
+	    .max_series = 10000,
+	    .mark = node->mark,
 	};
 	if (name && *name)
 		(void)snprintf(p->src_what, sizeof(p->src_what), "source '%.*s'", MAX_NAME_LEN + 1,
-			       name);
+		               name);
 	else
 		(void)snprintf(p->src_what, sizeof(p->src_what), "source #%zu", index + 1);
 	if (node->kind != NODE_MAPPING)
 		return sm_config_report(p, node, "%s must be a mapping, not %s", p->src_what,
-					kind_name(node));
+		                        kind_name(node));
 
 	p->src = src;
 	p->src_node = node;
@@ -954,15 +1041,15 @@ static int parse_source(struct sm_config_parser *p, const struct sm_config_node 
 		format_duration(src->max_age_ms, a, sizeof(a));
 		format_duration(src->interval_ms, b, sizeof(b));
 		(void)sm_config_report(p, v,
-				       "\"max_age\" (%s) in %s must be at least the interval (%s)",
-				       a, p->src_what, b);
+		                       "\"max_age\" (%s) in %s must be at least the interval (%s)",
+		                       a, p->src_what, b);
 	}
 	if (src->type) {
 		src->ops = sm_source_ops_find(src->type);
 		if (!src->ops)
 			(void)sm_config_report(p, sm_config_node_get(p, node, "type"),
-					       "unknown source type '%.*s' (expected one of: %s)",
-					       MAX_ECHO, src->type, sm_source_types_list());
+			                       "unknown source type '%.*s' (expected one of: %s)",
+			                       MAX_ECHO, src->type, sm_source_types_list());
 	}
 	if (src->ops) {
 		const struct sm_config_node *saved_map = p->map;
@@ -983,8 +1070,7 @@ out:
 	return r;
 }
 
-static int parse_sources(struct sm_config_parser *p, const struct sm_config_node *v,
-			 void *target)
+static int parse_sources(struct sm_config_parser *p, const struct sm_config_node *v, void *target)
 {
 	struct sm_config *cfg = p->cfg;
 
@@ -993,10 +1079,10 @@ static int parse_sources(struct sm_config_parser *p, const struct sm_config_node
 		return 0;
 	if (v->kind != NODE_SEQUENCE)
 		return sm_config_report(p, v, "\"sources\" must be a list of sources, not %s",
-					kind_name(v));
+		                        kind_name(v));
 	if (v->n > MAX_SOURCES)
 		return sm_config_report(p, v, "too many sources (%zu, at most %d)", v->n,
-					MAX_SOURCES);
+		                        MAX_SOURCES);
 	cfg->sources = calloc(v->n ? v->n : 1, sizeof(*cfg->sources));
 	if (!cfg->sources)
 		return oom(p);
@@ -1009,11 +1095,15 @@ static int parse_sources(struct sm_config_parser *p, const struct sm_config_node
 }
 
 static const struct sm_config_key top_keys[] = {
-	{.name = "kubernetes", .type = SM_CONFIG_CUSTOM, .offset = offsetof(struct sm_config, kubernetes),
-	 .parse = parse_kubernetes},
-	{.name = "server", .type = SM_CONFIG_CUSTOM, .offset = offsetof(struct sm_config, server),
-	 .parse = parse_server},
-	{.name = "sources", .type = SM_CONFIG_CUSTOM, .parse = parse_sources},
+    {.name = "kubernetes",
+     .type = SM_CONFIG_CUSTOM,
+     .offset = offsetof(struct sm_config, kubernetes),
+     .parse = parse_kubernetes},
+    {.name = "server",
+     .type = SM_CONFIG_CUSTOM,
+     .offset = offsetof(struct sm_config, server),
+     .parse = parse_server},
+    {.name = "sources", .type = SM_CONFIG_CUSTOM, .parse = parse_sources},
 };
 
 /* ---- metrics ---- */
@@ -1023,8 +1113,13 @@ struct sm_source_config *sm_config_parser_source(struct sm_config_parser *p)
 	return p->src;
 }
 
+const struct sm_kube_config *sm_config_parser_kube(struct sm_config_parser *p)
+{
+	return &p->cfg->kubernetes;
+}
+
 int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node *node,
-			 const struct sm_metric_def *def)
+                         const struct sm_metric_def *def)
 {
 	struct sm_source_config *src = p->src;
 	struct sm_metric_def *m, copy = {0};
@@ -1033,7 +1128,7 @@ int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node
 		node = p->map;
 	if (!src)
 		return sm_config_report(p, node, "metric '%s' is not inside a source",
-					def->name ? def->name : "");
+		                        def->name ? def->name : "");
 	if (!def->name || !*def->name)
 		return sm_config_report(p, node, "a metric needs a name");
 	if (p->n_metrics == p->cap_metrics) {
@@ -1059,10 +1154,10 @@ int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node
 	}
 	src->metrics[src->n_metrics++] = copy;
 	p->metrics[p->n_metrics] = (struct metric_seen){
-		.name = copy.name,
-		.source = (size_t)(src - p->cfg->sources),
-		.mark = node ? node->mark : (struct sm_config_mark){0},
-		.seq = p->n_metrics,
+	    .name = copy.name,
+	    .source = (size_t)(src - p->cfg->sources),
+	    .mark = node ? node->mark : (struct sm_config_mark){0},
+	    .seq = p->n_metrics,
 	};
 	p->n_metrics++;
 	return 0;
@@ -1092,8 +1187,9 @@ static void check_metrics(struct sm_config_parser *p)
 			continue;
 		}
 		src_name = p->cfg->sources[a->source].name;
-		(void)report_at(p, &b->mark, "metric '%s' is already defined at line %u (source '%s')",
-				b->name, a->mark.line, src_name ? src_name : "");
+		(void)report_at(p, &b->mark,
+		                "metric '%s' is already defined at line %u (source '%s')", b->name,
+		                a->mark.line, src_name ? src_name : "");
 	}
 }
 
@@ -1134,11 +1230,18 @@ void sm_config_free(struct sm_config *c)
 	free(c->server.key_file);
 	free(c->server.requestheader_client_ca_file);
 	sm_strv_done(&c->server.requestheader_allowed_names);
+	sm_strv_done(&c->server.requestheader_username_headers);
+	sm_strv_done(&c->server.requestheader_group_headers);
+	sm_strv_done(&c->server.requestheader_extra_headers_prefix);
+	sm_strv_done(&c->server.always_allow_paths);
 	free(c->server.client_ca_file);
 	free(c->server.namespace);
 	free(c->server.log_level);
 	free(c->server.log_format);
 	free(c->kubernetes.kubeconfig);
+	free(c->kubernetes.server);
+	free(c->kubernetes.token_file);
+	free(c->kubernetes.ca_file);
 	for (size_t i = 0; i < c->n_sources; i++)
 		source_done(&c->sources[i]);
 	free(c->sources);
@@ -1152,16 +1255,17 @@ static struct sm_config *config_new(const char *path)
 	if (!c)
 		return NULL;
 	c->server = (struct sm_server_config){
-		.listen = strdup(DEFAULT_LISTEN),
-		.auth_mode = SM_AUTH_DELEGATED,
-		.cache_ttl_ms = 10000,
-		.max_connections = 1024,
-		.max_connections_per_ip = 256,
-		.connection_timeout_ms = 30000,
-		.max_header_bytes = 16384,
-		.namespace = strdup(DEFAULT_NAMESPACE),
-		.log_level = strdup(DEFAULT_LOG_LEVEL),
-		.log_format = strdup(DEFAULT_LOG_FORMAT),
+	    .listen = strdup(DEFAULT_LISTEN),
+	    .auth_mode = SM_AUTH_DELEGATED,
+	    .cache_ttl_ms = 10000,
+	    .auth_refresh_interval_ms = 60000,
+	    .max_connections = 1024,
+	    .max_connections_per_ip = 256,
+	    .connection_timeout_ms = 30000,
+	    .max_header_bytes = 16384,
+	    .namespace = strdup(DEFAULT_NAMESPACE),
+	    .log_level = strdup(DEFAULT_LOG_LEVEL),
+	    .log_format = strdup(DEFAULT_LOG_FORMAT),
 	};
 	c->path = strdup(path);
 	if (!c->server.listen || !c->server.namespace || !c->server.log_level ||
@@ -1211,7 +1315,7 @@ static int build_tree(struct sm_config_parser *p, yaml_document_t *doc)
 		size_t m = 0;
 
 		c->mark = (struct sm_config_mark){.line = (unsigned)y->start_mark.line + 1,
-						  .column = (unsigned)y->start_mark.column + 1};
+		                                  .column = (unsigned)y->start_mark.column + 1};
 		c->kind = NODE_SCALAR;
 		c->scalar = "";
 		c->null = true;
@@ -1220,8 +1324,8 @@ static int build_tree(struct sm_config_parser *p, yaml_document_t *doc)
 
 			c->scalar = s;
 			c->null = y->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-				  (!*s || !strcmp(s, "~") || !strcmp(s, "null") ||
-				   !strcmp(s, "Null") || !strcmp(s, "NULL"));
+			          (!*s || !strcmp(s, "~") || !strcmp(s, "null") ||
+			           !strcmp(s, "Null") || !strcmp(s, "NULL"));
 			if (strlen(s) != y->data.scalar.length)
 				(void)sm_config_report(p, c, "NUL characters are not allowed");
 			continue;
@@ -1257,17 +1361,17 @@ static int build_tree(struct sm_config_parser *p, yaml_document_t *doc)
 static int yaml_error(struct sm_config_parser *p, const yaml_parser_t *y)
 {
 	struct sm_config_mark mark = {.line = (unsigned)y->problem_mark.line + 1,
-				      .column = (unsigned)y->problem_mark.column + 1};
+	                              .column = (unsigned)y->problem_mark.column + 1};
 
 	if (y->error == YAML_MEMORY_ERROR)
 		return oom(p);
 	if (y->error == YAML_READER_ERROR)
 		return report_at(p, NULL, "invalid YAML: %s at byte %zu",
-				 y->problem ? y->problem : "unreadable input", y->problem_offset);
+		                 y->problem ? y->problem : "unreadable input", y->problem_offset);
 	if (y->context)
 		return report_at(p, &mark, "invalid YAML: %s (%s at line %u)",
-				 y->problem ? y->problem : "syntax error", y->context,
-				 (unsigned)y->context_mark.line + 1);
+		                 y->problem ? y->problem : "syntax error", y->context,
+		                 (unsigned)y->context_mark.line + 1);
 	return report_at(p, &mark, "invalid YAML: %s", y->problem ? y->problem : "syntax error");
 }
 
@@ -1283,15 +1387,18 @@ static void free_tree(struct sm_config_parser *p)
 /* Stable, so errors found after parsing (metrics, defaults) land in file order. */
 static void finish_errors(struct sm_config_parser *p)
 {
-	struct sm_error *v = p->errs->items + p->first_error;
 	size_t n = p->errs->n - p->first_error;
+	struct sm_error *v;
 
+	if (n < 2)
+		return; /* also: items may be NULL, and NULL + 0 is undefined */
+	v = p->errs->items + p->first_error;
 	for (size_t i = 1; i < n; i++) {
 		struct sm_error e = v[i];
 		size_t j = i;
 
 		while (j > 0 && (v[j - 1].line > e.line ||
-				 (v[j - 1].line == e.line && v[j - 1].column > e.column))) {
+		                 (v[j - 1].line == e.line && v[j - 1].column > e.column))) {
 			v[j] = v[j - 1];
 			j--;
 		}
@@ -1305,25 +1412,76 @@ static void finish_errors(struct sm_config_parser *p)
 	}
 }
 
+/* libyaml's scanner is quadratic in the depth of flow collections ([ and {), so a small
+ * file of nested brackets would stall the load. Real configs nest a few levels: refuse deep
+ * nesting up front. Quotes and comments are skipped roughly; a stray bracket in a plain
+ * scalar counts, which only matters past MAX_FLOW_DEPTH of them. */
+static bool flow_too_deep(const char *text, size_t len, struct sm_config_mark *ret)
+{
+	struct sm_config_mark at = {.line = 1, .column = 0};
+	char quote = 0;
+	bool comment = false;
+	size_t depth = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+
+		at.column++;
+		if (c == '\n') {
+			at.line++;
+			at.column = 0;
+			comment = false;
+			continue;
+		}
+		if (comment)
+			continue;
+		if (quote) {
+			if (c == quote)
+				quote = 0;
+			else if (c == '\\' && quote == '"' && i + 1 < len)
+				i++;
+			continue;
+		}
+		if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t'))
+			comment = true;
+		else if (c == '\'' || c == '"')
+			quote = c;
+		else if (c == '[' || c == '{')
+			depth++;
+		else if ((c == ']' || c == '}') && depth > 0)
+			depth--;
+		if (depth > MAX_FLOW_DEPTH) {
+			*ret = at;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* keys == NULL: the whole config into a new struct sm_config (*ret); else the root mapping
  * against keys into target (tests of the table machinery). */
 static int load_text(const char *name, const char *text, size_t len,
-		     const struct sm_config_key *keys, size_t n_keys, void *target,
-		     struct sm_config **ret, struct sm_error_list *reterrs)
+                     const struct sm_config_key *keys, size_t n_keys, void *target,
+                     struct sm_config **ret, struct sm_error_list *reterrs)
 {
 	struct sm_config_parser p = {
-		.file = name ? name : "<string>",
-		.errs = reterrs,
-		.first_error = reterrs->n,
+	    .file = name ? name : "<string>",
+	    .errs = reterrs,
+	    .first_error = reterrs->n,
 	};
 	yaml_parser_t parser;
 	yaml_document_t doc, extra;
 	bool parser_ok = false, doc_ok = false;
 	struct sm_config *cfg = NULL;
+	struct sm_config_mark deep;
 	int r;
 
 	if (len > MAX_FILE_BYTES) {
 		r = report_at(&p, NULL, "the file is larger than %d bytes", MAX_FILE_BYTES);
+		goto out;
+	}
+	if (flow_too_deep(text, len, &deep)) {
+		r = report_at(&p, &deep, "[ and { nested deeper than %d levels", MAX_FLOW_DEPTH);
 		goto out;
 	}
 	if (!yaml_parser_initialize(&parser)) {
@@ -1344,8 +1502,8 @@ static int load_text(const char *name, const char *text, size_t len,
 		}
 		if (yaml_document_get_root_node(&extra)) {
 			struct sm_config_mark mark = {
-				.line = (unsigned)extra.start_mark.line + 1,
-				.column = (unsigned)extra.start_mark.column + 1,
+			    .line = (unsigned)extra.start_mark.line + 1,
+			    .column = (unsigned)extra.start_mark.column + 1,
 			};
 			(void)report_at(&p, &mark, "only one YAML document is allowed");
 		}
@@ -1365,7 +1523,7 @@ static int load_text(const char *name, const char *text, size_t len,
 	}
 	if (build_tree(&p, &doc) == 0)
 		(void)parse_mapping(&p, p.n_nodes ? &p.nodes[0] : NULL, keys, n_keys, target,
-				    "the top-level mapping", false);
+		                    "the top-level mapping", false);
 	if (cfg && !p.oom)
 		apply_late_defaults(&p, cfg);
 	if (cfg && !p.oom)
@@ -1388,14 +1546,14 @@ out:
 }
 
 int sm_config_load_string(const char *name, const char *text, size_t len, struct sm_config **ret,
-			  struct sm_error_list *reterrs)
+                          struct sm_error_list *reterrs)
 {
 	return load_text(name, text, len, NULL, 0, NULL, ret, reterrs);
 }
 
 int sm_config_parse_table_string(const char *name, const char *text, size_t len,
-				 const struct sm_config_key *keys, size_t n_keys, void *target,
-				 struct sm_error_list *reterrs)
+                                 const struct sm_config_key *keys, size_t n_keys, void *target,
+                                 struct sm_error_list *reterrs)
 {
 	return load_text(name, text, len, keys, n_keys, target, NULL, reterrs);
 }
@@ -1432,7 +1590,8 @@ int sm_config_load(const char *path, struct sm_config **ret, struct sm_error_lis
 				struct sm_error e = {0};
 
 				(void)snprintf(e.file, sizeof(e.file), "%s", path);
-				sm_error_set(&e, "the file is larger than %d bytes", MAX_FILE_BYTES);
+				sm_error_set(&e, "the file is larger than %d bytes",
+				             MAX_FILE_BYTES);
 				(void)sm_error_list_add(reterrs, &e);
 				r = -EINVAL;
 				goto out;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The scalemetrics command: `serve` runs the server until SIGTERM or SIGINT, `check`
+/* The scalemetrics command: `serve` runs the server until SIGTERM or SIGINT, `explain` shows
+ * what an HPA makes of the server's metrics, `check` (`--probe`: and runs every source once)
  * validates a config file, `version` says which build this is. */
 #include <errno.h>
 #include <pthread.h>
@@ -12,8 +13,10 @@
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/error.h"
+#include "scalemetrics/explain.h"
 #include "scalemetrics/http.h"
 #include "scalemetrics/log.h"
+#include "scalemetrics/probe.h"
 #include "scalemetrics/scheduler.h"
 #include "scalemetrics/store.h"
 
@@ -23,11 +26,16 @@
 
 static void usage(FILE *f)
 {
-	(void)fputs("usage: scalemetrics serve --config FILE   run the metrics API server\n"
-		    "       scalemetrics check --config FILE   validate a configuration file\n"
-		    "       scalemetrics version               print the version\n"
-		    "       scalemetrics --help                print this help\n",
-		    f);
+	(void)fputs(
+	    "usage: scalemetrics serve --config FILE   run the metrics API server\n"
+	    "       scalemetrics check --config FILE [--probe]\n"
+	    "              validate a configuration file; --probe: run every source once\n"
+	    "       scalemetrics explain --hpa FILE|- --server URL [--ca-file F|--insecure]\n"
+	    "              [--current-replicas N] [--namespace NS] [--pod-selector SEL]\n"
+	    "              what an HPA gets from the server and what it will do\n"
+	    "       scalemetrics version               print the version\n"
+	    "       scalemetrics --help                print this help\n",
+	    f);
 }
 
 static const char *commit_or_unknown(void)
@@ -36,17 +44,21 @@ static const char *commit_or_unknown(void)
 }
 
 /* Parses "--config FILE", "--config=FILE" or "-c FILE" as the only arguments after the
- * subcommand. Returns 0, 1 for --help, or -EINVAL after printing why. */
-static int parse_config_arg(int argc, char **argv, const char **ret_path)
+ * subcommand (and, for check, "--probe"). Returns 0, 1 for --help, or -EINVAL after printing
+ * why. */
+static int parse_config_arg(int argc, char **argv, const char **ret_path, bool *ret_probe)
 {
 	const char *path = NULL;
+	bool probe = false;
 
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
 			return 1;
-		if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+		if (strcmp(a, "--probe") == 0 && strcmp(argv[1], "check") == 0) {
+			probe = true;
+		} else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
 			if (i + 1 >= argc) {
 				(void)fprintf(stderr, "scalemetrics: %s needs a file name\n", a);
 				return -EINVAL;
@@ -56,7 +68,7 @@ static int parse_config_arg(int argc, char **argv, const char **ret_path)
 			path = a + 9;
 		} else {
 			(void)fprintf(stderr, "scalemetrics %s: unexpected argument '%s'\n",
-				      argv[1], a);
+			              argv[1], a);
 			return -EINVAL;
 		}
 	}
@@ -65,6 +77,7 @@ static int parse_config_arg(int argc, char **argv, const char **ret_path)
 		return -EINVAL;
 	}
 	*ret_path = path;
+	*ret_probe = probe;
 	return 0;
 }
 
@@ -97,17 +110,23 @@ static size_t count_metrics(const struct sm_config *cfg)
 	return n;
 }
 
-static int cmd_check(const char *path)
+static int cmd_check(const char *path, bool probe)
 {
 	struct sm_config *cfg = NULL;
+	int ret = EXIT_SUCCESS;
 
 	if (load_config(path, &cfg) < 0)
 		return EXIT_FAILURE;
 	(void)printf("config OK: %zu source%s, %zu metric%s\n", cfg->n_sources,
-		     cfg->n_sources == 1 ? "" : "s", count_metrics(cfg),
-		     count_metrics(cfg) == 1 ? "" : "s");
+	             cfg->n_sources == 1 ? "" : "s", count_metrics(cfg),
+	             count_metrics(cfg) == 1 ? "" : "s");
+	if (probe) {
+		(void)fflush(stdout);
+		if (sm_probe_run(cfg, stdout) != 0)
+			ret = EXIT_FAILURE;
+	}
 	sm_config_free(cfg);
-	return EXIT_SUCCESS;
+	return ret;
 }
 
 static void setup_logging(const struct sm_config *cfg)
@@ -118,7 +137,7 @@ static void setup_logging(const struct sm_config *cfg)
 	enum sm_log_format format = sm_log_format_from_string(fs);
 
 	sm_log_setup(level == SM_LOG_LEVEL_INVALID ? SM_LOG_INFO : level,
-		     format == SM_LOG_FORMAT_INVALID ? SM_LOG_FORMAT_LOGFMT : format);
+	             format == SM_LOG_FORMAT_INVALID ? SM_LOG_FORMAT_LOGFMT : format);
 	/* config.c validates both; these only guard against a gap there. */
 	if (level == SM_LOG_LEVEL_INVALID)
 		sm_log_warn(LOG_CTX, "unknown log level '%s', using 'info'", ls);
@@ -130,16 +149,17 @@ static void warn_about_auth(const struct sm_config *cfg)
 {
 	switch (cfg->server.auth_mode) {
 	case SM_AUTH_NONE:
-		sm_log_warn(LOG_CTX,
-			    "AUTHENTICATION IS DISABLED (server.auth.mode: none): every client that "
-			    "reaches this port can read every metric; use this for local runs only");
+		sm_log_warn(
+		    LOG_CTX,
+		    "AUTHENTICATION IS DISABLED (server.auth.mode: none): every client that "
+		    "reaches this port can read every metric; use this for local runs only");
 		break;
 	case SM_AUTH_DELEGATED:
 	default:
-		sm_log_warn(LOG_CTX,
-			    "server.auth.mode is 'delegated', but authentication and authorization "
-			    "are NOT IMPLEMENTED YET in this build: every client that reaches this "
-			    "port is served without any check");
+		sm_log_info(LOG_CTX,
+		            "server.auth.mode is 'delegated': front-proxy and client certificates, "
+		            "bearer tokens (TokenReview) and SubjectAccessReview for every request "
+		            "but /healthz, /livez, /readyz");
 		break;
 	}
 }
@@ -190,9 +210,10 @@ static int cmd_serve(const char *path)
 	if (load_config(path, &cfg) < 0)
 		return EXIT_FAILURE;
 	setup_logging(cfg);
-	sm_log_info(LOG_CTX, "scalemetrics %s (%s) starting with config '%s': %zu sources, %zu "
-			     "metrics",
-		    SM_VERSION, commit_or_unknown(), path, cfg->n_sources, count_metrics(cfg));
+	sm_log_info(LOG_CTX,
+	            "scalemetrics %s (%s) starting with config '%s': %zu sources, %zu "
+	            "metrics",
+	            SM_VERSION, commit_or_unknown(), path, cfg->n_sources, count_metrics(cfg));
 	warn_about_auth(cfg);
 
 	store = sm_store_new(cfg);
@@ -206,9 +227,9 @@ static int cmd_serve(const char *path)
 		goto out;
 	}
 	api = (struct sm_api_context){
-		.store = store,
-		.version = SM_VERSION,
-		.git_commit = SM_GIT_COMMIT,
+	    .store = store,
+	    .version = SM_VERSION,
+	    .git_commit = SM_GIT_COMMIT,
 	};
 	r = sm_http_server_start(cfg, &api, &http, &err);
 	if (r < 0) {
@@ -223,12 +244,13 @@ static int cmd_serve(const char *path)
 			break;
 		}
 		if (sig == SIGHUP) {
-			sm_log_info(LOG_CTX, "SIGHUP: configuration reload is not supported yet, "
-					     "ignoring (certificate files are reloaded on their own)");
+			sm_log_info(LOG_CTX,
+			            "SIGHUP: configuration reload is not supported yet, "
+			            "ignoring (certificate files are reloaded on their own)");
 			continue;
 		}
 		sm_log_info(LOG_CTX, "%s received, draining requests and shutting down",
-			    signal_name(sig));
+		            signal_name(sig));
 		break;
 	}
 	ret = EXIT_SUCCESS;
@@ -245,6 +267,7 @@ out:
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
+	bool probe = false;
 	int r;
 
 	if (argc < 2) {
@@ -264,8 +287,10 @@ int main(int argc, char **argv)
 		(void)printf("scalemetrics %s (%s)\n", SM_VERSION, commit_or_unknown());
 		return EXIT_SUCCESS;
 	}
+	if (strcmp(argv[1], "explain") == 0)
+		return sm_explain_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0 || strcmp(argv[1], "check") == 0) {
-		r = parse_config_arg(argc, argv, &path);
+		r = parse_config_arg(argc, argv, &path, &probe);
 		if (r == 1) {
 			usage(stdout);
 			return EXIT_SUCCESS;
@@ -274,7 +299,7 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return EXIT_USAGE;
 		}
-		return strcmp(argv[1], "serve") == 0 ? cmd_serve(path) : cmd_check(path);
+		return strcmp(argv[1], "serve") == 0 ? cmd_serve(path) : cmd_check(path, probe);
 	}
 	(void)fprintf(stderr, "scalemetrics: unknown command '%s'\n", argv[1]);
 	usage(stderr);

@@ -47,6 +47,13 @@ struct sm_server_config {
 	struct sm_strv requestheader_allowed_names;
 	char *client_ca_file;
 	int64_t cache_ttl_ms;   /* default 10s */
+	/* Extensions (src/http/auth.c): empty lists mean "from the ConfigMap, else the
+	 * defaults X-Remote-User, X-Remote-Group, X-Remote-Extra-". */
+	struct sm_strv requestheader_username_headers;
+	struct sm_strv requestheader_group_headers;
+	struct sm_strv requestheader_extra_headers_prefix;
+	struct sm_strv always_allow_paths; /* open to anyone besides /healthz /livez /readyz */
+	int64_t auth_refresh_interval_ms;  /* re-read the ConfigMap / CA files; default 1m */
 	uint32_t max_connections;        /* default 1024 */
 	uint32_t max_connections_per_ip; /* default 256 */
 	int64_t connection_timeout_ms;   /* default 30s */
@@ -58,6 +65,11 @@ struct sm_server_config {
 
 struct sm_kube_config {
 	char *kubeconfig; /* "" or NULL: in-cluster service account */
+	/* Extensions (for src/kube): NULL when unset or "". */
+	char *server;     /* "https://host:port" or "http://127.0.0.1:8001" */
+	char *token_file; /* bearer token, re-read when it changes */
+	char *ca_file;    /* PEM bundle for the API server's certificate */
+	bool insecure_skip_tls_verify; /* default false */
 };
 
 enum sm_metric_scope {
@@ -179,6 +191,10 @@ struct sm_config_mark sm_config_node_mark(const struct sm_config_node *n);
 
 /* The source being parsed (for collectors' config_parse and custom parsers). */
 struct sm_source_config *sm_config_parser_source(struct sm_config_parser *p);
+/* The `kubernetes:` section of the config being loaded, for collectors that reach the API
+ * (scrape's pod discovery). Borrowed and valid as long as the loaded config, so it may be kept
+ * in src->priv; it may be filled after the sources are parsed, so read it only at run time. */
+const struct sm_kube_config *sm_config_parser_kube(struct sm_config_parser *p);
 /* Appends a metric definition to the current source (copies strings). Reports duplicates
  * within the whole config (same metric name from two sources is an error) at node. */
 int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node *node,

@@ -53,5 +53,6 @@ const char *sm_source_types_list(void);
 extern const struct sm_source_ops sm_source_pgbouncer;
 extern const struct sm_source_ops sm_source_postgresql;
 extern const struct sm_source_ops sm_source_redis;
+extern const struct sm_source_ops sm_source_scrape;
 
 #endif

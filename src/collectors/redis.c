@@ -1,11 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* The Redis collector: queue lengths (lists, sorted sets, sets, streams, hashes) of exact keys
- * and SCAN globs, read with pipelined commands over one lazily (re)connected hiredis context. */
+/* The Redis collector: queue backlogs (lists, sorted sets, sets, hashes, streams and their
+ * consumer groups) of exact keys, SCAN globs and job-framework presets, read with pipelined
+ * commands over one lazily (re)connected hiredis context, directly or through Sentinel.
+ *
+ * Design: one round rebuilds its list of keys ("entries") from scratch: exact keys, SCAN
+ * globs, and the queue names a preset discovers (an index set, SCAN of marker keys, Kombu
+ * bindings). Keys of unknown type are resolved with TYPE, then every read (lengths, XINFO
+ * GROUPS, ZCOUNT, LINDEX, counters) is pipelined PIPELINE_BATCH commands per round trip, so
+ * a round over N keys costs O(N / batch) round trips. Entries that give the same label value
+ * in one rule are summed into one series. Only the derived-metric history survives a round. */
+
+#include "redis-internal.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -21,35 +32,13 @@
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
+#include "scalemetrics/store.h"
 
-#define DEFAULT_ADDRESS   "127.0.0.1:6379"
-#define DEFAULT_LABEL     "queue"
-#define PIPELINE_BATCH    1000   /* commands per round trip */
-#define SCAN_COUNT        "1000" /* SCAN's COUNT hint */
-#define MAX_STARS         16     /* '*' captured per glob */
-#define PASSWORD_MAX      4096
-#define MAX_PATTERN_BYTES 1024
+#define PIPELINE_BATCH 1000 /* commands per round trip */
+#define MAX_STARS      16   /* '*' captured per glob */
+#define PASSWORD_MAX   4096
 
-enum redis_key_type {
-	REDIS_KEY_AUTO,
-	REDIS_KEY_LIST,
-	REDIS_KEY_ZSET,
-	REDIS_KEY_SET,
-	REDIS_KEY_STREAM,
-	REDIS_KEY_HASH,
-	REDIS_KEY_TYPE_MAX,
-	REDIS_KEY_TYPE_INVALID = -1,
-};
-
-/* Indexed by enum redis_key_type: the TYPE reply and the length command. */
-static const char *const key_type_names[] = {
-    [REDIS_KEY_AUTO] = "auto",   [REDIS_KEY_LIST] = "list",     [REDIS_KEY_ZSET] = "zset",
-    [REDIS_KEY_SET] = "set",     [REDIS_KEY_STREAM] = "stream", [REDIS_KEY_HASH] = "hash",
-    [REDIS_KEY_TYPE_MAX] = NULL,
-};
-static_assert(sizeof(key_type_names) / sizeof(key_type_names[0]) == REDIS_KEY_TYPE_MAX + 1,
-              "key_type_names");
-
+/* Indexed by enum redis_key_type. */
 static const char *const length_commands[] = {
     [REDIS_KEY_AUTO] = NULL,   [REDIS_KEY_LIST] = "LLEN",   [REDIS_KEY_ZSET] = "ZCARD",
     [REDIS_KEY_SET] = "SCARD", [REDIS_KEY_STREAM] = "XLEN", [REDIS_KEY_HASH] = "HLEN",
@@ -57,477 +46,57 @@ static const char *const length_commands[] = {
 static_assert(sizeof(length_commands) / sizeof(length_commands[0]) == REDIS_KEY_TYPE_MAX,
               "length_commands");
 
-static const char *const preset_names[] = {"sidekiq", "celery", "rq", "bullmq", NULL};
-
-/* ---- configuration ---- */
-
-struct redis_object {
-	char *resource;
-	char *name; /* template: "{label}" is replaced by the series' label value */
-};
-
-struct redis_rule {
-	char *metric;
-	struct sm_strv keys;
-	char *label;
-	int type; /* enum redis_key_type */
-	struct sm_opt_double fallback;
-	struct redis_object object;
-	bool has_object;
-	/* Accepted so that they are not "unknown keys", refused as not supported yet. */
-	char *preset;
-	char *prefix;
-	bool derived;
-	int64_t window_ms; /* -1: not set */
-	struct sm_opt_double drain_cap;
-};
-
-struct redis_rules {
-	struct redis_rule *v;
-	size_t n;
-};
-
-struct redis_sentinel {
-	struct sm_strv addresses;
-	char *master;
-};
-
-struct redis_config {
-	char *address;
-	char *host; /* TCP; NULL for a unix socket */
-	int port;
-	char *unix_path; /* unix socket; NULL for TCP */
-	int64_t db;
-	char *username;
-	char *password_file;
-	char *password_env;
-	struct redis_rules rules;
-	bool has_sentinel;
-};
-
-static void rule_done(struct redis_rule *r)
-{
-	free(r->metric);
-	sm_strv_done(&r->keys);
-	free(r->label);
-	free(r->object.resource);
-	free(r->object.name);
-	free(r->preset);
-	free(r->prefix);
-}
-
-static void redis_config_free(void *priv)
-{
-	struct redis_config *c = priv;
-
-	if (!c)
-		return;
-	free(c->address);
-	free(c->host);
-	free(c->unix_path);
-	free(c->username);
-	free(c->password_file);
-	free(c->password_env);
-	for (size_t i = 0; i < c->rules.n; i++)
-		rule_done(&c->rules.v[i]);
-	free(c->rules.v);
-	free(c);
-}
-
-static bool metric_name_is_valid(const char *s)
-{
-	if (!s || !*s)
-		return false;
-	for (size_t i = 0; s[i]; i++) {
-		char ch = s[i];
-		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
-		          ch == ':' || (i > 0 && ch >= '0' && ch <= '9');
-
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 static bool pattern_is_glob(const char *s)
 {
 	return strpbrk(s, "*?[") != NULL;
 }
 
-/* "host:port", "[v6]:port" or "unix:/path". */
-static int parse_address(struct sm_config_parser *p, const struct sm_config_node *node,
-                         struct redis_config *c)
-{
-	const char *a = c->address;
-	const char *colon;
-	const char *host;
-	size_t host_len;
-	int64_t port;
-
-	if (strncmp(a, "unix:", 5) == 0) {
-		if (a[5] != '/')
-			return sm_config_report(p, node,
-			                        "address '%s': expected unix:/absolute/path", a);
-		c->unix_path = strdup(a + 5);
-		return c->unix_path ? 0 : -ENOMEM;
-	}
-	colon = strrchr(a, ':');
-	if (!colon || colon == a)
-		return sm_config_report(p, node, "address '%s': expected host:port or unix:/path",
-		                        a);
-	host = a;
-	host_len = (size_t)(colon - a);
-	if (host[0] == '[') {
-		if (host_len < 3 || host[host_len - 1] != ']')
-			return sm_config_report(p, node, "address '%s': expected [ipv6]:port", a);
-		host++;
-		host_len -= 2;
-	}
-	if (sm_number_parse_int64(colon + 1, &port) < 0 || port < 1 || port > 65535)
-		return sm_config_report(p, node, "address '%s': port must be 1..65535", a);
-	c->host = strndup(host, host_len);
-	if (!c->host)
-		return -ENOMEM;
-	c->port = (int)port;
-	return 0;
-}
-
-static const struct sm_config_key sentinel_keys[] = {
-    {.name = "addresses",
-     .type = SM_CONFIG_STRING_LIST,
-     .offset = offsetof(struct redis_sentinel, addresses),
-     .flags = SM_CONFIG_REQUIRED},
-    {.name = "master",
-     .type = SM_CONFIG_STRING,
-     .offset = offsetof(struct redis_sentinel, master),
-     .flags = SM_CONFIG_REQUIRED},
-};
-
-static int parse_sentinel(struct sm_config_parser *p, const struct sm_config_node *node,
-                          void *target)
-{
-	struct redis_sentinel s = {0};
-	bool *has_sentinel = target;
-
-	*has_sentinel = true;
-	if (!sm_config_node_is_mapping(node))
-		(void)sm_config_report(p, node, "sentinel: expected a mapping");
-	else
-		(void)sm_config_parse_mapping(p, node, sentinel_keys,
-		                              sizeof(sentinel_keys) / sizeof(sentinel_keys[0]), &s,
-		                              "sentinel");
-	sm_strv_done(&s.addresses);
-	free(s.master);
-	return sm_config_report(p, node, "sentinel is not supported yet; use address");
-}
-
-static const struct sm_config_key object_keys[] = {
-    {.name = "name",
-     .type = SM_CONFIG_STRING,
-     .offset = offsetof(struct redis_object, name),
-     .flags = SM_CONFIG_REQUIRED},
-    {.name = "resource",
-     .type = SM_CONFIG_STRING,
-     .offset = offsetof(struct redis_object, resource),
-     .flags = SM_CONFIG_REQUIRED},
-};
-
-static int parse_object(struct sm_config_parser *p, const struct sm_config_node *node, void *target)
-{
-	struct redis_object *o = target;
-
-	if (!sm_config_node_is_mapping(node))
-		return sm_config_report(p, node,
-		                        "object: expected a mapping with resource and name");
-	return sm_config_parse_mapping(p, node, object_keys,
-	                               sizeof(object_keys) / sizeof(object_keys[0]), o, "object");
-}
-
-static const struct sm_config_key rule_keys[] = {
-    {.name = "derived", .type = SM_CONFIG_BOOL, .offset = offsetof(struct redis_rule, derived)},
-    {.name = "drain_cap",
-     .type = SM_CONFIG_DOUBLE,
-     .offset = offsetof(struct redis_rule, drain_cap)},
-    {.name = "fallback", .type = SM_CONFIG_DOUBLE, .offset = offsetof(struct redis_rule, fallback)},
-    {.name = "keys",
-     .type = SM_CONFIG_STRING_LIST,
-     .offset = offsetof(struct redis_rule, keys),
-     .flags = SM_CONFIG_REQUIRED},
-    {.name = "label", .type = SM_CONFIG_STRING, .offset = offsetof(struct redis_rule, label)},
-    {.name = "metric",
-     .type = SM_CONFIG_STRING,
-     .offset = offsetof(struct redis_rule, metric),
-     .flags = SM_CONFIG_REQUIRED},
-    {.name = "object",
-     .type = SM_CONFIG_CUSTOM,
-     .offset = offsetof(struct redis_rule, object),
-     .parse = parse_object},
-    {.name = "prefix", .type = SM_CONFIG_STRING, .offset = offsetof(struct redis_rule, prefix)},
-    {.name = "preset", .type = SM_CONFIG_STRING, .offset = offsetof(struct redis_rule, preset)},
-    {.name = "type",
-     .type = SM_CONFIG_ENUM,
-     .offset = offsetof(struct redis_rule, type),
-     .enum_names = key_type_names},
-    {.name = "window",
-     .type = SM_CONFIG_DURATION,
-     .offset = offsetof(struct redis_rule, window_ms),
-     .min = 1000,
-     .max = 86400000},
-};
-
-/* Every "{...}" in the object name must be "{label}". */
-static int check_object_template(struct sm_config_parser *p, const struct sm_config_node *node,
-                                 const struct redis_rule *r)
-{
-	const char *s = r->object.name;
-	size_t label_len = strlen(r->label);
-
-	for (;;) {
-		const char *open = strchr(s, '{');
-		const char *close;
-
-		if (!open)
-			break;
-		close = strchr(open, '}');
-		if (!close)
-			return sm_config_report(p, node, "object name '%s': unclosed '{'",
-			                        r->object.name);
-		if ((size_t)(close - open - 1) != label_len ||
-		    strncmp(open + 1, r->label, label_len) != 0)
-			return sm_config_report(p, node,
-			                        "object name '%s': unknown placeholder '%.*s'; "
-			                        "only '{%s}' is available",
-			                        r->object.name, (int)(close - open + 1), open,
-			                        r->label);
-		s = close + 1;
-	}
-	if (strchr(s, '}'))
-		return sm_config_report(p, node, "object name '%s': unmatched '}'", r->object.name);
-	return 0;
-}
-
-static int check_preset(struct sm_config_parser *p, const struct sm_config_node *item)
-{
-	const struct sm_config_node *n = sm_config_node_get(p, item, "preset");
-	const char *v = sm_config_node_scalar(n);
-
-	if (!v)
-		return sm_config_report(p, n,
-		                        "preset: expected one of sidekiq, celery, rq, bullmq");
-	for (size_t i = 0; preset_names[i]; i++)
-		if (strcmp(v, preset_names[i]) == 0)
-			return sm_config_report(p, n, "preset '%s' is not supported yet", v);
-	return sm_config_report(p, n,
-	                        "unknown preset '%s', expected one of sidekiq, celery, rq, "
-	                        "bullmq",
-	                        v);
-}
-
-static int parse_rule(struct sm_config_parser *p, const struct sm_config_node *item,
-                      struct redis_rule *r)
-{
-	struct sm_metric_def def = {0};
-	const struct sm_config_node *n;
-	int r1;
-
-	if (!sm_config_node_is_mapping(item))
-		return sm_config_report(p, item,
-		                        "queue rule: expected a mapping with metric and "
-		                        "keys (or preset)");
-	if (sm_config_node_get(p, item, "preset"))
-		return check_preset(p, item);
-
-	r->window_ms = -1;
-	r1 = sm_config_parse_mapping(p, item, rule_keys, sizeof(rule_keys) / sizeof(rule_keys[0]),
-	                             r, "queue rule");
-	/* Go on checking what did parse: every problem is reported at once. */
-	if (r1 == -ENOMEM)
-		return r1;
-	r->has_object = sm_config_node_get(p, item, "object") != NULL;
-	if (!r->label) {
-		r->label = strdup(DEFAULT_LABEL);
-		if (!r->label)
-			return -ENOMEM;
-	}
-
-	if (r->metric && !metric_name_is_valid(r->metric))
-		r1 = sm_config_report(p, sm_config_node_get(p, item, "metric"),
-		                      "invalid metric name '%s': expected [a-zA-Z_:][a-zA-Z0-9_:]*",
-		                      r->metric);
-	if (!sm_label_key_is_valid(r->label))
-		r1 = sm_config_report(p, sm_config_node_get(p, item, "label"),
-		                      "invalid label name '%s'", r->label);
-	n = sm_config_node_get(p, item, "keys");
-	if (n && r->keys.n == 0)
-		r1 = sm_config_report(p, n, "keys: at least one key or glob is required");
-	for (size_t i = 0; i < r->keys.n; i++) {
-		if (!*r->keys.v[i])
-			r1 = sm_config_report(p, n, "keys: empty key");
-		else if (strlen(r->keys.v[i]) > MAX_PATTERN_BYTES)
-			r1 = sm_config_report(p, n, "keys: key longer than %d bytes",
-			                      MAX_PATTERN_BYTES);
-	}
-	if (r->derived)
-		r1 = sm_config_report(p, sm_config_node_get(p, item, "derived"),
-		                      "derived metrics are not supported yet");
-	else if (r->window_ms >= 0)
-		r1 = sm_config_report(p, sm_config_node_get(p, item, "window"),
-		                      "window only applies with derived: true");
-	else if (r->drain_cap.set)
-		r1 = sm_config_report(p, sm_config_node_get(p, item, "drain_cap"),
-		                      "drain_cap only applies with derived: true");
-	if (r->prefix)
-		r1 = sm_config_report(p, sm_config_node_get(p, item, "prefix"),
-		                      "prefix only applies with preset");
-	if (r->has_object && r->object.name && r->label)
-		if (check_object_template(p, sm_config_node_get(p, item, "object"), r) < 0)
-			r1 = -EINVAL;
-	if (r1 < 0)
-		return r1;
-
-	def.name = r->metric;
-	def.scope = r->has_object ? SM_METRIC_OBJECT : SM_METRIC_EXTERNAL;
-	def.resource = r->has_object ? r->object.resource : NULL;
-	def.fallback = r->fallback;
-	return sm_config_add_metric(p, item, &def);
-}
-
-static int parse_queues(struct sm_config_parser *p, const struct sm_config_node *node, void *target)
-{
-	struct redis_rules *rules = target;
-	size_t n;
-	int r = 0;
-
-	if (!sm_config_node_is_sequence(node))
-		return sm_config_report(p, node, "queues: expected a list of queue rules");
-	n = sm_config_node_length(node);
-	if (n == 0)
-		return sm_config_report(p, node, "queues: at least one queue rule is required");
-	rules->v = calloc(n, sizeof(*rules->v));
-	if (!rules->v)
-		return -ENOMEM;
-	rules->n = n;
-	for (size_t i = 0; i < n; i++) {
-		int k = parse_rule(p, sm_config_node_item(p, node, i), &rules->v[i]);
-
-		if (k == -ENOMEM)
-			return k;
-		if (k < 0)
-			r = k;
-	}
-	return r;
-}
-
-static const struct sm_config_key source_keys[] = {
-    {.name = "address", .type = SM_CONFIG_STRING, .offset = offsetof(struct redis_config, address)},
-    {.name = "db",
-     .type = SM_CONFIG_INT,
-     .offset = offsetof(struct redis_config, db),
-     .min = 0,
-     .max = 15},
-    {.name = "interval", .type = SM_CONFIG_CUSTOM},
-    {.name = "max_age", .type = SM_CONFIG_CUSTOM},
-    {.name = "max_series", .type = SM_CONFIG_CUSTOM},
-    {.name = "name", .type = SM_CONFIG_CUSTOM},
-    {.name = "namespaces", .type = SM_CONFIG_CUSTOM},
-    {.name = "password_env",
-     .type = SM_CONFIG_STRING,
-     .offset = offsetof(struct redis_config, password_env)},
-    {.name = "password_file",
-     .type = SM_CONFIG_STRING,
-     .offset = offsetof(struct redis_config, password_file)},
-    {.name = "queues",
-     .type = SM_CONFIG_CUSTOM,
-     .offset = offsetof(struct redis_config, rules),
-     .parse = parse_queues,
-     .flags = SM_CONFIG_REQUIRED},
-    {.name = "sentinel",
-     .type = SM_CONFIG_CUSTOM,
-     .offset = offsetof(struct redis_config, has_sentinel),
-     .parse = parse_sentinel},
-    {.name = "timeout", .type = SM_CONFIG_CUSTOM},
-    {.name = "type", .type = SM_CONFIG_CUSTOM},
-    {.name = "username",
-     .type = SM_CONFIG_STRING,
-     .offset = offsetof(struct redis_config, username)},
-};
-
-static int redis_config_parse(struct sm_config_parser *p, const struct sm_config_node *node,
-                              struct sm_source_config *src)
-{
-	struct redis_config *c = calloc(1, sizeof(*c));
-	bool has_file, has_env;
-	int r;
-
-	if (!c)
-		return -ENOMEM;
-	r = sm_config_parse_mapping(p, node, source_keys,
-	                            sizeof(source_keys) / sizeof(source_keys[0]), c, "source");
-	if (r == -ENOMEM)
-		goto out;
-
-	if (!c->address && !c->has_sentinel) {
-		c->address = strdup(DEFAULT_ADDRESS);
-		if (!c->address) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	if (c->address && c->has_sentinel)
-		r = sm_config_report(p, sm_config_node_get(p, node, "sentinel"),
-		                     "address and sentinel are mutually exclusive");
-	if (c->address && *c->address) {
-		int k = parse_address(p, sm_config_node_get(p, node, "address"), c);
-
-		if (k < 0)
-			r = k;
-		if (k == -ENOMEM)
-			goto out;
-	} else if (c->address) {
-		r = sm_config_report(p, sm_config_node_get(p, node, "address"),
-		                     "address: expected host:port or unix:/path");
-	}
-
-	has_file = c->password_file && *c->password_file;
-	has_env = c->password_env && *c->password_env;
-	if (has_file && has_env)
-		r = sm_config_report(p, sm_config_node_get(p, node, "password_env"),
-		                     "password_file and password_env are mutually exclusive");
-	else if (has_file && access(c->password_file, R_OK) != 0)
-		r = sm_config_report(p, sm_config_node_get(p, node, "password_file"),
-		                     "password_file '%s' is not readable: %s", c->password_file,
-		                     strerror(errno));
-	if (c->username && *c->username && !has_file && !has_env)
-		r = sm_config_report(p, sm_config_node_get(p, node, "username"),
-		                     "username needs password_file or password_env");
-out:
-	/* Even on error src->priv holds what was parsed, so config_free releases it. */
-	src->priv = c;
-	return r < 0 ? r : 0;
-}
-
 /* ---- runtime ---- */
+
+struct group_stat {
+	char *name;
+	double lag;
+	bool has_lag;
+	double pending;
+};
 
 /* One key read in a round. */
 struct entry {
 	char *key; /* binary-safe: key_len bytes, NUL-terminated for messages */
 	size_t key_len;
-	char *label; /* the label value (raw; the batch sanitises it) */
+	char *label; /* the label value (raw; the batch sanitises it); NULL: no label */
 	size_t rule;
 	int type; /* enum redis_key_type resolved for this key; AUTO until TYPE answered */
-	long long value;
-	bool skip;  /* per-series problem, or TYPE said "none" (value 0, no length command) */
-	bool ready; /* value known without a length command */
+	double value;
+	bool skip;   /* per-series problem, or an optional key that does not exist */
+	bool ready;  /* value known without a read command (TYPE said "none") */
+	bool stream; /* value is XLEN; groups hold XINFO GROUPS */
+	struct group_stat *groups;
+	size_t n_groups;
+	bool has_counter; /* the dequeue counter's value */
+	double counter;
+};
+
+struct names {
+	char **v;
+	size_t n;
+	size_t cap;
 };
 
 struct redis_state {
 	const struct sm_source_config *src;
 	const struct redis_config *cfg;
 	redisContext *ctx;
-	char *password; /* a secret: never logged */
-	int password_r; /* <0: reading it failed, every round reports it */
+	char *cur_host; /* the node connected to (the master the sentinels named) */
+	int cur_port;
+	size_t sentinel_next; /* the sentinel asked first */
+	bool role_checked;    /* ROLE said master since this round began */
+	char *password;       /* a secret: never logged */
+	int password_r;       /* <0: reading it failed, every round reports it */
 	char password_error[256];
-	uint64_t round_trips;
+	uint64_t round_trips; /* since start, for the benchmark and the tests */
+	struct redis_history *history;
+	int64_t max_window_ms;
 
 	/* Per round, reused. */
 	struct entry *entries;
@@ -538,6 +107,12 @@ struct redis_state {
 	size_t set_first; /* first entry of the current rule */
 	size_t overflow;  /* keys not read because max_series was reached */
 	size_t n_notes;
+	char more[200];     /* keys of the problems after the first */
+	struct names names; /* the queue names of names_group, discovered this round */
+	size_t names_group;
+	bool names_valid;
+	char due_max[32]; /* ZCOUNT's max for BullMQ "due now" */
+	int64_t now_wall_ms;
 };
 
 static int read_password(const struct redis_config *c, char **ret, char *err, size_t errlen)
@@ -622,10 +197,19 @@ static int redis_create(const struct sm_source_config *src, void **ret_state)
 		return -ENOMEM;
 	s->src = src;
 	s->cfg = src->priv;
+	s->history = sm_redis_history_new();
+	if (!s->history) {
+		free(s);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->cfg->rules.n; i++)
+		if (s->cfg->rules.v[i].derived && s->cfg->rules.v[i].window_ms > s->max_window_ms)
+			s->max_window_ms = s->cfg->rules.v[i].window_ms;
 	/* A missing secret fails each round with a clear error rather than the whole start. */
 	s->password_r =
 	    read_password(s->cfg, &s->password, s->password_error, sizeof(s->password_error));
 	if (s->password_r == -ENOMEM) {
+		sm_redis_history_free(s->history);
 		free(s);
 		return -ENOMEM;
 	}
@@ -633,12 +217,46 @@ static int redis_create(const struct sm_source_config *src, void **ret_state)
 	return 0;
 }
 
+static void names_clear(struct names *n)
+{
+	for (size_t i = 0; i < n->n; i++)
+		free(n->v[i]);
+	n->n = 0;
+}
+
+static int names_push(struct names *n, const char *s, size_t len)
+{
+	char *copy;
+
+	if (n->n == n->cap) {
+		size_t cap = n->cap ? n->cap * 2 : 32;
+		char **v = realloc(n->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		n->v = v;
+		n->cap = cap;
+	}
+	copy = strndup(s, len);
+	if (!copy)
+		return -ENOMEM;
+	n->v[n->n++] = copy;
+	return 0;
+}
+
+static void entry_done(struct entry *e)
+{
+	free(e->key);
+	free(e->label);
+	for (size_t g = 0; g < e->n_groups; g++)
+		free(e->groups[g].name);
+	free(e->groups);
+}
+
 static void entries_clear(struct redis_state *s)
 {
-	for (size_t i = 0; i < s->n_entries; i++) {
-		free(s->entries[i].key);
-		free(s->entries[i].label);
-	}
+	for (size_t i = 0; i < s->n_entries; i++)
+		entry_done(&s->entries[i]);
 	s->n_entries = 0;
 }
 
@@ -659,6 +277,10 @@ static void redis_destroy(void *state)
 	entries_clear(s);
 	free(s->entries);
 	free(s->set);
+	names_clear(&s->names);
+	free(s->names.v);
+	free(s->cur_host);
+	sm_redis_history_free(s->history);
 	if (s->password) {
 		/* Not a guarantee (the allocator may have copies), but do not leave it lying
 		 * around. */
@@ -668,14 +290,20 @@ static void redis_destroy(void *state)
 	free(s);
 }
 
-static void address_string(const struct redis_config *c, char *buf, size_t len)
+static void address_string(const struct redis_state *s, char *buf, size_t len)
 {
+	const struct redis_config *c = s->cfg;
+	const char *host = s->cur_host ? s->cur_host : c->host;
+	int port = s->cur_host ? s->cur_port : c->port;
+
 	if (c->unix_path)
 		snprintf(buf, len, "unix:%s", c->unix_path);
-	else if (strchr(c->host, ':'))
-		snprintf(buf, len, "[%s]:%d", c->host, c->port);
+	else if (!host)
+		snprintf(buf, len, "sentinel master '%s'", c->sentinel_master);
+	else if (strchr(host, ':'))
+		snprintf(buf, len, "[%s]:%d", host, port);
 	else
-		snprintf(buf, len, "%s:%d", c->host, c->port);
+		snprintf(buf, len, "%s:%d", host, port);
 }
 
 static struct timeval ms_to_timeval(int64_t ms)
@@ -696,7 +324,7 @@ static int fail_ctx(struct redis_state *s, int errno_saved, bool connecting,
 	const char *errstr = s->ctx ? s->ctx->errstr : "out of memory";
 	int r;
 
-	address_string(s->cfg, addr, sizeof(addr));
+	address_string(s, addr, sizeof(addr));
 	switch (err) {
 	case REDIS_ERR_IO:
 		if (errno_saved == EAGAIN || errno_saved == EWOULDBLOCK ||
@@ -739,7 +367,7 @@ static int fail_reply(struct redis_state *s, int r, struct sm_error *reterr, con
 {
 	char addr[300];
 
-	address_string(s->cfg, addr, sizeof(addr));
+	address_string(s, addr, sizeof(addr));
 	if (reply && reply->type == REDIS_REPLY_ERROR)
 		sm_error_set(reterr, "%s: %s: %s", addr, what, reply->str);
 	else
@@ -776,6 +404,38 @@ static int command(struct redis_state *s, redisReply **ret, struct sm_error *ret
 	return 0;
 }
 
+/* ROLE must say "master" (Sentinel mode: the node the sentinels named may have been demoted
+ * since). -EAGAIN otherwise, disconnected, so that the next attempt asks the sentinels. */
+static int check_role(struct redis_state *s, struct sm_error *reterr)
+{
+	redisReply *reply = NULL;
+	char addr[300];
+	int r;
+
+	r = command(s, &reply, reterr, "ROLE");
+	if (r < 0)
+		return r;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING) {
+		r = fail_reply(s, error_code(reply), reterr, "ROLE", reply);
+		goto out;
+	}
+	if (strcmp(reply->element[0]->str, "master") != 0) {
+		address_string(s, addr, sizeof(addr));
+		sm_error_set(reterr,
+		             "%s: is a %s, not the master of '%s' the sentinels named (failover "
+		             "in progress?); asking the sentinels again",
+		             addr, reply->element[0]->str, s->cfg->sentinel_master);
+		disconnect(s);
+		r = -EAGAIN;
+		goto out;
+	}
+	r = 0;
+out:
+	freeReplyObject(reply);
+	return r;
+}
+
 static int ensure_connected(struct redis_state *s, struct sm_error *reterr)
 {
 	const struct redis_config *c = s->cfg;
@@ -785,9 +445,23 @@ static int ensure_connected(struct redis_state *s, struct sm_error *reterr)
 
 	if (s->ctx)
 		return 0;
+	if (c->has_sentinel) {
+		char *host = NULL;
+		int port = 0;
+
+		r = sm_redis_sentinel_master(c, s->src->timeout_ms, &s->sentinel_next, &host, &port,
+		                             reterr);
+		if (r < 0)
+			return r;
+		free(s->cur_host);
+		s->cur_host = host;
+		s->cur_port = port;
+	}
 	errno = 0;
 	if (c->unix_path)
 		s->ctx = redisConnectUnixWithTimeout(c->unix_path, tv);
+	else if (s->cur_host)
+		s->ctx = redisConnectWithTimeout(s->cur_host, s->cur_port, tv);
 	else
 		s->ctx = redisConnectWithTimeout(c->host, c->port, tv);
 	if (!s->ctx || s->ctx->err)
@@ -820,7 +494,8 @@ static int ensure_connected(struct redis_state *s, struct sm_error *reterr)
 			goto out;
 		}
 	}
-	r = 0;
+	r = c->has_sentinel ? check_role(s, reterr) : 0;
+	s->role_checked = r == 0;
 out:
 	freeReplyObject(reply);
 	return r;
@@ -998,6 +673,14 @@ static uint64_t hash_key(const char *k, size_t len)
 		h ^= (unsigned char)k[i];
 		h *= 1099511628211ULL;
 	}
+	/* FNV's low bits depend only on the inputs' low bits, and the table is indexed by the
+	 * low bits: mix the high ones in (MurmurHash3's finaliser), or keys like "q:0".."q:9999"
+	 * make long probe chains. */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return h;
 }
 
@@ -1053,19 +736,51 @@ static int set_grow(struct redis_state *s)
 	return 0;
 }
 
-/* Adds key to the current rule unless already there. pat: the glob it matched, or NULL. */
-static int add_key(struct redis_state *s, size_t rule, const char *pat, const char *key,
-                   size_t key_len)
+static void note(struct redis_state *s, struct sm_error *reterr, const char *key, const char *fmt,
+                 ...) SM_PRINTF(4, 5);
+
+/* A per-series problem. The messages are joined in reterr while they fit (the scheduler logs
+ * the whole when it changes); the keys of the rest are listed at the end of the round. */
+static void note(struct redis_state *s, struct sm_error *reterr, const char *key, const char *fmt,
+                 ...)
+{
+	char msg[320];
+	size_t used = strlen(reterr->message);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (strstr(reterr->message, msg))
+		return; /* said already */
+	if (used + strlen(msg) + 2 + 120 < sizeof(reterr->message)) {
+		snprintf(reterr->message + used, sizeof(reterr->message) - used, "%s%s",
+		         used ? "; " : "", msg);
+		return;
+	}
+	s->n_notes++;
+	used = strlen(s->more);
+	if (used + 8 < sizeof(s->more))
+		snprintf(s->more + used, sizeof(s->more) - used, "%s'%s'", used ? ", " : "", key);
+}
+
+/* ---- discovery ---- */
+
+/* Adds key to the current rule unless already there; takes label (may be NULL for a rule
+ * without label) in all cases. */
+static int add_key(struct redis_state *s, size_t rule, const char *key, size_t key_len, char *label)
 {
 	struct entry *e;
 	size_t *slot;
-	int r;
 
 	slot = set_slot(s, key, key_len);
-	if (*slot != 0)
+	if (*slot != 0) {
+		free(label);
 		return 0;
+	}
 	if (s->n_entries >= s->src->max_series) {
 		s->overflow++;
+		free(label);
 		return 0;
 	}
 	if (s->n_entries == s->cap_entries) {
@@ -1075,30 +790,33 @@ static int add_key(struct redis_state *s, size_t rule, const char *pat, const ch
 		if (cap > s->src->max_series)
 			cap = s->src->max_series;
 		v = realloc(s->entries, cap * sizeof(*v));
-		if (!v)
+		if (!v) {
+			free(label);
 			return -ENOMEM;
+		}
 		s->entries = v;
 		s->cap_entries = cap;
 	}
 	e = &s->entries[s->n_entries];
-	*e = (struct entry){.rule = rule, .type = s->cfg->rules.v[rule].type};
+	*e = (struct entry){.rule = rule, .type = s->cfg->rules.v[rule].type, .label = label};
 	e->key = malloc(key_len + 1);
-	if (!e->key)
+	if (!e->key) {
+		free(label);
 		return -ENOMEM;
+	}
 	memcpy(e->key, key, key_len);
 	e->key[key_len] = '\0';
 	e->key_len = key_len;
-	e->label = label_for(pat, key, key_len);
-	if (!e->label) {
-		free(e->key);
-		return -ENOMEM;
-	}
 	*slot = ++s->n_entries;
-	r = set_grow(s);
-	return r;
+	return set_grow(s);
 }
 
-static int scan_glob(struct redis_state *s, size_t rule, const char *pat, struct sm_error *reterr)
+typedef int (*scan_fn)(struct redis_state *s, const char *pat, const char *key, size_t len,
+                       void *ctx);
+
+/* SCAN MATCH pat over the whole keyspace, calling fn for each key found. */
+static int scan_keys(struct redis_state *s, const char *pat, scan_fn fn, void *ctx,
+                     struct sm_error *reterr)
 {
 	char cursor[32] = "0";
 	int r = 0;
@@ -1107,8 +825,8 @@ static int scan_glob(struct redis_state *s, size_t rule, const char *pat, struct
 		redisReply *reply = NULL;
 		const redisReply *keys;
 
-		r = command(s, &reply, reterr, "SCAN %s MATCH %b COUNT " SCAN_COUNT, cursor, pat,
-		            strlen(pat));
+		r = command(s, &reply, reterr, "SCAN %s MATCH %b COUNT %lld", cursor, pat,
+		            strlen(pat), (long long)s->cfg->scan_count);
 		if (r < 0)
 			return r;
 		if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -1127,7 +845,7 @@ static int scan_glob(struct redis_state *s, size_t rule, const char *pat, struct
 
 			if (k->type != REDIS_REPLY_STRING)
 				continue;
-			r = add_key(s, rule, pat, k->str, k->len);
+			r = fn(s, pat, k->str, k->len, ctx);
 		}
 		freeReplyObject(reply);
 		if (r < 0)
@@ -1136,25 +854,246 @@ static int scan_glob(struct redis_state *s, size_t rule, const char *pat, struct
 	return 0;
 }
 
-static void note(struct redis_state *s, struct sm_error *reterr, const char *fmt, ...)
-    SM_PRINTF(3, 4);
-
-/* A per-series problem: the first in full; the count of others is appended at the end of the
- * round. */
-static void note(struct redis_state *s, struct sm_error *reterr, const char *fmt, ...)
+static int add_scanned_key(struct redis_state *s, const char *pat, const char *key, size_t len,
+                           void *ctx)
 {
-	va_list ap;
+	size_t rule = *(const size_t *)ctx;
+	char *label = label_for(pat, key, len);
 
-	if (s->n_notes++ > 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(reterr->message, sizeof(reterr->message), fmt, ap);
-	va_end(ap);
+	if (!label)
+		return -ENOMEM;
+	return add_key(s, rule, key, len, label);
+}
+
+/* A queue name from a marker key: what the glob's first '*' matched. */
+static int add_scanned_name(struct redis_state *s, const char *pat, const char *key, size_t len,
+                            void *ctx)
+{
+	struct capture caps[1];
+	size_t budget = 100000;
+
+	(void)s;
+	if (!glob_match(pat, strlen(pat), key, len, caps, 1, &budget))
+		return 0;
+	return names_push(ctx, caps[0].p, caps[0].len);
+}
+
+static int add_found_key(struct redis_state *s, const char *pat, const char *key, size_t len,
+                         void *ctx)
+{
+	(void)s;
+	(void)pat;
+	return names_push(ctx, key, len);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* SMEMBERS of each key, pipelined; each member through member_to_name. */
+static int read_members(struct redis_state *s, const struct names *keys, const char *strip,
+                        bool kombu, struct names *out, struct sm_error *reterr)
+{
+	size_t i = 0;
+
+	while (i < keys->n) {
+		size_t first = i, n;
+
+		for (; i < keys->n && i - first < PIPELINE_BATCH; i++)
+			if (redisAppendCommand(s->ctx, "SMEMBERS %s", keys->v[i]) != REDIS_OK)
+				return fail_ctx(s, errno, false, reterr);
+		n = i - first;
+		s->round_trips++;
+		for (size_t j = 0; j < n; j++) {
+			redisReply *reply = NULL;
+			int r = 0;
+
+			if (redisGetReply(s->ctx, (void **)&reply) != REDIS_OK || !reply)
+				return fail_ctx(s, errno, false, reterr);
+			if (reply->type == REDIS_REPLY_ERROR &&
+			    strncmp(reply->str, "WRONGTYPE", 9) == 0) {
+				note(s, reterr, keys->v[first + j],
+				     "queue index '%s' is not a set; ignored", keys->v[first + j]);
+			} else if (reply->type != REDIS_REPLY_ARRAY) {
+				r = fail_reply(s, error_code(reply), reterr, "SMEMBERS", reply);
+				freeReplyObject(reply);
+				return r;
+			}
+			for (size_t k = 0;
+			     r >= 0 && reply->type == REDIS_REPLY_ARRAY && k < reply->elements;
+			     k++) {
+				const redisReply *m = reply->element[k];
+				const char *name = m->str;
+				size_t len = m->len;
+
+				if (m->type != REDIS_REPLY_STRING)
+					continue;
+				if (kombu) {
+					if (!sm_redis_kombu_queue(m->str, m->len, &name, &len))
+						continue;
+				} else if (strip && len > strlen(strip) &&
+				           memcmp(name, strip, strlen(strip)) == 0) {
+					name += strlen(strip);
+					len -= strlen(strip);
+				}
+				if (len > 0)
+					r = names_push(out, name, len);
+			}
+			freeReplyObject(reply);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* The queue names of a preset rule's group, once per round. */
+static int discover_names(struct redis_state *s, const struct redis_rule *rule,
+                          struct sm_error *reterr)
+{
+	struct names *out = &s->names;
+	struct names found = {0};
+	size_t w = 0;
+	int r = 0;
+
+	if (s->names_valid && s->names_group == rule->group)
+		return 0;
+	names_clear(out);
+	s->names_valid = false;
+	switch (rule->discover) {
+	case REDIS_DISCOVER_SET:
+		for (size_t i = 0; i < rule->index.n && r >= 0; i++)
+			r = names_push(&found, rule->index.v[i], strlen(rule->index.v[i]));
+		if (r >= 0)
+			r = read_members(s, &found, rule->member_prefix, false, out, reterr);
+		break;
+	case REDIS_DISCOVER_SCAN:
+		for (size_t i = 0; i < rule->index.n && r >= 0; i++)
+			r = scan_keys(s, rule->index.v[i], add_scanned_name, out, reterr);
+		break;
+	case REDIS_DISCOVER_KOMBU:
+		for (size_t i = 0; i < rule->index.n && r >= 0; i++)
+			r = scan_keys(s, rule->index.v[i], add_found_key, &found, reterr);
+		if (r >= 0)
+			r = read_members(s, &found, NULL, true, out, reterr);
+		break;
+	default:
+		break;
+	}
+	for (size_t i = 0; i < rule->names.n && r >= 0; i++)
+		r = names_push(out, rule->names.v[i], strlen(rule->names.v[i]));
+	names_clear(&found);
+	free(found.v);
+	if (r < 0)
+		return r;
+	qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	for (size_t i = 0; i < out->n; i++) {
+		if (w > 0 && strcmp(out->v[w - 1], out->v[i]) == 0)
+			free(out->v[i]);
+		else
+			out->v[w++] = out->v[i];
+	}
+	out->n = w;
+	s->names_group = rule->group;
+	s->names_valid = true;
+	return 0;
+}
+
+/* tmpl with every "{token}" replaced by value. */
+static char *expand(const char *tmpl, const char *token, const char *value, size_t *ret_len)
+{
+	size_t tl = strlen(token), vl = strlen(value), n = 0, len = 0;
+	const char *t;
+	char *out, *o;
+
+	for (t = strstr(tmpl, token); t; t = strstr(t + tl, token))
+		n++;
+	out = malloc(strlen(tmpl) + n * vl + 1);
+	if (!out)
+		return NULL;
+	o = out;
+	for (t = tmpl; *t;) {
+		if (n > 0 && strncmp(t, token, tl) == 0) {
+			memcpy(o, value, vl);
+			o += vl;
+			t += tl;
+		} else {
+			*o++ = *t++;
+		}
+	}
+	*o = '\0';
+	len = (size_t)(o - out);
+	if (ret_len)
+		*ret_len = len;
+	return out;
+}
+
+static int collect_keys(struct redis_state *s, size_t ri, struct sm_error *reterr)
+{
+	const struct redis_rule *rule = &s->cfg->rules.v[ri];
+	int r = 0;
+
+	if (rule->discover == REDIS_DISCOVER_KEYS) {
+		for (size_t k = 0; k < rule->keys.n && r >= 0; k++) {
+			const char *pat = rule->keys.v[k];
+			char *label = NULL;
+
+			if (!rule->literal && pattern_is_glob(pat)) {
+				r = scan_keys(s, pat, add_scanned_key, &ri, reterr);
+				continue;
+			}
+			if (rule->label) {
+				label = strdup(pat);
+				if (!label)
+					return -ENOMEM;
+			}
+			r = add_key(s, ri, pat, strlen(pat), label);
+		}
+		return r;
+	}
+	r = discover_names(s, rule, reterr);
+	for (size_t i = 0; i < s->names.n && r >= 0; i++) {
+		/* All keys of a queue or none: a partial sum would be a wrong number. */
+		if (s->n_entries + rule->keys.n > s->src->max_series) {
+			s->overflow += rule->keys.n;
+			continue;
+		}
+		for (size_t k = 0; k < rule->keys.n && r >= 0; k++) {
+			size_t len;
+			char *key = expand(rule->keys.v[k], "{name}", s->names.v[i], &len);
+			char *label = rule->label ? strdup(s->names.v[i]) : NULL;
+
+			if (!key || (rule->label && !label)) {
+				free(key);
+				free(label);
+				return -ENOMEM;
+			}
+			r = add_key(s, ri, key, len, label);
+			free(key);
+		}
+	}
+	return r;
 }
 
 /* ---- pipelined reads ---- */
 
-/* TYPE for each entry of an auto rule, in batches of PIPELINE_BATCH per round trip. */
+static int next_reply(struct redis_state *s, redisReply **ret, struct sm_error *reterr)
+{
+	redisReply *reply = NULL;
+
+	if (redisGetReply(s->ctx, (void **)&reply) != REDIS_OK || !reply)
+		return fail_ctx(s, errno, false, reterr);
+	*ret = reply;
+	return 0;
+}
+
+static bool needs_type(const struct redis_state *s, const struct entry *e)
+{
+	return e->type == REDIS_KEY_AUTO || s->cfg->rules.v[e->rule].optional;
+}
+
+/* TYPE for each entry of an auto or optional rule, in batches of PIPELINE_BATCH. */
 static int resolve_types(struct redis_state *s, struct sm_error *reterr)
 {
 	size_t idx[PIPELINE_BATCH];
@@ -1166,7 +1105,7 @@ static int resolve_types(struct redis_state *s, struct sm_error *reterr)
 		for (; i < s->n_entries && n < PIPELINE_BATCH; i++) {
 			struct entry *e = &s->entries[i];
 
-			if (e->type != REDIS_KEY_AUTO)
+			if (!needs_type(s, e))
 				continue;
 			if (redisAppendCommand(s->ctx, "TYPE %b", e->key, e->key_len) != REDIS_OK)
 				return fail_ctx(s, errno, false, reterr);
@@ -1177,34 +1116,38 @@ static int resolve_types(struct redis_state *s, struct sm_error *reterr)
 		s->round_trips++;
 		for (size_t j = 0; j < n; j++) {
 			struct entry *e = &s->entries[idx[j]];
+			const struct redis_rule *rule = &s->cfg->rules.v[e->rule];
 			redisReply *reply = NULL;
-			int t;
+			int t, r;
 
-			if (redisGetReply(s->ctx, (void **)&reply) != REDIS_OK || !reply)
-				return fail_ctx(s, errno, false, reterr);
+			r = next_reply(s, &reply, reterr);
+			if (r < 0)
+				return r;
 			if (reply->type != REDIS_REPLY_STATUS) {
-				int r = fail_reply(s, error_code(reply), reterr, "TYPE", reply);
-
+				r = fail_reply(s, error_code(reply), reterr, "TYPE", reply);
 				freeReplyObject(reply);
 				return r;
 			}
+			for (t = REDIS_KEY_AUTO + 1; t < REDIS_KEY_TYPE_MAX; t++)
+				if (strcmp(reply->str, sm_redis_key_type_names[t]) == 0)
+					break;
 			if (strcmp(reply->str, "none") == 0) {
+				/* Missing: an empty queue (0), or no series for an optional key. */
 				e->value = 0;
 				e->ready = true;
-				e->type = REDIS_KEY_TYPE_MAX; /* resolved, nothing to read */
-				freeReplyObject(reply);
-				continue;
-			}
-			for (t = REDIS_KEY_AUTO + 1; t < REDIS_KEY_TYPE_MAX; t++)
-				if (strcmp(reply->str, key_type_names[t]) == 0)
-					break;
-			if (t == REDIS_KEY_TYPE_MAX) {
-				note(s, reterr,
+				e->skip = rule->optional;
+				if (e->type == REDIS_KEY_AUTO)
+					e->type = REDIS_KEY_TYPE_MAX;
+			} else if (t == REDIS_KEY_TYPE_MAX) {
+				note(s, reterr, e->key,
 				     "key '%s' is a %s, not a list, zset, set, stream or hash; "
 				     "skipped",
 				     e->key, reply->str);
 				e->skip = true;
-				e->type = REDIS_KEY_TYPE_MAX;
+			} else if (e->type != REDIS_KEY_AUTO && e->type != t) {
+				note(s, reterr, e->key, "key '%s' is a %s, not a %s; skipped",
+				     e->key, reply->str, sm_redis_key_type_names[e->type]);
+				e->skip = true;
 			} else {
 				e->type = t;
 			}
@@ -1214,49 +1157,239 @@ static int resolve_types(struct redis_state *s, struct sm_error *reterr)
 	return 0;
 }
 
-static int read_lengths(struct redis_state *s, struct sm_error *reterr)
+/* The dequeue counter key of e's series, or NULL (no counter); *ret_err -ENOMEM. */
+static char *counter_key(const struct redis_rule *rule, const struct entry *e)
+{
+	char token[80];
+
+	if (!rule->derived || !rule->dequeue_counter)
+		return NULL;
+	if (!rule->label)
+		return strdup(rule->dequeue_counter);
+	snprintf(token, sizeof(token), "{%s}", rule->label);
+	return expand(rule->dequeue_counter, token, e->label ? e->label : "", NULL);
+}
+
+/* How many commands append_reads queues for e. */
+static size_t reads_needed(const struct redis_state *s, const struct entry *e)
+{
+	const struct redis_rule *rule = &s->cfg->rules.v[e->rule];
+	size_t n = 1;
+
+	if (rule->read == REDIS_READ_LENGTH && e->type == REDIS_KEY_STREAM)
+		n++;
+	if (rule->derived && rule->dequeue_counter)
+		n++;
+	return n;
+}
+
+/* Queues the commands of one entry; returns how many, or a failure. */
+static int append_reads(struct redis_state *s, struct entry *e, struct sm_error *reterr)
+{
+	const struct redis_rule *rule = &s->cfg->rules.v[e->rule];
+	char *ckey;
+	int n = 1, r;
+
+	switch (rule->read) {
+	case REDIS_READ_DUE_BULLMQ:
+		r = redisAppendCommand(s->ctx, "ZCOUNT %b -inf %s", e->key, e->key_len, s->due_max);
+		break;
+	case REDIS_READ_OLDEST_SIDEKIQ:
+		r = redisAppendCommand(s->ctx, "LINDEX %b -1", e->key, e->key_len);
+		break;
+	default:
+		r = redisAppendCommand(s->ctx, "%s %b", length_commands[e->type], e->key,
+		                       e->key_len);
+		if (r == REDIS_OK && e->type == REDIS_KEY_STREAM) {
+			r = redisAppendCommand(s->ctx, "XINFO GROUPS %b", e->key, e->key_len);
+			n++;
+		}
+		break;
+	}
+	if (r != REDIS_OK)
+		return fail_ctx(s, errno, false, reterr);
+	ckey = counter_key(rule, e);
+	if (ckey) {
+		r = redisAppendCommand(s->ctx, "GET %s", ckey);
+		free(ckey);
+		if (r != REDIS_OK)
+			return fail_ctx(s, errno, false, reterr);
+		n++;
+	}
+	return n;
+}
+
+static bool is_wrongtype(const redisReply *reply)
+{
+	return reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "WRONGTYPE", 9) == 0;
+}
+
+static const redisReply *map_get(const redisReply *m, const char *field)
+{
+	for (size_t i = 0; i + 1 < m->elements; i += 2)
+		if (m->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(m->element[i]->str, field) == 0)
+			return m->element[i + 1];
+	return NULL;
+}
+
+/* XINFO GROUPS (RESP2: each group a flat name/value array). */
+static int take_groups(struct redis_state *s, struct entry *e, const redisReply *reply,
+                       struct sm_error *reterr)
+{
+	if (reply->type != REDIS_REPLY_ARRAY) {
+		note(s, reterr, e->key, "stream '%s': XINFO GROUPS failed: %s; no group series",
+		     e->key, reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+		return 0;
+	}
+	if (reply->elements == 0)
+		return 0;
+	e->groups = calloc(reply->elements, sizeof(*e->groups));
+	if (!e->groups)
+		return -ENOMEM;
+	for (size_t i = 0; i < reply->elements; i++) {
+		const redisReply *g = reply->element[i];
+		const redisReply *name, *pending, *lag;
+		struct group_stat *gs;
+
+		if (g->type != REDIS_REPLY_ARRAY)
+			continue;
+		name = map_get(g, "name");
+		pending = map_get(g, "pending");
+		lag = map_get(g, "lag");
+		if (!name || name->type != REDIS_REPLY_STRING || !pending ||
+		    pending->type != REDIS_REPLY_INTEGER)
+			continue;
+		gs = &e->groups[e->n_groups];
+		gs->name = strndup(name->str, name->len);
+		if (!gs->name)
+			return -ENOMEM;
+		e->n_groups++;
+		gs->pending = (double)pending->integer;
+		if (lag && lag->type == REDIS_REPLY_INTEGER) {
+			gs->lag = (double)lag->integer;
+			gs->has_lag = true;
+		} else if (lag) {
+			note(s, reterr, e->key,
+			     "stream '%s' group '%s': Redis cannot tell the lag (XINFO GROUPS says "
+			     "nil: entries were deleted or trimmed past the group's position, or "
+			     "its last-delivered-id was set by hand); no kind=lag series until it "
+			     "can",
+			     e->key, gs->name);
+		} else {
+			note(s, reterr, e->key,
+			     "stream '%s' group '%s': XINFO GROUPS has no lag (Redis < 7); no "
+			     "kind=lag series",
+			     e->key, gs->name);
+		}
+	}
+	return 0;
+}
+
+/* Takes the replies of one entry's commands, in order. */
+static int take_reads(struct redis_state *s, struct entry *e, struct sm_error *reterr)
+{
+	const struct redis_rule *rule = &s->cfg->rules.v[e->rule];
+	redisReply *reply = NULL;
+	char err[200];
+	int r;
+
+	r = next_reply(s, &reply, reterr);
+	if (r < 0)
+		return r;
+	if (is_wrongtype(reply)) {
+		note(s, reterr, e->key, "key '%s' is not a %s; skipped", e->key,
+		     rule->read == REDIS_READ_LENGTH       ? sm_redis_key_type_names[e->type]
+		     : rule->read == REDIS_READ_DUE_BULLMQ ? "zset"
+		                                           : "list");
+		e->skip = true;
+	} else if (rule->read == REDIS_READ_OLDEST_SIDEKIQ && reply->type == REDIS_REPLY_NIL) {
+		e->value = 0; /* empty queue: no latency, as Sidekiq's Queue#latency says */
+	} else if (rule->read == REDIS_READ_OLDEST_SIDEKIQ && reply->type == REDIS_REPLY_STRING) {
+		if (sm_redis_sidekiq_age(reply->str, reply->len, s->now_wall_ms, &e->value, err,
+		                         sizeof(err)) < 0) {
+			note(s, reterr, e->key, "queue '%s': the oldest job: %s; no latency series",
+			     e->key, err);
+			e->skip = true;
+		}
+	} else if (reply->type == REDIS_REPLY_INTEGER && rule->read != REDIS_READ_OLDEST_SIDEKIQ) {
+		e->value = (double)reply->integer;
+		e->stream = rule->read == REDIS_READ_LENGTH && e->type == REDIS_KEY_STREAM;
+	} else {
+		r = fail_reply(s, error_code(reply), reterr,
+		               rule->read == REDIS_READ_LENGTH       ? length_commands[e->type]
+		               : rule->read == REDIS_READ_DUE_BULLMQ ? "ZCOUNT"
+		                                                     : "LINDEX",
+		               reply);
+		freeReplyObject(reply);
+		return r;
+	}
+	freeReplyObject(reply);
+	reply = NULL;
+
+	if (rule->read == REDIS_READ_LENGTH && e->type == REDIS_KEY_STREAM) {
+		r = next_reply(s, &reply, reterr);
+		if (r < 0)
+			return r;
+		if (!e->skip)
+			r = take_groups(s, e, reply, reterr);
+		freeReplyObject(reply);
+		reply = NULL;
+		if (r < 0)
+			return r;
+	}
+	if (rule->derived && rule->dequeue_counter) {
+		r = next_reply(s, &reply, reterr);
+		if (r < 0)
+			return r;
+		if (reply->type == REDIS_REPLY_STRING) {
+			char buf[64];
+			double v;
+
+			snprintf(buf, sizeof(buf), "%.*s", (int)reply->len, reply->str);
+			if (sm_number_parse_double(buf, &v) == 0) {
+				e->counter = v;
+				e->has_counter = true;
+			}
+		} else if (reply->type == REDIS_REPLY_INTEGER) {
+			e->counter = (double)reply->integer;
+			e->has_counter = true;
+		}
+		freeReplyObject(reply);
+	}
+	return 0;
+}
+
+static int read_values(struct redis_state *s, struct sm_error *reterr)
 {
 	size_t idx[PIPELINE_BATCH];
 	size_t i = 0;
 
 	while (i < s->n_entries) {
-		size_t n = 0;
+		size_t n = 0, cmds = 0;
 
-		for (; i < s->n_entries && n < PIPELINE_BATCH; i++) {
+		for (; i < s->n_entries; i++) {
 			struct entry *e = &s->entries[i];
+			int k;
 
 			if (e->skip || e->ready)
 				continue;
-			if (redisAppendCommand(s->ctx, "%s %b", length_commands[e->type], e->key,
-			                       e->key_len) != REDIS_OK)
-				return fail_ctx(s, errno, false, reterr);
+			if (cmds + reads_needed(s, e) > PIPELINE_BATCH)
+				break;
+			k = append_reads(s, e, reterr);
+			if (k < 0)
+				return k;
+			cmds += (size_t)k;
 			idx[n++] = i;
 		}
 		if (n == 0)
 			break;
 		s->round_trips++;
 		for (size_t j = 0; j < n; j++) {
-			struct entry *e = &s->entries[idx[j]];
-			redisReply *reply = NULL;
+			int r = take_reads(s, &s->entries[idx[j]], reterr);
 
-			if (redisGetReply(s->ctx, (void **)&reply) != REDIS_OK || !reply)
-				return fail_ctx(s, errno, false, reterr);
-			if (reply->type == REDIS_REPLY_INTEGER) {
-				e->value = reply->integer;
-				e->ready = true;
-			} else if (reply->type == REDIS_REPLY_ERROR &&
-			           strncmp(reply->str, "WRONGTYPE", 9) == 0) {
-				note(s, reterr, "key '%s' is not a %s; skipped", e->key,
-				     key_type_names[e->type]);
-				e->skip = true;
-			} else {
-				int r = fail_reply(s, error_code(reply), reterr,
-				                   length_commands[e->type], reply);
-
-				freeReplyObject(reply);
+			if (r < 0)
 				return r;
-			}
-			freeReplyObject(reply);
 		}
 	}
 	return 0;
@@ -1268,42 +1401,22 @@ static int read_lengths(struct redis_state *s, struct sm_error *reterr)
 static char *object_name(const struct redis_rule *r, const char *value)
 {
 	char clean[64];
-	size_t label_len = strlen(r->label);
-	size_t need = 1;
-	const char *t;
-	char *out, *o;
+	char token[80];
 
 	sm_label_value_sanitize(value, clean);
-	for (t = r->object.name; *t; t++)
-		need += (t[0] == '{') ? sizeof(clean) : 1;
-	out = malloc(need);
-	if (!out)
-		return NULL;
-	o = out;
-	for (t = r->object.name; *t;) {
-		if (t[0] == '{' && strncmp(t + 1, r->label, label_len) == 0 &&
-		    t[1 + label_len] == '}') {
-			size_t n = strlen(clean);
-
-			memcpy(o, clean, n);
-			o += n;
-			t += label_len + 2;
-		} else {
-			*o++ = *t++;
-		}
-	}
-	*o = '\0';
-	return out;
+	snprintf(token, sizeof(token), "{%s}", r->label);
+	return expand(r->object.name, token, clean, NULL);
 }
 
 static int cmp_entry(const void *a, const void *b)
 {
-	const struct entry *x = a, *y = b;
+	const struct entry *x = *(const struct entry *const *)a;
+	const struct entry *y = *(const struct entry *const *)b;
 	int c;
 
 	if (x->rule != y->rule)
 		return x->rule < y->rule ? -1 : 1;
-	c = strcmp(x->label, y->label);
+	c = strcmp(x->label ? x->label : "", y->label ? y->label : "");
 	if (c != 0)
 		return c;
 	if (x->key_len != y->key_len)
@@ -1311,109 +1424,213 @@ static int cmp_entry(const void *a, const void *b)
 	return memcmp(x->key, y->key, x->key_len);
 }
 
-/* One series per (rule, label value): keys that give the same value (two globs, or a glob
- * and an exact key) are summed, so a label never names two series. */
-static int emit(struct redis_state *s, struct sm_batch *batch)
+static bool same_series(const struct entry *x, const struct entry *y)
 {
+	return x->rule == y->rule &&
+	       strcmp(x->label ? x->label : "", y->label ? y->label : "") == 0;
+}
+
+/* -E2BIG (max_series: the batch counts it) and -EINVAL (a value the batch refuses) drop
+ * that one series; only -ENOMEM ends the round. */
+static int add_series(struct sm_batch *batch, const struct sm_series_in *in)
+{
+	int r = sm_batch_add(batch, in);
+
+	return r == -ENOMEM ? r : 0;
+}
+
+struct group_out {
+	const struct redis_rule *rule;
+	size_t rule_idx;
+	const char *label;
+	struct sm_label labels[3];
+	struct sm_object_ref obj;
+	char *obj_name;
+};
+
+static int emit_one(struct sm_batch *batch, struct group_out *g, const char *metric, double value,
+                    const char *kind, const char *group, uint32_t window_s)
+{
+	struct sm_series_in in = {
+	    .metric = metric, .labels = g->labels, .value = value, .window_s = window_s};
+	size_t n = 0;
+
+	if (g->label)
+		g->labels[n++] = (struct sm_label){.name = g->rule->label, .value = g->label};
+	if (kind)
+		g->labels[n++] = (struct sm_label){.name = "kind", .value = kind};
+	if (group)
+		g->labels[n++] = (struct sm_label){.name = "group", .value = group};
+	in.n_labels = n;
+	if (g->obj_name)
+		in.object = &g->obj;
+	return add_series(batch, &in);
+}
+
+/* One series per (rule, label value): keys that give the same value (two globs, a glob and
+ * an exact key, a Celery queue and its priority lists) are summed (latencies: the largest),
+ * so a label never names two series. Streams give kind=length/lag/pending series. */
+static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_ms)
+{
+	struct entry **ord;
 	size_t i = 0;
+	int r = 0;
 
-	qsort(s->entries, s->n_entries, sizeof(*s->entries), cmp_entry);
-	while (i < s->n_entries) {
-		const struct entry *first = &s->entries[i];
+	if (s->n_entries == 0)
+		return 0;
+	/* Sorting pointers: an entry is ~100 bytes. */
+	ord = malloc(s->n_entries * sizeof(*ord));
+	if (!ord)
+		return -ENOMEM;
+	for (size_t k = 0; k < s->n_entries; k++)
+		ord[k] = &s->entries[k];
+	qsort(ord, s->n_entries, sizeof(*ord), cmp_entry);
+	while (i < s->n_entries && r >= 0) {
+		const struct entry *first = ord[i];
 		const struct redis_rule *rule = &s->cfg->rules.v[first->rule];
-		struct sm_label label = {.name = rule->label, .value = first->label};
-		struct sm_object_ref obj = {.resource = rule->object.resource};
-		struct sm_series_in in = {.metric = rule->metric, .labels = &label, .n_labels = 1};
-		bool any = false;
-		double sum = 0;
-		char *name = NULL;
-		int r;
+		struct group_out g = {.rule = rule, .rule_idx = first->rule, .label = first->label};
+		bool max = rule->read == REDIS_READ_OLDEST_SIDEKIQ;
+		bool any = false, any_stream = false, has_counter = false;
+		double sum = 0, ssum = 0, counter = 0;
+		size_t end = i;
 
-		for (; i < s->n_entries && s->entries[i].rule == first->rule &&
-		       strcmp(s->entries[i].label, first->label) == 0;
-		     i++) {
-			if (s->entries[i].skip)
+		for (; end < s->n_entries && same_series(ord[end], first); end++) {
+			const struct entry *e = ord[end];
+
+			if (e->skip)
 				continue;
-			any = true;
-			sum += (double)s->entries[i].value;
+			if (e->has_counter && !has_counter) {
+				has_counter = true;
+				counter = e->counter;
+			}
+			if (e->stream) {
+				any_stream = true;
+				ssum += e->value;
+			} else if (max) {
+				sum = any && sum > e->value ? sum : e->value;
+				any = true;
+			} else {
+				sum += e->value;
+				any = true;
+			}
 		}
-		if (!any)
-			continue;
-		in.value = sum;
-		if (rule->has_object) {
-			name = object_name(rule, first->label);
-			if (!name)
-				return -ENOMEM;
-			obj.name = name;
-			in.object = &obj;
+		if (rule->has_object && rule->label && first->label) {
+			g.obj_name = object_name(rule, first->label);
+			if (!g.obj_name) {
+				r = -ENOMEM;
+				break;
+			}
+			g.obj = (struct sm_object_ref){.resource = rule->object.resource,
+			                               .name = g.obj_name};
 		}
-		r = sm_batch_add(batch, &in);
-		free(name);
-		if (r == -E2BIG)
-			return 0;
-		if (r < 0 && r != -EINVAL)
-			return r;
+		if (any) {
+			r = emit_one(batch, &g, rule->metric, sum, NULL, NULL, 0);
+			if (r >= 0 && rule->derived) {
+				double growth, drain;
+				int k = sm_redis_history_update(
+				    s->history, rule, first->rule, first->label ? first->label : "",
+				    now_mono_ms, sum, has_counter, counter, &growth, &drain);
+				uint32_t w = (uint32_t)(rule->window_ms / 1000);
+
+				if (k < 0)
+					r = k;
+				else if (k == 0) {
+					r = emit_one(batch, &g, rule->growth_metric, growth, NULL,
+					             NULL, w);
+					if (r >= 0)
+						r = emit_one(batch, &g, rule->drain_metric, drain,
+						             NULL, NULL, w);
+				}
+			}
+		}
+		if (any_stream && r >= 0)
+			r = emit_one(batch, &g, rule->metric, ssum, "length", NULL, 0);
+		for (size_t k = i; any_stream && k < end && r >= 0; k++) {
+			const struct entry *e = ord[k];
+
+			for (size_t j = 0; !e->skip && j < e->n_groups && r >= 0; j++) {
+				const struct group_stat *gs = &e->groups[j];
+
+				if (gs->has_lag)
+					r = emit_one(batch, &g, rule->metric, gs->lag, "lag",
+					             gs->name, 0);
+				if (r >= 0)
+					r = emit_one(batch, &g, rule->metric, gs->pending,
+					             "pending", gs->name, 0);
+			}
+		}
+		free(g.obj_name);
+		i = end;
 	}
-	return 0;
+	free(ord);
+	return r;
 }
 
 /* One round on a connected context. The batch is only touched once all I/O is done. */
 static int read_round(struct redis_state *s, struct sm_batch *batch, struct sm_error *reterr)
 {
 	const struct redis_config *c = s->cfg;
+	int64_t now_mono = sm_time_mono_ms();
 	int r;
 
 	entries_clear(s);
 	s->overflow = 0;
 	s->n_notes = 0;
+	s->more[0] = '\0';
+	s->names_valid = false;
+	s->now_wall_ms = sm_time_wall_ms();
+	/* BullMQ delayed scores are timestamp_ms * 0x1000 + a 12-bit counter. */
+	snprintf(s->due_max, sizeof(s->due_max), "%lld",
+	         (long long)s->now_wall_ms * 4096LL + 4095LL);
+	if (c->has_sentinel && !s->role_checked) {
+		r = check_role(s, reterr);
+		if (r < 0)
+			goto out;
+	}
+	s->role_checked = false; /* checked again at the start of the next round */
 	for (size_t ri = 0; ri < c->rules.n; ri++) {
-		const struct redis_rule *rule = &c->rules.v[ri];
-
 		r = set_reset(s);
 		if (r < 0)
 			goto out;
-		for (size_t k = 0; k < rule->keys.n; k++) {
-			const char *pat = rule->keys.v[k];
-
-			if (pattern_is_glob(pat))
-				r = scan_glob(s, ri, pat, reterr);
-			else
-				r = add_key(s, ri, NULL, pat, strlen(pat));
-			if (r < 0)
-				goto out;
-		}
+		r = collect_keys(s, ri, reterr);
+		if (r < 0)
+			goto out;
 	}
 	r = resolve_types(s, reterr);
 	if (r < 0)
 		goto out;
-	r = read_lengths(s, reterr);
+	r = read_values(s, reterr);
 	if (r < 0)
 		goto out;
-	r = emit(s, batch);
+	r = emit(s, batch, now_mono);
 	if (r < 0)
 		goto out;
-	/* Keys beyond max_series were never stored: let the full batch count them as dropped. */
+	if (s->max_window_ms > 0)
+		sm_redis_history_sweep(s->history, now_mono,
+		                       s->max_window_ms + 3 * s->src->interval_ms);
+	/* Keys beyond max_series were never stored: let the full batch count them as dropped,
+	 * so the store's series_dropped and the scheduler's warning include them. */
 	if (s->overflow > 0 && sm_batch_count(batch) >= s->src->max_series) {
 		const struct redis_rule *rule = &c->rules.v[c->rules.n - 1];
-		struct sm_label label = {.name = rule->label, .value = ""};
-		struct sm_series_in in = {.metric = rule->metric, .labels = &label, .n_labels = 1};
+		struct sm_series_in in = {.metric = rule->metric};
 
 		for (size_t i = 0; i < s->overflow; i++)
 			if (sm_batch_add(batch, &in) != -E2BIG)
 				break;
-		s->overflow = 0;
 	}
-
-	if (s->overflow > 0 && s->n_notes == 0)
-		sm_error_set(reterr,
-		             "more keys match than max_series (%u) allows; the rest are "
-		             "not read",
-		             s->src->max_series);
-	else if (s->n_notes > 1) {
+	if (s->overflow > 0) {
 		char first[sizeof(reterr->message)];
 
 		memcpy(first, reterr->message, sizeof(first));
-		sm_error_set(reterr, "%.400s (and %zu more keys)", first, s->n_notes - 1);
+		sm_error_set(
+		    reterr,
+		    "max_series (%u) reached: %zu more keys matched and were not read%s%.300s",
+		    s->src->max_series, s->overflow, first[0] ? "; " : "", first);
+	} else if (s->n_notes > 0) {
+		size_t used = strlen(reterr->message);
+
+		snprintf(reterr->message + used, sizeof(reterr->message) - used,
+		         " (and %zu more: %s)", s->n_notes, s->more);
 	}
 out:
 	entries_clear(s);
@@ -1437,9 +1654,11 @@ static int redis_collect(void *state, struct sm_batch *batch, struct sm_error *r
 	if (r < 0)
 		return r;
 	r = read_round(s, batch, reterr);
-	/* A kept connection may have been closed meanwhile (server restart, its idle `timeout`):
-	 * that is no reason to fail the round, one fresh connection is. */
-	if (reused && (r == -EPIPE || r == -ECONNRESET || r == -EIO)) {
+	/* A kept connection may have been closed meanwhile (server restart, its idle `timeout`,
+	 * a failover demoting it): that is no reason to fail the round, one fresh connection
+	 * (through the sentinels, if configured) is. */
+	if (reused && (r == -EPIPE || r == -ECONNRESET || r == -EIO || r == -EAGAIN)) {
+		disconnect(s);
 		sm_error_clear(reterr);
 		r = ensure_connected(s, reterr);
 		if (r < 0)
@@ -1449,10 +1668,15 @@ static int redis_collect(void *state, struct sm_batch *batch, struct sm_error *r
 	return r;
 }
 
+uint64_t sm_redis_round_trips(const void *state)
+{
+	return ((const struct redis_state *)state)->round_trips;
+}
+
 const struct sm_source_ops sm_source_redis = {
     .type = "redis",
-    .config_parse = redis_config_parse,
-    .config_free = redis_config_free,
+    .config_parse = sm_redis_config_parse,
+    .config_free = sm_redis_config_free,
     .create = redis_create,
     .collect = redis_collect,
     .destroy = redis_destroy,

@@ -1,22 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /* The collectors known by their config `type:` string: one static table of ops, looked up by
  * name when the config is loaded. */
-#include "scalemetrics/source.h"
-
 #include <assert.h>
 #include <stddef.h>
 #include <string.h>
 
+#include "scalemetrics/source.h"
+
 /* Alphabetical, like the names in types_list below (a unit test checks they agree). */
 static const struct sm_source_ops *const registry[] = {
-	&sm_source_pgbouncer,
-	&sm_source_postgresql,
-	&sm_source_redis,
+    &sm_source_pgbouncer,
+    &sm_source_postgresql,
+    &sm_source_redis,
+    &sm_source_scrape,
 };
 
-static const char types_list[] = "pgbouncer, postgresql, redis";
+static const char types_list[] = "pgbouncer, postgresql, redis, scrape";
 
-static_assert(sizeof(registry) / sizeof(registry[0]) == 3, "update types_list with registry");
+static_assert(sizeof(registry) / sizeof(registry[0]) == 4, "update types_list with registry");
 
 const struct sm_source_ops *sm_source_ops_find(const char *type)
 {

@@ -18,12 +18,34 @@
  *   itself); the completion callback frees it. A counter of requests in flight lets
  *   stop() drain: stop accepting, wait for those requests to finish (bounded), then close
  *   the remaining (idle keep-alive) connections.
+ * - Slow clients: MHD's connection timeout is an idle timeout, which a client trickling a
+ *   header line now and then never hits (slowloris). Each connection therefore has a
+ *   deadline: its TLS handshake and each request (line, headers, body) must arrive within
+ *   connection_timeout of the connection opening or of the previous response. A reaper
+ *   thread shuts down the socket of a connection past its deadline; MHD then sees the
+ *   connection end and closes it. The connection registry entry lives from MHD's STARTED
+ *   to its CLOSED notification, and MHD closes the socket only after CLOSED, so the reaper
+ *   (holding the registry lock) never touches a closed or reused descriptor.
+ * - Authentication and authorization (server.auth.mode delegated): a client certificate is
+ *   requested (not required) on every connection. Before sm_api_handle(), every request but
+ *   the health endpoints is suspended (MHD_suspend_connection) and handed, with its headers
+ *   and the TLS peer's certificates, to a small pool of auth worker threads that run
+ *   sm_auth_check() (which may wait on the Kubernetes API for a TokenReview or a
+ *   SubjectAccessReview); the worker stores the verdict in the request and resumes the
+ *   connection, and MHD calls on_request() again, which answers. A slow API server thus
+ *   never blocks MHD's threads: health checks and other connections go on. The header
+ *   strings and certificates stay valid while the connection is suspended (they live in the
+ *   connection's memory pool and TLS session). stop() drains requests, then lets the workers
+ *   finish their queue (each job resumes its connection) before stopping MHD.
  */
-#include "scalemetrics/http.h"
-
+#include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <inttypes.h>
+#include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -37,14 +59,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-#include <gnutls/abstract.h>
-#include <gnutls/gnutls.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
-
 #include "scalemetrics/api.h"
+#include "scalemetrics/auth.h"
+#include "scalemetrics/authz.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/http.h"
 #include "scalemetrics/log.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/store.h"
@@ -54,7 +73,7 @@
 /* Request targets longer than this get 414 (a Status document). */
 #define URL_MAX 8192
 /* Certificates in the served chain (leaf plus intermediates). */
-#define CHAIN_MAX 16
+#define CHAIN_MAX    16
 #define POOL_THREADS 2u
 /* TLS 1.2 and 1.3 only; MHD advertises only http/1.1 and http/1.0 in ALPN, never h2. */
 #define HTTPS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -63,10 +82,15 @@
  * records and the response header; the pool is sized well above the limit so that requests
  * somewhat over it still reach on_request() and get a clear answer. Far bigger ones fill the
  * pool and MHD answers 431 itself (an HTML body; 414 if the request line alone is that big). */
-#define POOL_SIZE(max_header_bytes) ((size_t)(max_header_bytes) * 2 + 8192)
+#define POOL_SIZE(max_header_bytes) ((size_t)(max_header_bytes)*2 + 8192)
+/* Request headers handed to the authenticator, and peer certificates read. */
+#define AUTH_HEADERS_MAX 256
+#define PEER_CERTS_MAX   16
+#define AUTH_WORKERS     4
 /* Request bodies (no route takes one) are read and dropped up to this size. */
-#define BODY_DISCARD_MAX (64 * 1024)
+#define BODY_DISCARD_MAX  (64 * 1024)
 #define WATCH_INTERVAL_MS 1000
+#define REAP_INTERVAL_MS  200
 /* How long stop() waits for requests in flight before closing everything. */
 #define DRAIN_MAX_MS 10000
 
@@ -90,6 +114,22 @@ struct file_id {
 	struct timespec ctim;
 };
 
+/* One connection, from MHD's STARTED notification to its CLOSED one (the socket context). */
+struct conn {
+	struct sm_http_server *s;
+	int fd;
+	int64_t deadline_ms; /* 0: none (a request is being answered) */
+	bool shut;
+	struct conn *prev, *next;
+};
+
+enum auth_state {
+	AUTH_NONE,    /* not asked (yet), or answered */
+	AUTH_PENDING, /* with an auth worker; the connection is suspended */
+	AUTH_DONE,    /* verdict in auth_ok / auth_resp, to be answered */
+	AUTH_STATE_MAX,
+};
+
 /* One HTTP request, from the URI log callback to the completion callback. */
 struct request {
 	int64_t start_mono_ms;
@@ -98,11 +138,38 @@ struct request {
 	size_t body_bytes; /* request body read and dropped so far */
 	bool headers_seen;
 	bool answered;
+	/* Access check (delegated auth): written by an auth worker while the connection is
+	 * suspended, read by the MHD thread after it is resumed. */
+	enum auth_state auth;
+	bool auth_ok;
+	struct sm_api_response auth_resp; /* the refusal when !auth_ok */
+	const char *path, *query;         /* into target, once split */
+};
+
+/* One access check for the auth workers. */
+struct auth_job {
+	struct sm_http_server *s;
+	struct MHD_Connection *conn;
+	struct request *rq;
+	struct sm_auth_request ar;
+	struct sm_auth_header headers[AUTH_HEADERS_MAX];
+	const unsigned char *certs[PEER_CERTS_MAX];
+	size_t cert_lens[PEER_CERTS_MAX];
+	struct auth_job *next;
 };
 
 struct sm_http_server {
 	struct MHD_Daemon *daemon;
 	const struct sm_api_context *api;
+	struct sm_auth *auth; /* NULL: server.auth.mode none */
+	/* Auth workers and their queue (only with auth). */
+	pthread_mutex_t jobs_lock;
+	pthread_cond_t jobs_cond;
+	bool jobs_init;
+	bool jobs_stop;
+	struct auth_job *jobs_head, *jobs_tail;
+	pthread_t workers[AUTH_WORKERS];
+	unsigned n_workers;
 	char *cert_file; /* NULL: self-signed */
 	char *key_file;
 	_Atomic(struct creds *) current;
@@ -119,6 +186,13 @@ struct sm_http_server {
 	struct file_id bad_cert_id, bad_key_id; /* the last pair that failed (reported once) */
 
 	size_t max_header_bytes;
+	int64_t conn_timeout_ms;
+	pthread_mutex_t conns_lock; /* guards conns and every struct conn's fields */
+	bool conns_init;
+	struct conn *conns;
+	bool reaper_started;
+	atomic_bool reaper_stop;
+	pthread_t reaper;
 	atomic_bool draining;
 	atomic_uint_fast64_t in_flight;
 	int64_t drain_max_ms;
@@ -188,7 +262,7 @@ static int parse_listen(const char *listen, struct listen_addr *ret, struct sm_e
 	host[host_len] = '\0';
 	if (parse_port(port_s, &port) < 0) {
 		sm_error_set(reterr, "listen address '%s': bad port '%s' (0-65535)", listen,
-			     port_s);
+		             port_s);
 		return -EINVAL;
 	}
 
@@ -197,7 +271,7 @@ static int parse_listen(const char *listen, struct listen_addr *ret, struct sm_e
 
 		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
 			sm_error_set(reterr, "listen address '%s': '%s' is not an IPv6 address",
-				     listen, host);
+			             listen, host);
 			return -EINVAL;
 		}
 		in6->sin6_family = AF_INET6;
@@ -206,8 +280,10 @@ static int parse_listen(const char *listen, struct listen_addr *ret, struct sm_e
 		a.v6 = true;
 		a.any = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
 	} else if (strchr(host, ':')) {
-		sm_error_set(reterr, "listen address '%s': write IPv6 addresses in brackets, "
-				     "like [::1]:6443", listen);
+		sm_error_set(reterr,
+		             "listen address '%s': write IPv6 addresses in brackets, "
+		             "like [::1]:6443",
+		             listen);
 		return -EINVAL;
 	} else {
 		struct sockaddr_in *in4 = (struct sockaddr_in *)&a.ss;
@@ -215,13 +291,14 @@ static int parse_listen(const char *listen, struct listen_addr *ret, struct sm_e
 		if (host[0] == '\0') {
 			in4->sin_addr.s_addr = htonl(INADDR_ANY);
 		} else if (inet_pton(AF_INET, host, &in4->sin_addr) != 1) {
-			struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+			struct addrinfo hints = {.ai_family = AF_UNSPEC,
+			                         .ai_socktype = SOCK_STREAM};
 			struct addrinfo *res = NULL;
 
 			r = getaddrinfo(host, NULL, &hints, &res);
 			if (r != 0 || !res) {
 				sm_error_set(reterr, "listen address '%s': cannot resolve '%s': %s",
-					     listen, host, gai_strerror(r));
+				             listen, host, gai_strerror(r));
 				return -EINVAL;
 			}
 			if (res->ai_family == AF_INET6) {
@@ -250,18 +327,17 @@ bad:
 	return -EINVAL;
 }
 
-static void format_address(const struct sockaddr_storage *ss, uint16_t port, char *buf,
-			   size_t len)
+static void format_address(const struct sockaddr_storage *ss, uint16_t port, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 
 	if (ss->ss_family == AF_INET6) {
 		(void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, host,
-				sizeof(host));
+		                sizeof(host));
 		(void)snprintf(buf, len, "[%s]:%u", host, port);
 	} else {
 		(void)inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, host,
-				sizeof(host));
+		                sizeof(host));
 		(void)snprintf(buf, len, "%s:%u", host, port);
 	}
 }
@@ -292,11 +368,11 @@ static int creds_new(const struct sm_tls_pem *pem, struct creds **ret, struct sm
 		return -ENOMEM;
 	}
 	d = (gnutls_datum_t){.data = (unsigned char *)pem->cert_pem,
-			     .size = (unsigned int)strlen(pem->cert_pem)};
+	                     .size = (unsigned int)strlen(pem->cert_pem)};
 	r = gnutls_pcert_list_import_x509_raw(c->pcerts, &n, &d, GNUTLS_X509_FMT_PEM, 0);
 	if (r < 0) {
 		sm_error_set(reterr, "GnuTLS cannot use the certificate chain (at most %d): %s",
-			     CHAIN_MAX, gnutls_strerror(r));
+		             CHAIN_MAX, gnutls_strerror(r));
 		r = -EINVAL;
 		goto out;
 	}
@@ -309,7 +385,7 @@ static int creds_new(const struct sm_tls_pem *pem, struct creds **ret, struct sm
 		goto out;
 	}
 	d = (gnutls_datum_t){.data = (unsigned char *)pem->key_pem,
-			     .size = (unsigned int)strlen(pem->key_pem)};
+	                     .size = (unsigned int)strlen(pem->key_pem)};
 	r = gnutls_privkey_import_x509_raw(c->key, &d, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (r < 0) {
 		sm_error_set(reterr, "GnuTLS cannot use the private key: %s", gnutls_strerror(r));
@@ -335,9 +411,9 @@ static void publish_creds(struct sm_http_server *s, struct creds *c)
 /* GnuTLS asks for the serving certificate during each handshake. The session's pointer is
  * MHD's connection, whose socket context on_connection() set to the server. */
 static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
-			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
-			 gnutls_pcert_st **pcert, unsigned int *pcert_length,
-			 gnutls_privkey_t *privkey)
+                         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                         gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                         gnutls_privkey_t *privkey)
 {
 	struct MHD_Connection *conn = gnutls_session_get_ptr(session);
 	const union MHD_ConnectionInfo *info;
@@ -353,7 +429,7 @@ static int retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	if (!info || !info->socket_context)
 		return -1;
-	s = info->socket_context;
+	s = ((struct conn *)info->socket_context)->s;
 	c = atomic_load(&s->current);
 	*pcert = c->pcerts;
 	*pcert_length = c->n_pcerts;
@@ -371,12 +447,12 @@ static void file_id_get(const char *path, struct file_id *ret)
 	if (stat(path, &st) < 0)
 		return;
 	*ret = (struct file_id){
-		.present = true,
-		.dev = st.st_dev,
-		.ino = st.st_ino,
-		.size = st.st_size,
-		.mtim = st.st_mtim,
-		.ctim = st.st_ctim,
+	    .present = true,
+	    .dev = st.st_dev,
+	    .ino = st.st_ino,
+	    .size = st.st_size,
+	    .mtim = st.st_mtim,
+	    .ctim = st.st_ctim,
 	};
 }
 
@@ -390,7 +466,7 @@ static bool file_id_eq(const struct file_id *a, const struct file_id *b)
 
 /* Loads cert_file/key_file into new credentials. */
 static int load_creds(const char *cert_file, const char *key_file, struct creds **ret,
-		      struct sm_error *reterr)
+                      struct sm_error *reterr)
 {
 	struct sm_tls_pem pem = {0};
 	int r;
@@ -424,9 +500,9 @@ static void check_files(struct sm_http_server *s)
 		s->bad_cert_id = cert_id;
 		s->bad_key_id = key_id;
 		sm_log_error(LOG_CTX,
-			     "reloading the serving certificate failed: %s; keeping the current "
-			     "one (sha256 fingerprint %s)",
-			     err.message, cur->fingerprint);
+		             "reloading the serving certificate failed: %s; keeping the current "
+		             "one (sha256 fingerprint %s)",
+		             err.message, cur->fingerprint);
 		return;
 	}
 	s->cert_id = cert_id;
@@ -440,8 +516,8 @@ static void check_files(struct sm_http_server *s)
 	}
 	publish_creds(s, c);
 	sm_log_info(LOG_CTX,
-		    "reloaded serving certificate from '%s', sha256 fingerprint %s (was %s)",
-		    s->cert_file, c->fingerprint, cur->fingerprint);
+	            "reloaded serving certificate from '%s', sha256 fingerprint %s (was %s)",
+	            s->cert_file, c->fingerprint, cur->fingerprint);
 }
 
 static void *watch_files(void *arg)
@@ -483,12 +559,100 @@ __attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char 
 	sm_log_info(LOG_CTX, "libmicrohttpd: %s", buf);
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-			  enum MHD_ConnectionNotificationCode code)
+/* Sets the connection's deadline (0: none). */
+static void conn_deadline(struct sm_http_server *s, struct MHD_Connection *conn, int64_t deadline)
 {
-	(void)conn;
-	if (code == MHD_CONNECTION_NOTIFY_STARTED)
-		*socket_context = cls;
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct conn *c = info ? info->socket_context : NULL;
+
+	if (!c)
+		return;
+	(void)pthread_mutex_lock(&s->conns_lock);
+	c->deadline_ms = deadline;
+	(void)pthread_mutex_unlock(&s->conns_lock);
+}
+
+static void *reap_slow(void *arg)
+{
+	struct sm_http_server *s = arg;
+	const struct timespec tick = {.tv_nsec = REAP_INTERVAL_MS * 1000000L};
+
+	while (!atomic_load(&s->reaper_stop)) {
+		int64_t now = sm_time_mono_ms();
+		unsigned n = 0;
+
+		(void)pthread_mutex_lock(&s->conns_lock);
+		for (struct conn *c = s->conns; c; c = c->next) {
+			if (c->shut || c->deadline_ms == 0 || now < c->deadline_ms)
+				continue;
+			(void)shutdown(c->fd, SHUT_RDWR);
+			c->shut = true;
+			n++;
+		}
+		(void)pthread_mutex_unlock(&s->conns_lock);
+		if (n > 0)
+			sm_log_debug(LOG_CTX,
+			             "closed %u connection%s that sent no complete request within "
+			             "%" PRId64 "ms",
+			             n, n == 1 ? "" : "s", s->conn_timeout_ms);
+		(void)nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct sm_http_server *s = cls;
+	const union MHD_ConnectionInfo *info;
+	struct conn *c;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		c = *socket_context;
+		if (!c)
+			return;
+		(void)pthread_mutex_lock(&s->conns_lock);
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			s->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		(void)pthread_mutex_unlock(&s->conns_lock);
+		free(c);
+		*socket_context = NULL;
+		return;
+	}
+	if (code != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	/* Without a context the handshake fails (retrieve_cert), closing the connection. */
+	c = calloc(1, sizeof(*c));
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!c || !info) {
+		free(c);
+		return;
+	}
+	c->s = s;
+	c->fd = info->connect_fd;
+	c->deadline_ms = sm_time_mono_ms() + s->conn_timeout_ms;
+	(void)pthread_mutex_lock(&s->conns_lock);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	(void)pthread_mutex_unlock(&s->conns_lock);
+	*socket_context = c;
+	/* Ask for a client certificate without requiring one (§7.1: Go's RequestClientCert).
+	 * MHD made the session but has not started the handshake yet. No CA names are sent, so
+	 * clients offer their certificate whatever signed it; GnuTLS checks only that the
+	 * client holds its key, and the authenticator verifies the chain. */
+	if (!s->auth)
+		return;
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (info && info->tls_session)
+		gnutls_certificate_server_set_request((gnutls_session_t)info->tls_session,
+		                                      GNUTLS_CERT_REQUEST);
 }
 
 static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -514,20 +678,22 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	struct sm_http_server *s = cls;
 	struct request *rq = *con_cls;
 
-	(void)conn;
 	if (!rq)
 		return;
+	/* The next request on this connection has connection_timeout to arrive. */
+	conn_deadline(s, conn, sm_time_mono_ms() + s->conn_timeout_ms);
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		sm_log_debug(LOG_CTX, "request ended before its response was sent (%s)",
-			     toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
-			     : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN
-				     ? "shutdown"
-				     : "error or closed by client");
+		             toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+		             : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN
+		                 ? "shutdown"
+		                 : "error or closed by client");
+	sm_api_response_done(&rq->auth_resp);
 	free(rq->target);
 	free(rq);
 	*con_cls = NULL;
@@ -541,7 +707,7 @@ static bool add_header(struct MHD_Response *r, const char *name, const char *val
 
 /* Queues resp (taking its body). */
 static enum MHD_Result send_response(struct sm_http_server *s, struct MHD_Connection *conn,
-				     struct sm_api_response *resp)
+                                     struct sm_api_response *resp)
 {
 	struct MHD_Response *mr;
 	enum MHD_Result ret;
@@ -549,7 +715,7 @@ static enum MHD_Result send_response(struct sm_http_server *s, struct MHD_Connec
 
 	if (resp->body) {
 		mr = MHD_create_response_from_buffer(resp->body_len, resp->body,
-						     MHD_RESPMEM_MUST_FREE);
+		                                     MHD_RESPMEM_MUST_FREE);
 		if (mr)
 			resp->body = NULL; /* MHD frees it */
 	} else {
@@ -597,7 +763,7 @@ static void split_target(char *target, const char **ret_path, const char **ret_q
 }
 
 static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-				       const char *value)
+                                       const char *value)
 {
 	size_t *n = cls;
 
@@ -608,7 +774,7 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
 
 /* Bytes of the request line and headers as sent (give or take whitespace). */
 static size_t header_bytes(struct MHD_Connection *conn, const struct request *rq,
-			   const char *method, const char *version)
+                           const char *method, const char *version)
 {
 	size_t n = strlen(method) + 1 + rq->target_len + 1 + strlen(version) + 2 + 2;
 
@@ -619,55 +785,184 @@ static size_t header_bytes(struct MHD_Connection *conn, const struct request *rq
 /* A declared body larger than we read: answer before it arrives. */
 static bool body_too_big(struct MHD_Connection *conn)
 {
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						     MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *cl =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t n;
 
 	return cl && sm_number_parse_uint64(cl, &n) == 0 && n > BODY_DISCARD_MAX;
 }
 
-static enum MHD_Result answer(struct sm_http_server *s, struct MHD_Connection *conn,
-			     struct request *rq, const char *method, bool headers_too_big)
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
 {
-	struct sm_api_response resp = {0};
-	struct sm_api_request req = {0};
-	const char *path = "?";
+	struct auth_job *j = cls;
+
+	(void)kind;
+	if (j->ar.n_headers == AUTH_HEADERS_MAX) {
+		j->ar.n_headers++; /* too many: refused */
+		return MHD_NO;
+	}
+	j->headers[j->ar.n_headers++] =
+	    (struct sm_auth_header){.name = key, .value = value ? value : ""};
+	return MHD_YES;
+}
+
+static void *auth_worker(void *arg)
+{
+	struct sm_http_server *s = arg;
+
+	for (;;) {
+		struct auth_job *j;
+
+		(void)pthread_mutex_lock(&s->jobs_lock);
+		while (!s->jobs_head && !s->jobs_stop)
+			(void)pthread_cond_wait(&s->jobs_cond, &s->jobs_lock);
+		j = s->jobs_head;
+		if (j) {
+			s->jobs_head = j->next;
+			if (!s->jobs_head)
+				s->jobs_tail = NULL;
+		}
+		(void)pthread_mutex_unlock(&s->jobs_lock);
+		if (!j)
+			return NULL; /* stopping, and the queue is empty */
+		j->rq->auth_ok =
+		    sm_auth_check(s->auth, &j->ar, sm_time_mono_ms(), &j->rq->auth_resp);
+		j->rq->auth = AUTH_DONE;
+		/* After this, the connection (and rq) may go on in MHD's thread. */
+		(void)MHD_resume_connection(j->conn);
+		free(j);
+	}
+}
+
+/* Suspends the connection and queues its access check: 0, or -errno with *resp filled
+ * (the connection is not suspended then). */
+static int start_access_check(struct sm_http_server *s, struct MHD_Connection *conn,
+                              struct request *rq, const char *method, struct sm_api_response *resp)
+{
+	const union MHD_ConnectionInfo *info;
+	struct auth_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		(void)sm_api_status(500, "InternalError", "Internal error occurred: out of memory",
+		                    resp);
+		return -ENOMEM;
+	}
+	j->s = s;
+	j->conn = conn;
+	j->rq = rq;
+	j->ar = (struct sm_auth_request){
+	    .method = method, .path = rq->path, .query = rq->query, .headers = j->headers};
+	(void)MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, j);
+	if (j->ar.n_headers > AUTH_HEADERS_MAX) {
+		free(j);
+		(void)sm_api_status(431, NULL, "too many request header lines", resp);
+		return -E2BIG;
+	}
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (info && info->tls_session) {
+		unsigned int n = 0;
+		const gnutls_datum_t *peers =
+		    gnutls_certificate_get_peers((gnutls_session_t)info->tls_session, &n);
+
+		for (unsigned int i = 0; peers && i < n && i < PEER_CERTS_MAX; i++) {
+			j->certs[i] = peers[i].data;
+			j->cert_lens[i] = peers[i].size;
+			j->ar.n_peer_certs++;
+		}
+		j->ar.peer_certs = j->certs;
+		j->ar.peer_cert_lens = j->cert_lens;
+	}
+	rq->auth = AUTH_PENDING;
+	/* Suspend before a worker can resume. */
+	MHD_suspend_connection(conn);
+	(void)pthread_mutex_lock(&s->jobs_lock);
+	if (s->jobs_tail)
+		s->jobs_tail->next = j;
+	else
+		s->jobs_head = j;
+	s->jobs_tail = j;
+	(void)pthread_cond_signal(&s->jobs_cond);
+	(void)pthread_mutex_unlock(&s->jobs_lock);
+	return 0;
+}
+
+/* Sends resp (taking its body) and logs the request. */
+static enum MHD_Result finish(struct sm_http_server *s, struct MHD_Connection *conn,
+                              struct request *rq, const char *method, struct sm_api_response *resp)
+{
+	const char *path = rq->path ? rq->path : "?";
 	enum MHD_Result ret;
 	int64_t now;
+
+	ret = send_response(s, conn, resp);
+	now = sm_time_mono_ms();
+	if (resp->status >= 500)
+		sm_log_info(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp->status,
+		            resp->reason ? resp->reason : "", now - rq->start_mono_ms);
+	else
+		sm_log_debug(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp->status,
+		             resp->route ? resp->route : "", now - rq->start_mono_ms);
+	sm_api_response_done(resp);
+	return ret;
+}
+
+static void handle(struct sm_http_server *s, struct MHD_Connection *conn, struct request *rq,
+                   const char *method, struct sm_api_response *resp)
+{
+	struct sm_api_request req = {
+	    .method = method,
+	    .path = rq->path,
+	    .query = rq->query,
+	    .accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT),
+	    .now_mono_ms = sm_time_mono_ms(),
+	    .now_wall_ms = sm_time_wall_ms(),
+	};
+
+	(void)sm_api_handle(s->api, &req, resp);
+}
+
+/* The connection was resumed with the access check's verdict. */
+static enum MHD_Result answer_checked(struct sm_http_server *s, struct MHD_Connection *conn,
+                                      struct request *rq, const char *method)
+{
+	struct sm_api_response resp = {0};
+
+	rq->auth = AUTH_NONE;
+	if (rq->auth_ok) {
+		handle(s, conn, rq, method, &resp);
+	} else {
+		resp = rq->auth_resp;
+		rq->auth_resp = (struct sm_api_response){0};
+	}
+	return finish(s, conn, rq, method, &resp);
+}
+
+static enum MHD_Result answer(struct sm_http_server *s, struct MHD_Connection *conn,
+                              struct request *rq, const char *method, bool headers_too_big)
+{
+	struct sm_api_response resp = {0};
 	char msg[128];
 
 	rq->answered = true;
-	now = sm_time_mono_ms();
+	conn_deadline(s, conn, 0);
 	if (!rq->target) {
 		(void)snprintf(msg, sizeof(msg), "the request URI is longer than %d bytes",
-			       URL_MAX);
+		               URL_MAX);
 		(void)sm_api_status(414, NULL, msg, &resp);
 	} else if (headers_too_big) {
 		(void)snprintf(msg, sizeof(msg),
-			       "the request line and headers are longer than %zu bytes",
-			       s->max_header_bytes);
+		               "the request line and headers are longer than %zu bytes",
+		               s->max_header_bytes);
 		(void)sm_api_status(431, NULL, msg, &resp);
 	} else {
-		req.method = method;
-		split_target(rq->target, &req.path, &req.query);
-		path = req.path;
-		req.accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							 MHD_HTTP_HEADER_ACCEPT);
-		req.now_mono_ms = now;
-		req.now_wall_ms = sm_time_wall_ms();
-		(void)sm_api_handle(s->api, &req, &resp);
+		split_target(rq->target, &rq->path, &rq->query);
+		if (!s->auth || sm_authz_path_always_allowed(NULL, rq->path))
+			handle(s, conn, rq, method, &resp);
+		else if (start_access_check(s, conn, rq, method, &resp) == 0)
+			return MHD_YES; /* suspended until an auth worker resumes it */
 	}
-
-	ret = send_response(s, conn, &resp);
-	now = sm_time_mono_ms();
-	if (resp.status >= 500)
-		sm_log_info(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp.status,
-			    resp.reason ? resp.reason : "", now - rq->start_mono_ms);
-	else
-		sm_log_debug(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp.status,
-			     resp.route ? resp.route : "", now - rq->start_mono_ms);
-	sm_api_response_done(&resp);
-	return ret;
+	return finish(s, conn, rq, method, &resp);
 }
 
 /* MHD calls this once when the headers are in, then once per piece of request body, then
@@ -677,8 +972,8 @@ static enum MHD_Result answer(struct sm_http_server *s, struct MHD_Connection *c
  * BODY_DISCARD_MAX; a bigger declared one is answered at once (and its connection closed),
  * a bigger chunked one closes the connection. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	struct sm_http_server *s = cls;
 	struct request *rq = *con_cls;
@@ -691,7 +986,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* The URI log callback ran out of memory. */
 		*upload_data_size = 0;
 		if (sm_api_status(500, "InternalError", "Internal error occurred: out of memory",
-				  &resp) < 0)
+		                  &resp) < 0)
 			resp.content_type = NULL;
 		ret = send_response(s, conn, &resp);
 		sm_api_response_done(&resp);
@@ -710,12 +1005,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rq->body_bytes += *upload_data_size;
 		*upload_data_size = 0;
 		if (rq->body_bytes > BODY_DISCARD_MAX) {
-			sm_log_debug(LOG_CTX, "%s request body over %d bytes, closing the connection",
-				     method, BODY_DISCARD_MAX);
+			sm_log_debug(LOG_CTX,
+			             "%s request body over %d bytes, closing the connection",
+			             method, BODY_DISCARD_MAX);
 			return MHD_NO;
 		}
 		return MHD_YES;
 	}
+	if (rq->auth == AUTH_DONE)
+		return answer_checked(s, conn, rq, method);
 	if (rq->answered)
 		return MHD_YES;
 	return answer(s, conn, rq, method, false);
@@ -724,7 +1022,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 /* ---- start / stop ---- */
 
 static int setup_creds(struct sm_http_server *s, const struct sm_server_config *sc,
-		       const struct listen_addr *la, struct sm_error *reterr)
+                       const struct listen_addr *la, struct sm_error *reterr)
 {
 	struct sm_tls_pem pem = {0};
 	struct creds *c = NULL;
@@ -754,7 +1052,7 @@ static int setup_creds(struct sm_http_server *s, const struct sm_server_config *
 			return r;
 		publish_creds(s, c);
 		sm_log_info(LOG_CTX, "loaded serving certificate from '%s', sha256 fingerprint %s",
-			    s->cert_file, c->fingerprint);
+		            s->cert_file, c->fingerprint);
 		return 0;
 	}
 
@@ -765,9 +1063,9 @@ static int setup_creds(struct sm_http_server *s, const struct sm_server_config *
 			names[n_names++] = hostname;
 	}
 	if (!la->any) {
-		const void *addr = la->v6
-					   ? (const void *)&((const struct sockaddr_in6 *)&la->ss)->sin6_addr
-					   : (const void *)&((const struct sockaddr_in *)&la->ss)->sin_addr;
+		const void *addr =
+		    la->v6 ? (const void *)&((const struct sockaddr_in6 *)&la->ss)->sin6_addr
+		           : (const void *)&((const struct sockaddr_in *)&la->ss)->sin_addr;
 
 		if (inet_ntop(la->v6 ? AF_INET6 : AF_INET, addr, ip, sizeof(ip)) &&
 		    strcmp(ip, "127.0.0.1") != 0 && strcmp(ip, "::1") != 0)
@@ -782,14 +1080,15 @@ static int setup_creds(struct sm_http_server *s, const struct sm_server_config *
 		return r;
 	publish_creds(s, c);
 	sm_log_info(LOG_CTX, "generated self-signed serving certificate, sha256 fingerprint %s",
-		    c->fingerprint);
+	            c->fingerprint);
 	return 0;
 }
 
 int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_context *api,
-			 struct sm_http_server **ret, struct sm_error *reterr)
+                         struct sm_http_server **ret, struct sm_error *reterr)
 {
 	const struct sm_server_config *sc = &cfg->server;
+	const char *listen = sc->listen ? sc->listen : "0.0.0.0:6443";
 	struct sm_http_server *s = NULL;
 	struct listen_addr la;
 	pthread_condattr_t ca;
@@ -800,7 +1099,7 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 	uint16_t port;
 	int r;
 
-	r = parse_listen(sc->listen ? sc->listen : "0.0.0.0:6443", &la, reterr);
+	r = parse_listen(listen, &la, reterr);
 	if (r < 0)
 		return r;
 
@@ -834,29 +1133,61 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 	}
 	(void)pthread_condattr_destroy(&ca);
 	s->sync_init = true;
+	if (pthread_mutex_init(&s->conns_lock, NULL) != 0) {
+		r = -ENOMEM;
+		sm_error_set(reterr, "out of memory");
+		goto out;
+	}
+	s->conns_init = true;
+	atomic_init(&s->reaper_stop, false);
 
 	r = setup_creds(s, sc, &la, reterr);
 	if (r < 0)
 		goto out;
+	if (sc->auth_mode != SM_AUTH_NONE) {
+		r = sm_auth_new(cfg, &s->auth, reterr);
+		if (r < 0)
+			goto out;
+		if (pthread_mutex_init(&s->jobs_lock, NULL) != 0 ||
+		    pthread_cond_init(&s->jobs_cond, NULL) != 0) {
+			r = -ENOMEM;
+			sm_error_set(reterr, "out of memory");
+			goto out;
+		}
+		s->jobs_init = true;
+		for (unsigned i = 0; i < AUTH_WORKERS; i++) {
+			r = -pthread_create(&s->workers[i], NULL, auth_worker, s);
+			if (r < 0) {
+				sm_error_set(reterr, "cannot start the auth workers: %s",
+				             strerror(-r));
+				goto out;
+			}
+			s->n_workers++;
+		}
+	}
 
 	timeout_s = sc->connection_timeout_ms <= 1000
-			    ? 1u
-			    : (unsigned int)((sc->connection_timeout_ms + 999) / 1000);
-	s->drain_max_ms = sc->connection_timeout_ms < DRAIN_MAX_MS ? sc->connection_timeout_ms
-								  : DRAIN_MAX_MS;
+	                ? 1u
+	                : (unsigned int)((sc->connection_timeout_ms + 999) / 1000);
+	s->drain_max_ms =
+	    sc->connection_timeout_ms < DRAIN_MAX_MS ? sc->connection_timeout_ms : DRAIN_MAX_MS;
+	s->conn_timeout_ms = sc->connection_timeout_ms > 0 ? sc->connection_timeout_ms : 30000;
 	pool_size = POOL_SIZE(sc->max_header_bytes);
 	s->max_header_bytes = sc->max_header_bytes;
 
-	flags = MHD_USE_TLS | MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
-		MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	flags = MHD_USE_TLS | MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	        MHD_USE_ITC;
+	if (s->auth)
+		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (la.v6)
 		flags |= la.any ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
 	port = ntohs(la.v6 ? ((struct sockaddr_in6 *)&la.ss)->sin6_port
-			   : ((struct sockaddr_in *)&la.ss)->sin_port);
+	                   : ((struct sockaddr_in *)&la.ss)->sin_port);
 
 	errno = 0;
-	s->daemon = MHD_start_daemon(
-		flags, port, NULL, NULL, on_request, s,
+	/* One option and its arguments per line. */
+	/* clang-format off */
+	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&la.ss,
 		MHD_OPTION_THREAD_POOL_SIZE, POOL_THREADS,
@@ -870,11 +1201,12 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 		MHD_OPTION_URI_LOG_CALLBACK, on_request_line, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_END);
+	/* clang-format on */
 	if (!s->daemon) {
 		r = errno ? -errno : -EIO;
-		sm_error_set(reterr, "cannot serve HTTPS on '%s'%s%s", sc->listen,
-			     errno ? ": " : " (see the libmicrohttpd messages above)",
-			     errno ? strerror(errno) : "");
+		sm_error_set(reterr, "cannot serve HTTPS on '%s'%s%s", listen,
+		             errno ? ": " : " (see the libmicrohttpd messages above)",
+		             errno ? strerror(errno) : "");
 		goto out;
 	}
 	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -882,11 +1214,17 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 		port = info->port;
 	format_address(&la.ss, port, s->address, sizeof(s->address));
 
+	r = -pthread_create(&s->reaper, NULL, reap_slow, s);
+	if (r < 0) {
+		sm_error_set(reterr, "cannot start the connection reaper: %s", strerror(-r));
+		goto out;
+	}
+	s->reaper_started = true;
 	if (s->cert_file) {
 		r = -pthread_create(&s->watcher, NULL, watch_files, s);
 		if (r < 0) {
 			sm_error_set(reterr, "cannot start the certificate watcher: %s",
-				     strerror(-r));
+			             strerror(-r));
 			goto out;
 		}
 		s->watcher_started = true;
@@ -898,6 +1236,19 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 out:
 	sm_http_server_stop(s);
 	return r;
+}
+
+static void stop_workers(struct sm_http_server *s)
+{
+	if (s->n_workers == 0)
+		return;
+	(void)pthread_mutex_lock(&s->jobs_lock);
+	s->jobs_stop = true;
+	(void)pthread_cond_broadcast(&s->jobs_cond);
+	(void)pthread_mutex_unlock(&s->jobs_lock);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		(void)pthread_join(s->workers[i], NULL);
+	s->n_workers = 0;
 }
 
 static void drain(struct sm_http_server *s)
@@ -912,9 +1263,9 @@ static void drain(struct sm_http_server *s)
 			return;
 		if (sm_time_mono_ms() >= deadline) {
 			sm_log_warn(LOG_CTX,
-				    "%" PRIuFAST64 " requests still running after %" PRId64
-				    "ms, closing their connections",
-				    n, s->drain_max_ms);
+			            "%" PRIuFAST64 " requests still running after %" PRId64
+			            "ms, closing their connections",
+			            n, s->drain_max_ms);
 			return;
 		}
 		(void)nanosleep(&tick, NULL);
@@ -935,12 +1286,27 @@ void sm_http_server_stop(struct sm_http_server *s)
 		if (listen_fd != MHD_INVALID_SOCKET)
 			(void)shutdown(listen_fd, SHUT_RDWR);
 		drain(s);
+		/* Every queued access check resumes its connection; MHD must not stop with
+		 * suspended connections. */
+		stop_workers(s);
+		if (s->reaper_started) {
+			atomic_store(&s->reaper_stop, true);
+			(void)pthread_join(s->reaper, NULL);
+			s->reaper_started = false;
+		}
 		MHD_stop_daemon(s->daemon);
 		if (listen_fd != MHD_INVALID_SOCKET)
 			(void)close(listen_fd);
 		s->daemon = NULL;
 		sm_log_info(LOG_CTX, "stopped serving on https://%s", s->address);
 	}
+	stop_workers(s);
+	if (s->jobs_init) {
+		(void)pthread_cond_destroy(&s->jobs_cond);
+		(void)pthread_mutex_destroy(&s->jobs_lock);
+	}
+	sm_auth_free(s->auth);
+	s->auth = NULL;
 	if (s->watcher_started) {
 		(void)pthread_mutex_lock(&s->lock);
 		s->stopping = true;
@@ -952,6 +1318,8 @@ void sm_http_server_stop(struct sm_http_server *s)
 		(void)pthread_cond_destroy(&s->cond);
 		(void)pthread_mutex_destroy(&s->lock);
 	}
+	if (s->conns_init)
+		(void)pthread_mutex_destroy(&s->conns_lock);
 	c = s->creds;
 	while (c) {
 		struct creds *older = c->older;

@@ -5,13 +5,6 @@
 #include "scalemetrics/tls.h"
 
 #include <errno.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -21,9 +14,15 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 /* Certificate and key files are small; anything bigger is not what we think it is. */
-#define PEM_FILE_MAX (1024 * 1024)
+#define PEM_FILE_MAX     (1024 * 1024)
 #define SELF_SIGNED_DAYS 365
 /* notBefore a little in the past, for clients whose clock runs slightly behind. */
 #define SELF_SIGNED_BACKDATE_S 300
@@ -43,7 +42,7 @@ static const char *openssl_reason(char *buf, size_t len)
 
 /* Reads a whole file into a NUL-terminated buffer of at most PEM_FILE_MAX bytes. */
 static int read_file(const char *path, const char *what, char **ret, size_t *ret_len,
-		     struct sm_error *reterr)
+                     struct sm_error *reterr)
 {
 	FILE *f = NULL;
 	char *buf = NULL;
@@ -70,7 +69,7 @@ static int read_file(const char *path, const char *what, char **ret, size_t *ret
 	if (st.st_size > PEM_FILE_MAX) {
 		r = -EFBIG;
 		sm_error_set(reterr, "%s file '%s' is larger than %d bytes", what, path,
-			     PEM_FILE_MAX);
+		             PEM_FILE_MAX);
 		goto out;
 	}
 	/* One byte more than allowed, to notice a file that grew since fstat. */
@@ -89,7 +88,7 @@ static int read_file(const char *path, const char *what, char **ret, size_t *ret
 	if (n > PEM_FILE_MAX) {
 		r = -EFBIG;
 		sm_error_set(reterr, "%s file '%s' is larger than %d bytes", what, path,
-			     PEM_FILE_MAX);
+		             PEM_FILE_MAX);
 		goto out;
 	}
 	if (n == 0) {
@@ -101,7 +100,7 @@ static int read_file(const char *path, const char *what, char **ret, size_t *ret
 	if (strlen(buf) != n) {
 		r = -EINVAL;
 		sm_error_set(reterr, "%s file '%s' is not PEM text (it contains NUL bytes)", what,
-			     path);
+		             path);
 		goto out;
 	}
 	*ret = buf;
@@ -228,7 +227,7 @@ out:
 }
 
 int sm_tls_make_self_signed(const char *const *dns_names, size_t n_dns_names,
-			    struct sm_tls_pem *ret, struct sm_error *reterr)
+                            struct sm_tls_pem *ret, struct sm_error *reterr)
 {
 	static const char *const default_names[] = {"localhost", "127.0.0.1", "::1"};
 	EVP_PKEY *pkey = NULL;
@@ -244,7 +243,8 @@ int sm_tls_make_self_signed(const char *const *dns_names, size_t n_dns_names,
 	for (size_t i = 0; i < n_dns_names; i++)
 		if (!dns_names[i] || dns_names[i][0] == '\0') {
 			r = -EINVAL;
-			sm_error_set(reterr, "self-signed certificate: empty subject alternative name");
+			sm_error_set(reterr,
+			             "self-signed certificate: empty subject alternative name");
 			goto out;
 		}
 
@@ -252,7 +252,7 @@ int sm_tls_make_self_signed(const char *const *dns_names, size_t n_dns_names,
 	if (!pkey) {
 		r = -EIO;
 		sm_error_set(reterr, "cannot generate an EC P-256 key: %s",
-			     openssl_reason(ebuf, sizeof(ebuf)));
+		             openssl_reason(ebuf, sizeof(ebuf)));
 		goto out;
 	}
 	x = X509_new();
@@ -265,7 +265,7 @@ int sm_tls_make_self_signed(const char *const *dns_names, size_t n_dns_names,
 		goto fail_openssl;
 	name = X509_get_subject_name(x);
 	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-					(const unsigned char *)"scalemetrics", -1, -1, 0))
+	                                (const unsigned char *)"scalemetrics", -1, -1, 0))
 		goto fail_openssl;
 	if (!X509_set_issuer_name(x, name) || !X509_set_pubkey(x, pkey))
 		goto fail_openssl;
@@ -312,7 +312,7 @@ int sm_tls_make_self_signed(const char *const *dns_names, size_t n_dns_names,
 fail_openssl:
 	r = -EIO;
 	sm_error_set(reterr, "cannot make the self-signed certificate: %s",
-		     openssl_reason(ebuf, sizeof(ebuf)));
+	             openssl_reason(ebuf, sizeof(ebuf)));
 out:
 	sm_tls_pem_done(&pem);
 	BIO_free(cbio); /* a memory BIO clears its buffer when freed */
@@ -324,7 +324,7 @@ out:
 }
 
 int sm_tls_load_files(const char *cert_file, const char *key_file, struct sm_tls_pem *ret,
-		      struct sm_error *reterr)
+                      struct sm_error *reterr)
 {
 	struct sm_tls_pem pem = {0};
 	size_t cert_len = 0, key_len = 0;
@@ -351,7 +351,7 @@ int sm_tls_load_files(const char *cert_file, const char *key_file, struct sm_tls
 	if (!x) {
 		r = -EINVAL;
 		sm_error_set(reterr, "certificate file '%s' holds no PEM certificate: %s",
-			     cert_file, openssl_reason(ebuf, sizeof(ebuf)));
+		             cert_file, openssl_reason(ebuf, sizeof(ebuf)));
 		goto out;
 	}
 	BIO_free(b);
@@ -363,16 +363,15 @@ int sm_tls_load_files(const char *cert_file, const char *key_file, struct sm_tls
 	pkey = PEM_read_bio_PrivateKey(b, NULL, no_password, NULL);
 	if (!pkey) {
 		r = -EINVAL;
-		sm_error_set(reterr,
-			     "key file '%s' holds no unencrypted PEM private key: %s", key_file,
-			     openssl_reason(ebuf, sizeof(ebuf)));
+		sm_error_set(reterr, "key file '%s' holds no unencrypted PEM private key: %s",
+		             key_file, openssl_reason(ebuf, sizeof(ebuf)));
 		goto out;
 	}
 	if (X509_check_private_key(x, pkey) != 1) {
 		ERR_clear_error();
 		r = -EINVAL;
-		sm_error_set(reterr, "key file '%s' does not match certificate file '%s'",
-			     key_file, cert_file);
+		sm_error_set(reterr, "key file '%s' does not match certificate file '%s'", key_file,
+		             cert_file);
 		goto out;
 	}
 	fingerprint(x, pem.fingerprint_sha256);

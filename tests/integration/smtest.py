@@ -3,14 +3,12 @@
 a real redis-server, certificates, kubeconfig, config files, HTTPS requests, and the
 scalemetrics process itself."""
 
-import contextlib
 import fcntl
 import hashlib
 import http.client
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import ssl
@@ -61,8 +59,9 @@ def wait_until(pred, timeout, interval=0.1, what="condition"):
 
 
 # ---------------------------------------------------------------------------------------------
-# Ports: a lock file per port (so concurrent test runs on one machine never pick the same
-# one) and a bind probe (so nothing else holds it).
+# Ports: below Linux's ephemeral range (32768-60999), so no outgoing connection takes a port
+# while its server is down for a restart; a lock file per port (so concurrent test runs on
+# one machine never pick the same one) and a bind probe (so nothing else holds it).
 
 _PORT_DIR = Path(tempfile.gettempdir()) / "scalemetrics-test-ports"
 _port_locks = []
@@ -71,7 +70,7 @@ _port_locks = []
 def free_port():
     _PORT_DIR.mkdir(exist_ok=True)
     for _ in range(200):
-        port = random.randint(20000, 45000)
+        port = random.randint(20000, 32000)
         fd = os.open(_PORT_DIR / f"{port}.lock", os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -460,21 +459,3 @@ def assert_status(r, code, reason):
     assert doc["reason"] == reason, doc
     assert isinstance(doc.get("message"), str) and doc["message"], doc
     return doc
-
-
-@contextlib.contextmanager
-def swapped_files(pairs):
-    """Atomically replaces each dst with src (rename over it); restores at exit."""
-    saved = []
-    try:
-        for src, dst in pairs:
-            backup = Path(str(dst) + ".orig")
-            shutil.copy2(dst, backup)
-            saved.append((backup, dst))
-            tmp = Path(str(dst) + ".new")
-            shutil.copy2(src, tmp)
-            os.replace(tmp, dst)
-        yield
-    finally:
-        for backup, dst in saved:
-            os.replace(backup, dst)

@@ -134,3 +134,14 @@ def test_metric_not_served_for_that_resource_is_404(srv):
                  f"{CUSTOM_V2}/namespaces/elsewhere/deployments.apps/worker-emails/"
                  "worker_queue_length"):
         assert_status(srv.get(path), 404, "NotFound")
+
+
+@pytest.mark.parametrize("path", [
+    f"{CUSTOM_V2}/deployments.apps/worker-emails/worker_queue_length",
+    f"{CUSTOM_V2}/deployments.apps/%2A/worker_queue_length",
+    f"{CUSTOM_V1}/deployments.apps/worker-emails/worker_queue_length",
+])
+def test_root_scoped_path_for_a_namespaced_resource_is_404(srv, path):
+    """Discovery says deployments.apps/... is namespaced: its metrics live only under
+    namespaces/NS/ (a Deployment reference without a namespace names nothing)."""
+    assert_status(srv.get(path), 404, "NotFound")

@@ -98,6 +98,7 @@ def test_broken_replacement_keeps_old_certificate(start_server, redis_server, re
     assert s.running()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # offering TLS 1.1 on purpose
 def test_tls_versions_and_alpn(start_server, redis_server, redis_db):
     s = start_server([redis_source(redis_server, redis_db)])
     old = tls_context()

@@ -3,6 +3,7 @@
 """Fails on C constructs STYLE.md bans, in src/, include/ and tests/unit/ (and tests/fuzz/).
 
 Usage: style-check.py [--root DIR] [FILE...]   (default: every .c/.h under those directories)
+       style-check.py --self-test     (the rules against a sample with known violations)
        style-check.py --clang-format [--root DIR] [FILE...]
                       clang-format --dry-run --Werror with the repo's .clang-format over every
                       .c/.h under src/, include/, tests/ and bench/ (exit 77, skipped, when
@@ -206,13 +207,76 @@ def clang_format(root, files):
     return 1 if bad else 0
 
 
+SELF_TEST = r"""/* SPDX-License-Identifier: MIT */
+// 2: line comment
+static const char *url = "https://example.com/x // not a comment"; /* strcpy( in a comment */
+int f(const char *s, char *d)
+{
+	int x = atoi(s);                           /* 6 */
+	long y = strtol(s, NULL, 10);              /* 7 */
+	sprintf(d, "%d", x);                       /* 8 */
+	snprintf(d, 4, "%d", x);
+	strcpy(d, s);                              /* 10 */
+	strcat(d, "sprintf(");                     /* 11 */
+	if ((x = 3) > 2)                           /* 12 */
+		return 1;
+	if (x == 3 || x <= 2 || x >= 1 || x != 0)
+		return 2;
+	while (y -= 1)                             /* 16 */
+		;
+	FILE *f = fopen("x", "r");                 /* 18 */
+	FILE *g = fopen("x", "re");
+	int fd = open("x", O_RDONLY);              /* 20 */
+	int fd2 = open("x", O_RDONLY | O_CLOEXEC);
+	int sk = socket(AF_INET, SOCK_STREAM, 0);  /* 22 */
+	ops->open(x);
+	exit(1);                                   /* 24 */
+	sm_x_exit(1);
+	struct tm *t = gmtime(&now);               /* 26 */
+	gmtime_r(&now, &tm);
+	x = rand();                                /* 28 */
+	char c = '"';
+	x = sscanf(s, "%d", &x);                   /* 30 */
+	return strtok(d, " ") != NULL;             /* 31 */
+}
+"""
+SELF_TEST_EXPECT = {2: "//", 6: "atoi", 7: "strto", 8: "sprintf", 10: "strcpy", 11: "strcat",
+                    12: "assignment", 16: "assignment", 18: "fopen", 20: "open", 22: "socket",
+                    24: "exit", 26: "gmtime", 28: "rand", 30: "scanf", 31: "strtok"}
+
+
+def self_test():
+    """Checks the rules against a sample with known violations (and known non-violations)."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "sample.c"
+        f.write_text(SELF_TEST)
+        got = check_file(f, "src/sample.c")
+    lines = {line for line, _ in got}
+    bad = 0
+    for line, word in SELF_TEST_EXPECT.items():
+        if not any(l == line and rule.startswith(word) for l, rule in got):
+            print(f"self-test: line {line}: expected a '{word}' violation, got "
+                  f"{[r for l, r in got if l == line]}")
+            bad += 1
+    for line in sorted(lines - set(SELF_TEST_EXPECT)):
+        print(f"self-test: line {line}: unexpected {[r for l, r in got if l == line]}")
+        bad += 1
+    print(f"style self-test: {len(SELF_TEST_EXPECT)} expected violations, {bad} mismatches",
+          file=sys.stderr)
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--root", default=Path(__file__).resolve().parents[2], type=Path)
     ap.add_argument("--clang-format", action="store_true")
     ap.add_argument("files", nargs="*", type=Path)
     a = ap.parse_args()
     root = a.root.resolve()
+    if a.self_test:
+        return self_test()
     if a.clang_format:
         return clang_format(root, [f.resolve() for f in a.files])
     files = a.files or c_files(root, DIRS)

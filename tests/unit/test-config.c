@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The config parser: a table of YAML documents, each with the exact list of errors expected
  * (file:line:col: message), plus defaults, the source registry and loading from a file. */
-/* clang-format off: cmocka.h needs these first */
+/* cmocka.h needs these first, so the includes keep this order */
+/* clang-format off */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 /* clang-format on */
 
 #include "../../src/config-internal.h"
+
 #include "scalemetrics/config.h"
 #include "scalemetrics/source.h"
 
@@ -136,7 +138,7 @@ static const struct config_case cases[] = {
     {.name = "unknown source type",
      .yaml = "sources:\n  - name: jobs\n    type: kafka\n",
      .errors = {"cfg.yaml:3:11: unknown source type 'kafka' (expected one of: pgbouncer, "
-                "postgresql, redis)"}},
+                "postgresql, redis, scrape)"}},
     {.name = "missing name and type",
      .yaml = "sources:\n  - interval: 5s\n",
      .errors = {"cfg.yaml:2:5: missing required key \"name\" in source #1",
@@ -276,6 +278,16 @@ static const struct config_case cases[] = {
                 "(expected a number with a unit: 500ms, 5s, 1m, 1h)",
                 "cfg.yaml:9:3: unknown key \"bogus\" in server",
                 "cfg.yaml:11:15: \"kubeconfig\" in kubernetes must be a string, not a list"}},
+    {.name = "kubernetes extensions",
+     .yaml = "kubernetes:\n"
+             "  server: https://10.0.0.1:443\n"
+             "  token_file: /t\n"
+             "  ca_file: /ca\n"
+             "  insecure_skip_tls_verify: true\n"},
+    {.name = "kubernetes server is a URL",
+     .yaml = "kubernetes:\n  server: 10.0.0.1:443\n",
+     .errors = {"cfg.yaml:2:11: invalid server '10.0.0.1:443' in kubernetes (expected an "
+                "https:// or http:// URL)"}},
     {.name = "missing required collector key",
      .yaml = "sources:\n  - name: jobs\n    type: redis\n",
      .errors = {"cfg.yaml:2:5: missing required key \"queues\" in source 'jobs'"}},
@@ -327,7 +339,7 @@ static bool run_case(const struct config_case *c)
 	}
 	if (!ok) {
 		fprintf(stderr, "case '%s': r=%d, %zu error(s), expected %zu\n", c->name, r, errs.n,
-			n_expected);
+		        n_expected);
 		print_errors(c->name, &errs);
 	}
 	if (cfg != &sentinel) {
@@ -348,7 +360,7 @@ static void test_cases(void **state)
 			failed++;
 	if (failed)
 		fail_msg("%zu of %zu cases failed (named above)", failed,
-			 sizeof(cases) / sizeof(cases[0]));
+		         sizeof(cases) / sizeof(cases[0]));
 }
 
 static struct sm_config *load_ok(const char *yaml)
@@ -389,6 +401,10 @@ static void test_server_defaults(void **state)
 	assert_string_equal(s->log_level, "info");
 	assert_string_equal(s->log_format, "logfmt");
 	assert_null(cfg->kubernetes.kubeconfig);
+	assert_null(cfg->kubernetes.server);
+	assert_null(cfg->kubernetes.token_file);
+	assert_null(cfg->kubernetes.ca_file);
+	assert_false(cfg->kubernetes.insecure_skip_tls_verify);
 	assert_int_equal(cfg->n_sources, 0);
 	sm_config_free(cfg);
 }
@@ -583,7 +599,7 @@ static void test_example(void **state)
 	assert_non_null(tail);
 	if (file[0] == '/') {
 		(void)snprintf(path, sizeof(path), "%.*sexamples/config.yaml", (int)(tail - file),
-			       file);
+		               file);
 	} else {
 		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 		assert_true(n > 0);
@@ -595,7 +611,7 @@ static void test_example(void **state)
 			*slash = '\0';
 		}
 		(void)snprintf(path, sizeof(path), "%s/%.*sexamples/config.yaml", exe,
-			       (int)(tail - file), file);
+		               (int)(tail - file), file);
 	}
 	r = sm_config_load(path, &cfg, &errs);
 	if (r != 0) {
@@ -608,6 +624,32 @@ static void test_example(void **state)
 	sm_error_list_done(&errs);
 }
 
+/* libyaml is quadratic in flow nesting depth: deep nesting is refused before it runs. */
+static void test_deep_nesting(void **state)
+{
+	static char deep[300001];
+	const char *ok = "server:\n  auth:\n    requestheader_allowed_names: [[a], \"[[[[\"]\n";
+	struct sm_error_list errs = {0};
+	struct sm_config *cfg = NULL;
+	char buf[600];
+
+	(void)state;
+	memset(deep, '[', sizeof(deep) - 1);
+	assert_int_equal(sm_config_load_string("cfg.yaml", deep, sizeof(deep) - 1, &cfg, &errs),
+	                 -EINVAL);
+	assert_null(cfg);
+	assert_int_equal(errs.n, 1);
+	sm_error_format(&errs.items[0], buf, sizeof(buf));
+	assert_string_equal(buf, "cfg.yaml:1:65: [ and { nested deeper than 64 levels");
+	sm_error_list_done(&errs);
+
+	/* brackets in quotes do not count; a list inside a list is a type error, not depth */
+	assert_int_equal(sm_config_load_string("cfg.yaml", ok, strlen(ok), &cfg, &errs), -EINVAL);
+	assert_int_equal(errs.n, 1);
+	assert_non_null(strstr(errs.items[0].message, "must be strings, not a list"));
+	sm_error_list_done(&errs);
+}
+
 static void test_registry(void **state)
 {
 	char list[256];
@@ -617,6 +659,7 @@ static void test_registry(void **state)
 	assert_ptr_equal(sm_source_ops_find("redis"), &sm_source_redis);
 	assert_ptr_equal(sm_source_ops_find("postgresql"), &sm_source_postgresql);
 	assert_ptr_equal(sm_source_ops_find("pgbouncer"), &sm_source_pgbouncer);
+	assert_ptr_equal(sm_source_ops_find("scrape"), &sm_source_scrape);
 	assert_null(sm_source_ops_find("kafka"));
 	assert_null(sm_source_ops_find(""));
 	assert_null(sm_source_ops_find(NULL));
@@ -636,7 +679,7 @@ static void test_registry(void **state)
 		if (!end)
 			break;
 	}
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 }
 
 /* The table machinery on its own: every type, flags and bounds, and the node accessors a
@@ -814,56 +857,56 @@ static void check_table_errors(const char *yaml, const char *const *expected, si
 static void test_table_errors(void **state)
 {
 	static const char *const values[] = {
-		"t.yaml:1:1: missing required key \"name\" in the top-level mapping",
-		"t.yaml:1:4: \"n\" in the top-level mapping must be between -5 and 5 (got '6')",
-		"t.yaml:2:4: invalid integer '1e3' for \"u\" in the top-level mapping",
-		"t.yaml:3:7: invalid duration '1' for \"wait\" in the top-level mapping (expected a "
-		"number with a unit: 500ms, 5s, 1m, 1h)",
-		"t.yaml:4:8: invalid number 'half' for \"ratio\" in the top-level mapping",
-		"t.yaml:5:7: invalid value 'True' for \"flag\" in the top-level mapping (expected "
-		"true or false)",
-		"t.yaml:6:8: invalid value 'blue' for \"color\" in the top-level mapping (expected "
-		"one of: red, green)",
+	    "t.yaml:1:1: missing required key \"name\" in the top-level mapping",
+	    "t.yaml:1:4: \"n\" in the top-level mapping must be between -5 and 5 (got '6')",
+	    "t.yaml:2:4: invalid integer '1e3' for \"u\" in the top-level mapping",
+	    "t.yaml:3:7: invalid duration '1' for \"wait\" in the top-level mapping (expected a "
+	    "number with a unit: 500ms, 5s, 1m, 1h)",
+	    "t.yaml:4:8: invalid number 'half' for \"ratio\" in the top-level mapping",
+	    "t.yaml:5:7: invalid value 'True' for \"flag\" in the top-level mapping (expected "
+	    "true or false)",
+	    "t.yaml:6:8: invalid value 'blue' for \"color\" in the top-level mapping (expected "
+	    "one of: red, green)",
 	};
 	static const char *const bound[] = {
-		"t.yaml:1:7: \"wait\" in the top-level mapping must be at least 1s (got '999ms')",
-		"t.yaml:2:4: \"u\" in the top-level mapping must be between 0 and 4294967295 (got "
-		"'-1')",
+	    "t.yaml:1:7: \"wait\" in the top-level mapping must be at least 1s (got '999ms')",
+	    "t.yaml:2:4: \"u\" in the top-level mapping must be between 0 and 4294967295 (got "
+	    "'-1')",
 	};
 	static const char *const shapes[] = {
-		"t.yaml:1:8: \"token\" in the top-level mapping must be between 1 and 9",
-		"t.yaml:2:7: \"list\" in the top-level mapping must be a list of strings, not a "
-		"mapping",
-		"t.yaml:3:9: custom wants a list",
-		"t.yaml:4:1: keys in the top-level mapping must be strings, not a list",
-		"t.yaml:5:1: unknown key \"password\" in the top-level mapping (secrets are never "
-		"written inline)",
-		"t.yaml:6:4: \"n\" in the top-level mapping must be an integer, not a list",
+	    "t.yaml:1:8: \"token\" in the top-level mapping must be between 1 and 9",
+	    "t.yaml:2:7: \"list\" in the top-level mapping must be a list of strings, not a "
+	    "mapping",
+	    "t.yaml:3:9: custom wants a list",
+	    "t.yaml:4:1: keys in the top-level mapping must be strings, not a list",
+	    "t.yaml:5:1: unknown key \"password\" in the top-level mapping (secrets are never "
+	    "written inline)",
+	    "t.yaml:6:4: \"n\" in the top-level mapping must be an integer, not a list",
 	};
 	static const char *const secret[] = {
-		"t.yaml:2:8: invalid integer for \"token\" in the top-level mapping",
+	    "t.yaml:2:8: invalid integer for \"token\" in the top-level mapping",
 	};
 	struct sm_error_list errs = {0};
 	struct probe pr;
 
 	(void)state;
 	check_table_errors("n: 6\n"
-			   "u: 1e3\n"
-			   "wait: 1\n"
-			   "ratio: half\n"
-			   "flag: True\n"
-			   "color: blue\n",
-			   values, 7);
+	                   "u: 1e3\n"
+	                   "wait: 1\n"
+	                   "ratio: half\n"
+	                   "flag: True\n"
+	                   "color: blue\n",
+	                   values, 7);
 	sm_error_list_done(&errs);
 	check_table_errors("wait: 999ms\nu: -1\nname: a\n", bound, 2);
 	check_table_errors("token: 10\n"
-			   "list: {a: b}\n"
-			   "custom: nope\n"
-			   "[a]: 1\n"
-			   "password: hunter2\n"
-			   "n: [1]\n"
-			   "name: ok\n",
-			   shapes, 6);
+	                   "list: {a: b}\n"
+	                   "custom: nope\n"
+	                   "[a]: 1\n"
+	                   "password: hunter2\n"
+	                   "n: [1]\n"
+	                   "name: ok\n",
+	                   shapes, 6);
 	check_table_errors("name: a\ntoken: hunter2\n", secret, 1);
 
 	/* a duplicate key is reported and its value ignored */
@@ -871,7 +914,7 @@ static void test_table_errors(void **state)
 	assert_string_equal(pr.name, "a");
 	assert_int_equal(errs.n, 1);
 	assert_string_equal(errs.items[0].message,
-			    "duplicate key \"name\" in the top-level mapping (first at line 1)");
+	                    "duplicate key \"name\" in the top-level mapping (first at line 1)");
 	probe_done(&pr);
 	sm_error_list_done(&errs);
 }
@@ -911,9 +954,10 @@ int main(void)
 	    cmocka_unit_test(test_server_values),   cmocka_unit_test(test_source_defaults),
 	    cmocka_unit_test(test_source_values),   cmocka_unit_test(test_error_cap),
 	    cmocka_unit_test(test_errors_appended), cmocka_unit_test(test_load_file),
-	    cmocka_unit_test(test_example),         cmocka_unit_test(test_registry),
-	    cmocka_unit_test(test_table_types),     cmocka_unit_test(test_table_errors),
-	    cmocka_unit_test(test_accessors),       cmocka_unit_test(test_strv_done),
+	    cmocka_unit_test(test_example),         cmocka_unit_test(test_deep_nesting),
+	    cmocka_unit_test(test_registry),        cmocka_unit_test(test_table_types),
+	    cmocka_unit_test(test_table_errors),    cmocka_unit_test(test_accessors),
+	    cmocka_unit_test(test_strv_done),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Shared helpers for the bench/ scripts: a private work dir, free loopback ports, certificates,
+# redis-server, scalemetrics and nginx started in the foreground as children of the script and
+# stopped (by their pid) on exit, wrk runs parsed into numbers. Sourced, not run.
+
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+SM_BIN=${SM_BIN:-$ROOT/build-bench/scalemetrics}
+RESULTS=${RESULTS:-$BENCH_DIR/results}
+PY=/usr/bin/python3
+mkdir -p "$RESULTS"
+
+WORK=$(mktemp -d /tmp/sm-bench.XXXXXX)
+chmod 755 "$WORK"
+BENCH_PIDS=()
+
+bench_cleanup()
+{
+	local p
+	for p in "${BENCH_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${BENCH_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	if [ -z "${BENCH_KEEP:-}" ]; then
+		rm -rf "$WORK"
+	else
+		echo "work dir kept: $WORK" >&2
+	fi
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+free_port()
+{
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Kills one pid we started and forgets it.
+stop_pid()
+{
+	local pid=$1 p keep=()
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	for p in "${BENCH_PIDS[@]}"; do
+		[ "$p" = "$pid" ] || keep+=("$p")
+	done
+	BENCH_PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+make_certs()
+{
+	"$ROOT/certs/make-certs.sh" "$WORK/certs" >/dev/null 2>&1
+	CERT=$WORK/certs/tls.crt
+	KEY=$WORK/certs/tls.key
+	CA=$WORK/certs/ca.crt
+}
+
+wait_port()
+{
+	local port=$1 i
+	for i in $(seq 1 200); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	echo "nothing listens on 127.0.0.1:$port" >&2
+	return 1
+}
+
+# start_redis: sets REDIS_PORT, REDIS_PID (redis-server in the foreground, no persistence).
+start_redis()
+{
+	REDIS_PORT=${REDIS_PORT:-$(free_port)}
+	mkdir -p "$WORK/redis"
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+		--dir "$WORK/redis" --logfile "$WORK/redis/log" >/dev/null 2>&1 &
+	REDIS_PID=$!
+	BENCH_PIDS+=("$REDIS_PID")
+	wait_port "$REDIS_PORT"
+	local i
+	for i in $(seq 1 100); do
+		redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+stop_redis() { stop_pid "$REDIS_PID"; }
+
+# fill_queues N: FLUSHALL, then N lists queue:q0..queue:q(N-1), item counts 1..N.
+fill_queues()
+{
+	local n=$1
+	redis-cli -p "$REDIS_PORT" flushall >/dev/null
+	awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "RPUSH queue:q%d job%d\r\n", i, i }' |
+		redis-cli -p "$REDIS_PORT" --pipe >/dev/null
+	local got
+	got=$(redis-cli -p "$REDIS_PORT" dbsize)
+	[ "$got" = "$n" ] || { echo "redis holds $got keys, wanted $n" >&2; return 1; }
+}
+
+# write_config FILE PORT MAX_SERIES [INTERVAL] [MAX_CONN] [MAX_CONN_PER_IP] [EXTRA_SOURCE_YAML]
+write_config()
+{
+	local file=$1 port=$2 max_series=$3 interval=${4:-5s} maxc=${5:-1024} maxip=${6:-256}
+	local extra=${7:-}
+	cat >"$file" <<EOF
+server:
+  listen: "127.0.0.1:$port"
+  tls:
+    cert_file: "$CERT"
+    key_file: "$KEY"
+  auth:
+    mode: none
+  limits:
+    max_connections: $maxc
+    max_connections_per_ip: $maxip
+  namespace: default
+  log_level: ${SM_LOG_LEVEL:-warn}
+sources:
+  - name: jobs
+    type: redis
+    address: "127.0.0.1:$REDIS_PORT"
+    interval: $interval
+    timeout: 2s
+    max_series: $max_series
+    queues:
+      - metric: redis_queue_length
+        keys: ["queue:*"]
+        object:
+          resource: deployments.apps
+          name: "w-{queue}"
+$extra
+EOF
+}
+
+https_status() # PORT PATH -> HTTP status (000 when no answer)
+{
+	curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$CA" \
+		"https://127.0.0.1:$1$2" 2>/dev/null || true
+}
+
+# start_sm CONFIG PORT [WRAPPER...]: sets SM_PID, SM_READY_MS (start -> first 200 on /readyz).
+start_sm()
+{
+	local cfg=$1 port=$2
+	shift 2
+	local t0 t1 i
+	t0=$(date +%s%N)
+	"$@" "$SM_BIN" serve --config "$cfg" >>"$WORK/sm.log" 2>&1 &
+	SM_PID=$!
+	BENCH_PIDS+=("$SM_PID")
+	for i in $(seq 1 3000); do
+		if [ "$(https_status "$port" /readyz)" = 200 ]; then
+			t1=$(date +%s%N)
+			SM_READY_MS=$(((t1 - t0) / 1000000))
+			return 0
+		fi
+		kill -0 "$SM_PID" 2>/dev/null || { tail -20 "$WORK/sm.log" >&2; return 1; }
+		sleep 0.01
+	done
+	echo "scalemetrics not ready after 30s" >&2
+	tail -20 "$WORK/sm.log" >&2
+	return 1
+}
+
+stop_sm() { stop_pid "$SM_PID"; }
+
+# start_nginx PORT WWWDIR MAPFILE: serves files named in MAPFILE (nginx map lines
+# '"REQUEST_URI" file;') as application/json over TLS with the same certificate, one
+# TLS 1.3 cipher suite (TLS_SUITE), 2 workers (the machine's cores). Sets NGINX_PID.
+start_nginx()
+{
+	local port=$1 www=$2 map=$3 d=$WORK/nginx
+	mkdir -p "$d/logs"
+	cat >"$d/nginx.conf" <<EOF
+daemon off;
+user root;
+worker_processes ${NGINX_WORKERS:-2};
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    client_body_temp_path $d/body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    log_format reuse '\$ssl_session_reused \$ssl_protocol \$ssl_cipher';
+    access_log ${NGINX_ACCESS_LOG:-off};
+    types { }
+    default_type application/json;
+    keepalive_requests 100000000;
+    keepalive_timeout 65s;
+    etag off;
+    server_tokens off;
+    map_hash_bucket_size 256;
+    map \$request_uri \$answer {
+        default "";
+        include $map;
+    }
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $CERT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_conf_command Ciphersuites $TLS_SUITE;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_tickets on;
+        root $www;
+        location / {
+            if (\$answer = "") { return 404; }
+            add_header Cache-Control no-store;
+            try_files /\$answer =404;
+        }
+    }
+}
+EOF
+	nginx -p "$d" -e "$d/logs/error.log" -c "$d/nginx.conf" >"$d/logs/stdout" 2>&1 &
+	NGINX_PID=$!
+	BENCH_PIDS+=("$NGINX_PID")
+	wait_port "$port"
+}
+
+stop_nginx() { stop_pid "$NGINX_PID"; }
+
+# wrk pinned to TLS_SUITE on the client side as well (OpenSSL system_default section).
+write_client_openssl_conf()
+{
+	cat >"$WORK/client-openssl.cnf" <<EOF
+openssl_conf = default_conf
+[default_conf]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1.3
+Ciphersuites = $TLS_SUITE
+EOF
+}
+
+# run_wrk URL CONNS DURATION [extra wrk args...] -> prints "rps p50_ms p99_ms errors"
+# (errors: socket errors + non-2xx/3xx). The raw output goes to $WORK/wrk.last.
+run_wrk()
+{
+	local url=$1 conns=$2 dur=$3
+	shift 3
+	local threads=${WRK_THREADS:-2}
+	[ "$conns" -lt "$threads" ] && threads=$conns
+	OPENSSL_CONF=$WORK/client-openssl.cnf wrk -t "$threads" -c "$conns" -d "$dur" --latency \
+		--timeout 5s "$@" "$url" >"$WORK/wrk.last" 2>&1 || true
+	cat "$WORK/wrk.last" >>"$WORK/wrk.all"
+	awk '
+	function ms(v) {
+		if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+		if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+		if (v ~ /m$/) return substr(v, 1, length(v) - 1) * 60000
+		if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
+		return v + 0
+	}
+	/^ +50%/ { p50 = ms($2) }
+	/^ +99%/ { p99 = ms($2) }
+	/^Requests\/sec:/ { rps = $2 }
+	/Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
+	/Non-2xx or 3xx responses:/ { err += $5 }
+	END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }
+	' "$WORK/wrk.last"
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+fd_count() { ls "/proc/$1/fd" | wc -l; }
+# utime+stime of a process in clock ticks
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
+
+machine_line()
+{
+	printf '%s, %s cores, %s, kernel %s\n' "$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)" \
+		"$(nproc)" "$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)" \
+		"$(uname -r)"
+}
+
+# Which TLS version/cipher a server negotiates with an unrestricted OpenSSL client.
+negotiated()
+{
+	openssl s_client -connect "127.0.0.1:$1" -CAfile "$CA" </dev/null 2>/dev/null |
+		awk '/^New, / { print $2, $NF } /Server Temp Key/ { sub(/^.*: /, ""); print "group", $0 }' |
+		tr '\n' ' '
+}
+
+# Does a second connection resume the session? prints "yes" or "no".
+resumes()
+{
+	local out
+	out=$(openssl s_client -connect "127.0.0.1:$1" -CAfile "$CA" -reconnect </dev/null 2>/dev/null |
+		grep -E '^(New|Reused),' | sed -n '2,$p')
+	if echo "$out" | grep -q '^Reused'; then echo yes; else echo no; fi
+}
+
+# TLS 1.3 resumption the way a client that keeps its ticket does it: the first connection
+# stays open a moment to receive the NewSessionTicket, the second offers it.
+resumes_ticket()
+{
+	local sess=$WORK/sess.$1
+	rm -f "$sess"
+	(sleep 0.5) | openssl s_client -connect "127.0.0.1:$1" -CAfile "$CA" -sess_out "$sess" \
+		>/dev/null 2>&1 || true
+	[ -s "$sess" ] || { echo "no (no ticket received)"; return 0; }
+	if openssl s_client -connect "127.0.0.1:$1" -CAfile "$CA" -sess_in "$sess" </dev/null 2>/dev/null |
+		grep -q '^Reused,'; then
+		echo yes
+	else
+		echo no
+	fi
+}
+anon_kib() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
+
+# median_rows FILE: lines "rps p50 p99 err" -> the median of each of the first three columns
+# (independently) and the sum of errors.
+median_rows()
+{
+	local f=$1 col out=""
+	for col in 1 2 3; do
+		out+="$(awk -v c="$col" '{ print $c }' "$f" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }') "
+	done
+	echo "$out$(awk '{ s += $4 } END { print s + 0 }' "$f")"
+}

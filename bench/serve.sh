@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Serving benchmark (issue 8 items 1 and 2): wrk over TLS against scalemetrics and against nginx
+# serving the byte-identical JSON (captured from scalemetrics with curl) with the same
+# certificate and the same TLS 1.3 cipher suite, in the same run, with keep-alive and with a
+# new TLS connection per request. Writes results/serve.txt.
+#
+# Knobs: DURATION (10s), CONNS ("1 10 50"), TLS_SUITE (TLS_AES_128_GCM_SHA256),
+#        MODES ("keepalive close"), REPEAT (1: runs per point, alternating the two servers;
+#        the table shows the median of each column, errors summed), SM_BIN.
+
+source "$(dirname "$0")/lib.sh"
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-1 10 50}
+TLS_SUITE=${TLS_SUITE:-TLS_AES_128_GCM_SHA256}
+MODES=${MODES:-keepalive close}
+REPEAT=${REPEAT:-1}
+OUT=$RESULTS/serve.txt
+
+make_certs
+write_client_openssl_conf
+start_redis
+fill_queues 50
+SM_PORT=$(free_port)
+NG_PORT=$(free_port)
+write_config "$WORK/sm.yaml" "$SM_PORT" 10000 5s
+start_sm "$WORK/sm.yaml" "$SM_PORT"
+
+EXT=/apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length
+CUS=/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/deployments.apps/%2A/redis_queue_length
+declare -A Q=(
+	[ext1]="$EXT?labelSelector=queue%3Dq7"
+	[ext50]="$EXT"
+	[cust50]="$CUS"
+)
+QUERIES=${QUERIES:-ext1 ext50 cust50}
+CLOSE_QUERIES=${CLOSE_QUERIES:-ext1 cust50}
+
+mkdir -p "$WORK/www"
+: >"$WORK/nginx.map"
+for q in $QUERIES; do
+	curl -sf --cacert "$CA" -o "$WORK/www/$q.json" "https://127.0.0.1:$SM_PORT${Q[$q]}"
+	printf '"%s" %s.json;\n' "${Q[$q]}" "$q" >>"$WORK/nginx.map"
+done
+start_nginx "$NG_PORT" "$WORK/www" "$WORK/nginx.map"
+for q in $QUERIES; do
+	curl -sf --cacert "$CA" -o "$WORK/$q.nginx" "https://127.0.0.1:$NG_PORT${Q[$q]}"
+	cmp -s "$WORK/www/$q.json" "$WORK/$q.nginx" || { echo "nginx answer for $q differs" >&2; exit 1; }
+done
+
+{
+	echo "# serving benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "# machine: $(machine_line)"
+	echo "# scalemetrics $("$SM_BIN" --version 2>/dev/null | head -1) ($SM_BIN); $(nginx -v 2>&1)"
+	echo "# wrk ${DURATION} per run, $REPEAT run(s) per point (median), --latency, threads = min(2, connections); client pinned to $TLS_SUITE"
+	echo "# queries:"
+	for q in $QUERIES; do
+		echo "#   $q: ${Q[$q]} ($(wc -c <"$WORK/www/$q.json") bytes, byte-identical in nginx)"
+	done
+	echo "# negotiated, unrestricted client: scalemetrics: $(negotiated "$SM_PORT")"
+	echo "# negotiated, unrestricted client: nginx:        $(negotiated "$NG_PORT")"
+	echo "# negotiated, pinned client:       scalemetrics: $(OPENSSL_CONF=$WORK/client-openssl.cnf negotiated "$SM_PORT")"
+	echo "# negotiated, pinned client:       nginx:        $(OPENSSL_CONF=$WORK/client-openssl.cnf negotiated "$NG_PORT")"
+	echo "# session resumption (openssl s_client -reconnect): scalemetrics: $(resumes "$SM_PORT"), nginx: $(resumes "$NG_PORT")"
+	echo "# resumption with a saved TLS 1.3 ticket (-sess_out/-sess_in): scalemetrics: $(resumes_ticket "$SM_PORT"), nginx: $(resumes_ticket "$NG_PORT")"
+} | tee "$OUT"
+
+printf '%-9s %-6s %5s | %9s %8s %8s %4s | %9s %8s %8s %4s | %5s\n' mode query conns \
+	sm_rps sm_p50ms sm_p99ms err ng_rps ng_p50ms ng_p99ms err ratio | tee -a "$OUT"
+for mode in $MODES; do
+	extra=()
+	qs=$QUERIES
+	if [ "$mode" = close ]; then
+		extra=(-H "Connection: close")
+		qs=$CLOSE_QUERIES
+	fi
+	for q in $qs; do
+		for c in $CONNS; do
+			: >"$WORK/rep.sm"
+			: >"$WORK/rep.ng"
+			for _ in $(seq 1 "$REPEAT"); do
+				run_wrk "https://127.0.0.1:$SM_PORT${Q[$q]}" "$c" "$DURATION" "${extra[@]+"${extra[@]}"}" >>"$WORK/rep.sm"
+				run_wrk "https://127.0.0.1:$NG_PORT${Q[$q]}" "$c" "$DURATION" "${extra[@]+"${extra[@]}"}" >>"$WORK/rep.ng"
+			done
+			read -r s_rps s_p50 s_p99 s_err < <(median_rows "$WORK/rep.sm")
+			read -r n_rps n_p50 n_p99 n_err < <(median_rows "$WORK/rep.ng")
+			ratio=$(awk -v a="$s_rps" -v b="$n_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+			printf '%-9s %-6s %5s | %9s %8s %8s %4s | %9s %8s %8s %4s | %5s\n' "$mode" "$q" "$c" \
+				"$s_rps" "$s_p50" "$s_p99" "$s_err" "$n_rps" "$n_p50" "$n_p99" "$n_err" "$ratio" | tee -a "$OUT"
+		done
+	done
+done
+echo "# scalemetrics RSS after the runs: $(rss_kib "$SM_PID") KiB, threads: $(ls /proc/"$SM_PID"/task | wc -l)" | tee -a "$OUT"
+cp "$WORK/wrk.all" "$RESULTS/serve-wrk-raw.txt"

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SM_AUTH_H
+#define SM_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scalemetrics/config.h"
+#include "scalemetrics/error.h"
+
+/* Authentication of an aggregated API server (docs/k8s-metrics-api.md §7.2-7.4): front-proxy
+ * (request-header) client certificates, client-CA certificates, bearer tokens checked with a
+ * TokenReview, anonymous otherwise; then the authorizer (authz.h). The trust material comes
+ * from kube-system/extension-apiserver-authentication (refreshed) or from files. */
+
+struct cJSON;
+struct sm_api_response;
+struct sm_kube_client;
+
+struct sm_auth_extra {
+	char *key;
+	struct sm_strv values;
+};
+
+/* user.Info */
+struct sm_auth_user {
+	char *name;
+	char *uid; /* NULL when none */
+	struct sm_strv groups;
+	struct sm_auth_extra *extra;
+	size_t n_extra;
+};
+
+void sm_auth_user_done(struct sm_auth_user *u);
+/* Appends group g unless present. */
+int sm_auth_user_add_group(struct sm_auth_user *u, const char *g) SM_MUSTCHECK;
+bool sm_auth_user_in_group(const struct sm_auth_user *u, const char *g);
+/* {"username", "uid", "groups", "extra"} (the TokenReview status.user shape) and back. */
+struct cJSON *sm_auth_user_to_json(const struct sm_auth_user *u);
+int sm_auth_user_from_json(const struct cJSON *j, struct sm_auth_user *ret) SM_MUSTCHECK;
+
+/* One request header as received; repeated header lines appear once each, in order. */
+struct sm_auth_header {
+	const char *name;
+	const char *value;
+};
+
+/* The request-header names (§7.3). Empty lists mean the defaults X-Remote-User,
+ * X-Remote-Group, X-Remote-Extra-. */
+struct sm_auth_header_names {
+	struct sm_strv username;
+	struct sm_strv group;
+	struct sm_strv extra_prefix;
+};
+
+/* §7.3 steps 2-4: user = first non-empty value of the username headers (in the order the
+ * names are listed), groups = every non-empty value of every group header in order, extra
+ * keys lower-cased then percent-decoded. Returns 1 with *ret filled when a user name was
+ * found, 0 when not (ret untouched), -ENOMEM. system:authenticated is NOT added here. */
+int sm_auth_user_from_headers(const struct sm_auth_header_names *names,
+                              const struct sm_auth_header *headers, size_t n_headers,
+                              struct sm_auth_user *ret) SM_MUSTCHECK;
+
+/* What kube-system/extension-apiserver-authentication holds (§7.2). */
+struct sm_auth_trust_data {
+	char *client_ca_pem;        /* NULL: key absent or empty */
+	char *requestheader_ca_pem; /* NULL: no front-proxy authentication */
+	struct sm_strv allowed_names;
+	struct sm_auth_header_names headers;
+};
+
+/* From a v1 ConfigMap document. -EPROTO with reterr if it is not one or a JSON-array value
+ * does not parse; -ENOMEM. */
+int sm_auth_trust_from_configmap(const struct cJSON *cm, struct sm_auth_trust_data *ret,
+                                 struct sm_error *reterr) SM_MUSTCHECK;
+void sm_auth_trust_data_done(struct sm_auth_trust_data *t);
+
+/* The bearer token of an Authorization header value ("Bearer TOKEN", scheme
+ * case-insensitive), as a pointer into value and its length; false when there is none. */
+bool sm_auth_bearer_token(const char *value, const char **ret_token, size_t *ret_len);
+
+/* TokenReview (authentication.k8s.io/v1) request document for token. */
+struct cJSON *sm_auth_token_review_request(const char *token);
+/* Reads a TokenReview answer: 1 with *ret_user (system:authenticated not added) when
+ * status.authenticated is true and a username is given, 0 when not authenticated (the
+ * status.error text, if any, in reterr), -EPROTO when the document is not a TokenReview. */
+int sm_auth_token_review_parse(const struct cJSON *doc, struct sm_auth_user *ret_user,
+                               struct sm_error *reterr) SM_MUSTCHECK;
+
+/* ---- a small TTL cache (auth-cache.c), thread-safe and bounded ---- */
+
+struct sm_auth_cache;
+
+/* At most max_entries entries, each valid for ttl_ms after it was put. NULL on ENOMEM. */
+struct sm_auth_cache *sm_auth_cache_new(size_t max_entries, int64_t ttl_ms);
+void sm_auth_cache_free(struct sm_auth_cache *c);
+/* Copies key and value. When full, expired entries go first, then the oldest. A ttl of 0
+ * stores nothing. -ENOMEM. */
+int sm_auth_cache_put(struct sm_auth_cache *c, const char *key, const char *value,
+                      int64_t now_ms) SM_MUSTCHECK;
+/* true with a malloc'd copy of the value in *ret_value while the entry is fresh. */
+bool sm_auth_cache_get(struct sm_auth_cache *c, const char *key, int64_t now_ms, char **ret_value);
+size_t sm_auth_cache_count(struct sm_auth_cache *c);
+
+/* ---- the request gate ---- */
+
+struct sm_auth_request {
+	const char *method;
+	const char *path;  /* raw (percent-encoded), without the query */
+	const char *query; /* raw, or NULL */
+	/* The TLS peer's certificates as sent, leaf first (DER); n 0 when none. */
+	const unsigned char *const *peer_certs;
+	const size_t *peer_cert_lens;
+	size_t n_peer_certs;
+	const struct sm_auth_header *headers;
+	size_t n_headers;
+};
+
+struct sm_auth;
+
+/* For server.auth.mode delegated: builds the authenticator and authorizer, with a Kubernetes
+ * API client made from cfg->kubernetes, reads the trust material once (files, or the
+ * ConfigMap; a ConfigMap that cannot be read is logged and retried in the background: until
+ * then, certificates are not trusted) and starts the refresh thread. -EINVAL with reterr when
+ * the Kubernetes API is not configured or a file cannot be read, -ENOMEM. */
+int sm_auth_new(const struct sm_config *cfg, struct sm_auth **ret,
+                struct sm_error *reterr) SM_MUSTCHECK;
+void sm_auth_free(struct sm_auth *a);
+
+/* Authenticates and authorizes one request. true: serve it. false: *ret holds the Status
+ * answer (400 malformed path, 401 Unauthorized, 403 Forbidden, 500 a review the API server
+ * refused, 503 the API server unreachable for a needed SubjectAccessReview). */
+bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
+                   struct sm_api_response *ret);
+
+#endif

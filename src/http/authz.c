@@ -1,0 +1,768 @@
+/* SPDX-License-Identifier: MIT */
+/* Authorization: request attributes derived like kube-apiserver's requestinfo.go, the
+ * always-open and discovery paths, SubjectAccessReviews (cached), and the Forbidden Status. */
+#include "scalemetrics/authz.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "scalemetrics/api.h"
+#include "scalemetrics/auth.h"
+#include "scalemetrics/kube.h"
+
+#define SAR_PATH          "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+#define CACHE_MAX_ENTRIES 4096
+#define MASTERS           "system:masters"
+
+/* ---- attributes ---- */
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes s into out (at least strlen(s)+1 bytes). -EINVAL for a bad escape or an
+ * encoded NUL. With form, '+' is a space. */
+static int decode(const char *s, size_t len, char *out, bool form)
+{
+	char *w = out;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '%') {
+			int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
+			int lo = hi < 0 ? -1 : hex_value(s[i + 2]);
+
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return -EINVAL;
+			*w++ = (char)(hi * 16 + lo);
+			i += 2;
+		} else if (form && s[i] == '+') {
+			*w++ = ' ';
+		} else {
+			*w++ = s[i];
+		}
+	}
+	*w = '\0';
+	return 0;
+}
+
+static bool str_in(const char *s, const char *const *set)
+{
+	for (; *set; set++)
+		if (strcmp(s, *set) == 0)
+			return true;
+	return false;
+}
+
+/* strconv.ParseBool */
+static int parse_go_bool(const char *s)
+{
+	static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True", NULL};
+	static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False", NULL};
+
+	if (str_in(s, t))
+		return 1;
+	if (str_in(s, f))
+		return 0;
+	return -1;
+}
+
+/* Whether the query asks to watch (ListOptions.Watch as requestinfo.go decodes it). */
+static bool query_watch(const char *query, char *scratch)
+{
+	const char *p = query;
+
+	while (p && *p) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		size_t klen = eq ? (size_t)(eq - p) : len;
+
+		if (decode(p, klen, scratch, true) == 0 && strcmp(scratch, "watch") == 0) {
+			const char *v = eq ? eq + 1 : p + len;
+			size_t vlen = eq ? len - klen - 1 : 0;
+			int b;
+
+			if (decode(v, vlen, scratch, true) < 0)
+				return true;
+			b = parse_go_bool(scratch);
+			if (b >= 0)
+				return b == 1;
+			return strcasecmp(scratch, "false") != 0 && strcmp(scratch, "0") != 0;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return false;
+}
+
+void sm_authz_attributes_done(struct sm_authz_attributes *a)
+{
+	if (!a)
+		return;
+	free(a->buf);
+	*a = (struct sm_authz_attributes){0};
+}
+
+#define MAX_SEGS 64
+
+int sm_authz_attributes_from_request(const char *method, const char *path, const char *query,
+                                     struct sm_authz_attributes *ret, struct sm_error *reterr)
+{
+	static const char *const empty = "";
+	struct sm_authz_attributes a = {.verb = empty,
+	                                .path = empty,
+	                                .group = empty,
+	                                .version = empty,
+	                                .namespace = empty,
+	                                .resource = empty,
+	                                .subresource = empty,
+	                                .name = empty};
+	size_t len, n = 0, qlen;
+	char *segs_buf, *path_buf, *verb_buf, *scratch;
+	char *segs[MAX_SEGS];
+	char **rest;
+	size_t n_rest;
+	bool proxy = false;
+	int r;
+
+	if (!path || path[0] != '/') {
+		sm_error_set(reterr, "invalid request path: must start with '/'");
+		return -EINVAL;
+	}
+	if (!method)
+		method = "";
+	len = strlen(path);
+	qlen = query ? strlen(query) : 0;
+	/* segments | decoded path | lower-case method | query scratch */
+	a.buf = malloc(2 * (len + 1) + strlen(method) + 1 + qlen + 1);
+	if (!a.buf)
+		return -ENOMEM;
+	segs_buf = a.buf;
+	path_buf = segs_buf + len + 1;
+	verb_buf = path_buf + len + 1;
+	scratch = verb_buf + strlen(method) + 1;
+
+	if (decode(path, len, path_buf, false) < 0) {
+		sm_error_set(reterr, "invalid request path: invalid percent-encoding");
+		r = -EINVAL;
+		goto fail;
+	}
+	a.path = path_buf;
+	for (size_t i = 0; method[i]; i++)
+		verb_buf[i] =
+		    (char)(method[i] >= 'A' && method[i] <= 'Z' ? method[i] + 32 : method[i]);
+	verb_buf[strlen(method)] = '\0';
+	a.verb = verb_buf;
+
+	memcpy(segs_buf, path + 1, len); /* with the NUL */
+	if (len > 1 && segs_buf[len - 2] == '/')
+		segs_buf[len - 2] = '\0';
+	for (char *p = *segs_buf ? segs_buf : NULL; p;) {
+		char *slash = strchr(p, '/');
+
+		if (slash)
+			*slash = '\0';
+		if (*p == '\0') {
+			sm_error_set(reterr, "invalid request path: empty path segment");
+			r = -EINVAL;
+			goto fail;
+		}
+		if (decode(p, strlen(p), p, false) < 0) {
+			sm_error_set(reterr, "invalid request path: invalid percent-encoding");
+			r = -EINVAL;
+			goto fail;
+		}
+		if (n == MAX_SEGS) {
+			/* Deeper than anything served: a non-resource request the router
+			 * answers with 404. */
+			n = 0;
+			goto done;
+		}
+		segs[n++] = p;
+		p = slash ? slash + 1 : NULL;
+	}
+
+	if (n < 3 || (strcmp(segs[0], "api") != 0 && strcmp(segs[0], "apis") != 0))
+		goto done;
+	rest = segs + 1;
+	n_rest = n - 1;
+	if (strcmp(segs[0], "apis") == 0) {
+		if (n_rest < 3)
+			goto done;
+		a.group = rest[0];
+		rest++;
+		n_rest--;
+	}
+	a.resource_request = true;
+	a.version = rest[0];
+	rest++;
+	n_rest--;
+
+	if (strcmp(rest[0], "proxy") == 0 || strcmp(rest[0], "watch") == 0) {
+		if (n_rest < 2) {
+			sm_error_set(
+			    reterr, "unable to determine kind and namespace from the request path");
+			r = -EINVAL;
+			goto fail;
+		}
+		a.verb = rest[0];
+		proxy = strcmp(rest[0], "proxy") == 0;
+		rest++;
+		n_rest--;
+	} else if (strcmp(method, "POST") == 0) {
+		a.verb = "create";
+	} else if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+		a.verb = "get";
+	} else if (strcmp(method, "PUT") == 0) {
+		a.verb = "update";
+	} else if (strcmp(method, "PATCH") == 0) {
+		a.verb = "patch";
+	} else if (strcmp(method, "DELETE") == 0) {
+		a.verb = "delete";
+	} else {
+		a.verb = empty;
+	}
+
+	if (strcmp(rest[0], "namespaces") == 0) {
+		if (n_rest > 1) {
+			a.namespace = rest[1];
+			if (n_rest > 2 && strcmp(rest[2], "status") != 0 &&
+			    strcmp(rest[2], "finalize") != 0) {
+				rest += 2;
+				n_rest -= 2;
+			}
+		}
+	}
+	if (n_rest >= 3 && !proxy)
+		a.subresource = rest[2];
+	if (n_rest >= 2)
+		a.name = rest[1];
+	if (n_rest >= 1)
+		a.resource = rest[0];
+
+	if (a.name[0] == '\0' && strcmp(a.verb, "get") == 0)
+		a.verb = query && query_watch(query, scratch) ? "watch" : "list";
+	if (a.name[0] == '\0' && strcmp(a.verb, "delete") == 0)
+		a.verb = "deletecollection";
+done:
+	*ret = a;
+	return 0;
+fail:
+	free(a.buf);
+	return r;
+}
+
+bool sm_authz_path_always_allowed(const struct sm_strv *extra, const char *path)
+{
+	static const char *const health[] = {"/healthz", "/livez", "/readyz", NULL};
+
+	if (!path)
+		return false;
+	if (str_in(path, health))
+		return true;
+	for (size_t i = 0; extra && i < extra->n; i++) {
+		const char *p = extra->v[i];
+		size_t len = strlen(p);
+
+		if (len > 0 && p[len - 1] == '*') {
+			if (strncmp(path, p, len - 1) == 0)
+				return true;
+		} else if (strcmp(path, p) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+bool sm_authz_is_discovery(const struct sm_authz_attributes *a)
+{
+	static const char *const exact[] = {"/api",     "/apis",     "/openapi",
+	                                    "/version", "/version/", NULL};
+	static const char *const prefixes[] = {"/api/", "/apis/", "/openapi/", NULL};
+
+	if (a->resource_request)
+		return false;
+	if (strcmp(a->verb, "get") != 0 && strcmp(a->verb, "head") != 0)
+		return false;
+	if (str_in(a->path, exact))
+		return true;
+	for (const char *const *p = prefixes; *p; p++)
+		if (strncmp(a->path, *p, strlen(*p)) == 0)
+			return true;
+	return false;
+}
+
+/* ---- SubjectAccessReview ---- */
+
+static bool add_nonempty(cJSON *o, const char *k, const char *v)
+{
+	return !v || !*v || cJSON_AddStringToObject(o, k, v);
+}
+
+static cJSON *strv_json(const struct sm_strv *v)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (size_t i = 0; arr && i < v->n; i++) {
+		cJSON *s = cJSON_CreateString(v->v[i]);
+
+		if (!s || !cJSON_AddItemToArray(arr, s)) {
+			cJSON_Delete(s);
+			cJSON_Delete(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+cJSON *sm_authz_sar_request(const struct sm_auth_user *u, const struct sm_authz_attributes *a)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON *spec, *attrs;
+	bool ok;
+
+	ok = doc && cJSON_AddStringToObject(doc, "apiVersion", "authorization.k8s.io/v1") &&
+	     cJSON_AddStringToObject(doc, "kind", "SubjectAccessReview");
+	spec = ok ? cJSON_AddObjectToObject(doc, "spec") : NULL;
+	if (!spec)
+		goto fail;
+	if (a->resource_request) {
+		attrs = cJSON_AddObjectToObject(spec, "resourceAttributes");
+		ok = attrs && add_nonempty(attrs, "namespace", a->namespace) &&
+		     add_nonempty(attrs, "verb", a->verb) &&
+		     add_nonempty(attrs, "group", a->group) &&
+		     add_nonempty(attrs, "version", a->version) &&
+		     add_nonempty(attrs, "resource", a->resource) &&
+		     add_nonempty(attrs, "subresource", a->subresource) &&
+		     add_nonempty(attrs, "name", a->name);
+	} else {
+		attrs = cJSON_AddObjectToObject(spec, "nonResourceAttributes");
+		ok = attrs && add_nonempty(attrs, "path", a->path) &&
+		     add_nonempty(attrs, "verb", a->verb);
+	}
+	if (!ok || !add_nonempty(spec, "user", u->name))
+		goto fail;
+	if (u->groups.n > 0) {
+		cJSON *g = strv_json(&u->groups);
+
+		if (!g || !cJSON_AddItemToObject(spec, "groups", g)) {
+			cJSON_Delete(g);
+			goto fail;
+		}
+	}
+	if (u->n_extra > 0) {
+		cJSON *ex = cJSON_AddObjectToObject(spec, "extra");
+
+		if (!ex)
+			goto fail;
+		for (size_t i = 0; i < u->n_extra; i++) {
+			cJSON *vals = strv_json(&u->extra[i].values);
+
+			if (!vals || !cJSON_AddItemToObject(ex, u->extra[i].key, vals)) {
+				cJSON_Delete(vals);
+				goto fail;
+			}
+		}
+	}
+	if (!add_nonempty(spec, "uid", u->uid))
+		goto fail;
+	return doc;
+fail:
+	cJSON_Delete(doc);
+	return NULL;
+}
+
+int sm_authz_sar_parse(const cJSON *doc, enum sm_authz_decision *ret, char **ret_reason,
+                       struct sm_error *reterr)
+{
+	const cJSON *kind = cJSON_GetObjectItemCaseSensitive(doc, "kind");
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(doc, "status");
+	const cJSON *allowed, *denied, *reason;
+	char *rs = NULL;
+
+	if (!cJSON_IsObject(doc) || !cJSON_IsString(kind) ||
+	    strcmp(kind->valuestring, "SubjectAccessReview") != 0 || !cJSON_IsObject(status)) {
+		sm_error_set(reterr, "the answer is not a SubjectAccessReview with a status");
+		return -EPROTO;
+	}
+	allowed = cJSON_GetObjectItemCaseSensitive(status, "allowed");
+	denied = cJSON_GetObjectItemCaseSensitive(status, "denied");
+	reason = cJSON_GetObjectItemCaseSensitive(status, "reason");
+	if (!cJSON_IsBool(allowed) || (denied && !cJSON_IsBool(denied))) {
+		sm_error_set(reterr, "SubjectAccessReview status.allowed is missing or not a bool");
+		return -EPROTO;
+	}
+	if (cJSON_IsString(reason) && reason->valuestring[0]) {
+		rs = strdup(reason->valuestring);
+		if (!rs)
+			return -ENOMEM;
+	}
+	if (cJSON_IsTrue(denied))
+		*ret = SM_AUTHZ_DENY;
+	else if (cJSON_IsTrue(allowed))
+		*ret = SM_AUTHZ_ALLOW;
+	else
+		*ret = SM_AUTHZ_NO_OPINION;
+	*ret_reason = rs;
+	return 0;
+}
+
+/* ---- Forbidden ---- */
+
+struct sbuf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void sb_putc(struct sbuf *b, char c)
+{
+	if (b->oom)
+		return;
+	if (b->len + 2 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+		char *s = realloc(b->s, cap);
+
+		if (!s) {
+			b->oom = true;
+			return;
+		}
+		b->s = s;
+		b->cap = cap;
+	}
+	b->s[b->len++] = c;
+	b->s[b->len] = '\0';
+}
+
+static void sb_puts(struct sbuf *b, const char *s)
+{
+	for (; *s; s++)
+		sb_putc(b, *s);
+}
+
+/* Go's %q for the strings we quote (byte-wise; bytes >= 0x80 kept as they are). */
+static void sb_quote(struct sbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	sb_putc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		switch (c) {
+		case '"':
+			sb_puts(b, "\\\"");
+			break;
+		case '\\':
+			sb_puts(b, "\\\\");
+			break;
+		case '\n':
+			sb_puts(b, "\\n");
+			break;
+		case '\t':
+			sb_puts(b, "\\t");
+			break;
+		case '\r':
+			sb_puts(b, "\\r");
+			break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				sb_puts(b, "\\x");
+				sb_putc(b, hex[c >> 4]);
+				sb_putc(b, hex[c & 15]);
+			} else {
+				sb_putc(b, (char)c);
+			}
+		}
+	}
+	sb_putc(b, '"');
+}
+
+/* forbiddenMessage() through the &, <, > sanitizer. */
+static void forbidden_message(struct sbuf *b, const struct sm_auth_user *u,
+                              const struct sm_authz_attributes *a)
+{
+	struct sbuf m = {0};
+
+	sb_puts(&m, "User ");
+	sb_quote(&m, u && u->name ? u->name : "");
+	sb_puts(&m, " cannot ");
+	sb_puts(&m, a->verb);
+	if (!a->resource_request) {
+		sb_puts(&m, " path ");
+		sb_quote(&m, a->path);
+	} else {
+		struct sbuf res = {0};
+
+		sb_puts(&res, a->resource);
+		if (a->subresource[0]) {
+			sb_putc(&res, '/');
+			sb_puts(&res, a->subresource);
+		}
+		sb_puts(&m, " resource ");
+		sb_quote(&m, res.s ? res.s : "");
+		sb_puts(&m, " in API group ");
+		sb_quote(&m, a->group);
+		if (a->namespace[0]) {
+			sb_puts(&m, " in the namespace ");
+			sb_quote(&m, a->namespace);
+		} else {
+			sb_puts(&m, " at the cluster scope");
+		}
+		m.oom |= res.oom;
+		free(res.s);
+	}
+	for (size_t i = 0; m.s && i < m.len; i++) {
+		if (m.s[i] == '&')
+			sb_puts(b, "&amp;");
+		else if (m.s[i] == '<')
+			sb_puts(b, "&lt;");
+		else if (m.s[i] == '>')
+			sb_puts(b, "&gt;");
+		else
+			sb_putc(b, m.s[i]);
+	}
+	b->oom |= m.oom;
+	free(m.s);
+}
+
+int sm_authz_forbidden(const struct sm_auth_user *u, const struct sm_authz_attributes *a,
+                       const char *reason, struct sm_api_response *ret)
+{
+	struct sbuf msg = {0};
+	cJSON *doc = NULL, *details;
+	char *body = NULL;
+	bool ok;
+
+	/* apierrors.NewForbidden(GroupResource, name, err) */
+	if (a->resource_request && (a->resource[0] || a->group[0])) {
+		sb_puts(&msg, a->resource);
+		if (a->group[0]) {
+			sb_putc(&msg, '.');
+			sb_puts(&msg, a->group);
+		}
+		if (a->name[0]) {
+			sb_putc(&msg, ' ');
+			sb_quote(&msg, a->name);
+		}
+		sb_puts(&msg, " is forbidden: ");
+	} else {
+		sb_puts(&msg, "forbidden: ");
+	}
+	forbidden_message(&msg, u, a);
+	if (reason && *reason) {
+		sb_puts(&msg, ": ");
+		sb_puts(&msg, reason);
+	}
+	if (msg.oom)
+		goto oom;
+
+	doc = cJSON_CreateObject();
+	ok = doc && cJSON_AddStringToObject(doc, "kind", "Status") &&
+	     cJSON_AddStringToObject(doc, "apiVersion", "v1") &&
+	     cJSON_AddObjectToObject(doc, "metadata") &&
+	     cJSON_AddStringToObject(doc, "status", "Failure") &&
+	     cJSON_AddStringToObject(doc, "message", msg.s) &&
+	     cJSON_AddStringToObject(doc, "reason", "Forbidden");
+	details = ok ? cJSON_AddObjectToObject(doc, "details") : NULL;
+	ok = details &&
+	     (!a->resource_request ||
+	      (add_nonempty(details, "name", a->name) && add_nonempty(details, "group", a->group) &&
+	       add_nonempty(details, "kind", a->resource))) &&
+	     cJSON_AddNumberToObject(doc, "code", 403);
+	if (ok)
+		body = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	if (!body)
+		goto oom;
+	free(msg.s);
+	*ret = (struct sm_api_response){.status = 403,
+	                                .content_type = "application/json",
+	                                .body = body,
+	                                .body_len = strlen(body),
+	                                .reason = "Forbidden",
+	                                .route = "authz"};
+	return 0;
+oom:
+	free(msg.s);
+	return sm_api_status(500, "InternalError", "Internal error occurred: out of memory", ret);
+}
+
+/* ---- the authorizer ---- */
+
+struct sm_authz {
+	struct sm_kube_client *kube;
+	struct sm_auth_cache *allowed;
+	struct sm_auth_cache *denied;
+	struct sm_strv extra_paths;
+};
+
+int sm_authz_new(struct sm_kube_client *kube, int64_t cache_ttl_ms,
+                 const struct sm_strv *extra_paths, struct sm_authz **ret)
+{
+	struct sm_authz *z = calloc(1, sizeof(*z));
+
+	if (!z)
+		return -ENOMEM;
+	z->kube = kube;
+	z->allowed = sm_auth_cache_new(CACHE_MAX_ENTRIES, cache_ttl_ms);
+	z->denied = sm_auth_cache_new(CACHE_MAX_ENTRIES, cache_ttl_ms);
+	if (!z->allowed || !z->denied)
+		goto oom;
+	if (extra_paths && extra_paths->n > 0) {
+		z->extra_paths.v = calloc(extra_paths->n + 1, sizeof(char *));
+		if (!z->extra_paths.v)
+			goto oom;
+		for (size_t i = 0; i < extra_paths->n; i++) {
+			z->extra_paths.v[i] = strdup(extra_paths->v[i]);
+			if (!z->extra_paths.v[i])
+				goto oom;
+			z->extra_paths.n++;
+		}
+	}
+	*ret = z;
+	return 0;
+oom:
+	sm_authz_free(z);
+	return -ENOMEM;
+}
+
+void sm_authz_free(struct sm_authz *z)
+{
+	if (!z)
+		return;
+	sm_auth_cache_free(z->allowed);
+	sm_auth_cache_free(z->denied);
+	sm_strv_done(&z->extra_paths);
+	free(z);
+}
+
+/* Hex SHA-256 of s into out[65]. */
+static void sha256_hex(const char *s, char *out)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	static const char hex[] = "0123456789abcdef";
+
+	if (EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) != 1)
+		n = 0;
+	for (unsigned int i = 0; i < n && i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[2 * (n < 32 ? n : 32)] = '\0';
+}
+
+static int status_message(const cJSON *doc, char *buf, size_t len)
+{
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "message");
+
+	return snprintf(buf, len, "%s", cJSON_IsString(m) ? m->valuestring : "");
+}
+
+int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
+                       const struct sm_authz_attributes *a, int64_t now_mono_ms,
+                       enum sm_authz_decision *ret, char **ret_reason, struct sm_error *reterr)
+{
+	cJSON *req = NULL, *resp = NULL;
+	char *spec = NULL, *cached = NULL, *reason = NULL;
+	char key[65];
+	char msg[256];
+	enum sm_authz_decision d;
+	long status = 0;
+	int r;
+
+	if (sm_auth_user_in_group(u, MASTERS) ||
+	    sm_authz_path_always_allowed(&z->extra_paths, a->path)) {
+		*ret = SM_AUTHZ_ALLOW;
+		*ret_reason = NULL;
+		return 0;
+	}
+	if (sm_authz_is_discovery(a) && sm_auth_user_in_group(u, "system:authenticated")) {
+		*ret = SM_AUTHZ_ALLOW;
+		*ret_reason = NULL;
+		return 0;
+	}
+
+	req = sm_authz_sar_request(u, a);
+	spec = req ? cJSON_PrintUnformatted(req) : NULL;
+	if (!spec) {
+		r = -ENOMEM;
+		goto out;
+	}
+	sha256_hex(spec, key);
+	if (sm_auth_cache_get(z->allowed, key, now_mono_ms, &cached)) {
+		*ret = SM_AUTHZ_ALLOW;
+		*ret_reason = NULL;
+		r = 0;
+		goto out;
+	}
+	if (sm_auth_cache_get(z->denied, key, now_mono_ms, &cached)) {
+		*ret = cached[0] == 'D' ? SM_AUTHZ_DENY : SM_AUTHZ_NO_OPINION;
+		*ret_reason = cached[1] ? strdup(cached + 1) : NULL;
+		r = 0;
+		goto out;
+	}
+	if (!z->kube) {
+		sm_error_set(reterr, "no Kubernetes API client to ask");
+		r = -EHOSTUNREACH;
+		goto out;
+	}
+	r = sm_kube_post(z->kube, SAR_PATH, req, &status, &resp, reterr);
+	if (r == -ENOMEM)
+		goto out;
+	if (r < 0) {
+		r = -EHOSTUNREACH;
+		goto out;
+	}
+	if (status != 201 && status != 200) {
+		(void)status_message(resp, msg, sizeof(msg));
+		sm_error_set(reterr,
+		             "the Kubernetes API answered the SubjectAccessReview with %ld%s%s",
+		             status, msg[0] ? ": " : "", msg);
+		r = -EPROTO;
+		goto out;
+	}
+	r = sm_authz_sar_parse(resp, &d, &reason, reterr);
+	if (r < 0)
+		goto out;
+	if (d == SM_AUTHZ_ALLOW) {
+		r = sm_auth_cache_put(z->allowed, key, "A", now_mono_ms);
+	} else {
+		size_t rl = reason ? strlen(reason) : 0;
+		char *v = malloc(rl + 2);
+
+		if (!v) {
+			r = -ENOMEM;
+			goto out;
+		}
+		v[0] = d == SM_AUTHZ_DENY ? 'D' : 'N';
+		memcpy(v + 1, reason ? reason : "", rl + 1);
+		r = sm_auth_cache_put(z->denied, key, v, now_mono_ms);
+		free(v);
+	}
+	if (r < 0)
+		goto out;
+	*ret = d;
+	*ret_reason = reason;
+	reason = NULL;
+	r = 0;
+out:
+	free(reason);
+	free(cached);
+	free(spec);
+	cJSON_Delete(req);
+	cJSON_Delete(resp);
+	return r;
+}

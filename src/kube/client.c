@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: MIT */
+/* A small Kubernetes API client over libcurl: in-cluster service account or explicit server,
+ * token and CA; JSON GET/POST; the ready pods of a namespace and label selector. */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "scalemetrics/config.h"
+#include "scalemetrics/kube.h"
+
+/*
+ * Design: one curl easy handle per client, behind a mutex, so consecutive calls reuse the
+ * connection; calls from several threads are serialised (they are rare: a pod list per scrape
+ * round, cached token and access reviews). The token file is re-read whenever its mtime or
+ * size changes, as projected service-account tokens rotate.
+ */
+
+#define SA_DIR           "/var/run/secrets/kubernetes.io/serviceaccount"
+#define DEFAULT_TIMEOUT  10000
+#define DEFAULT_MAX_BODY (64u << 20)
+#define TOKEN_MAX        16384
+
+struct sm_kube_client {
+	pthread_mutex_t lock;
+	CURL *curl;
+	char *server; /* without a trailing '/' */
+	char *token_file;
+	char *ca_file;
+	bool insecure;
+	int64_t timeout_ms;
+	size_t max_body;
+	/* The token as last read, and the file's identity then. */
+	char *token;
+	struct timespec token_mtime;
+	off_t token_size;
+};
+
+struct body {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max;
+	bool too_big;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct body *b = userdata;
+	size_t n = size * nmemb;
+
+	if (n > b->max - b->len) {
+		b->too_big = true;
+		return 0;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 16384;
+		char *d;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		d = realloc(b->data, cap);
+		if (!d)
+			return 0;
+		b->data = d;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return n;
+}
+
+static bool empty(const char *s)
+{
+	return !s || !*s;
+}
+
+void sm_kube_options_from_config(const struct sm_kube_config *cfg, struct sm_kube_options *ret)
+{
+	*ret = (struct sm_kube_options){0};
+	if (!cfg)
+		return;
+	ret->kubeconfig = cfg->kubeconfig;
+	ret->server = cfg->server;
+	ret->token_file = cfg->token_file;
+	ret->ca_file = cfg->ca_file;
+	ret->insecure_skip_tls_verify = cfg->insecure_skip_tls_verify;
+}
+
+void sm_kube_client_free(struct sm_kube_client *c)
+{
+	if (!c)
+		return;
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	pthread_mutex_destroy(&c->lock);
+	free(c->server);
+	free(c->token_file);
+	free(c->ca_file);
+	free(c->token);
+	free(c);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return empty(s) ? NULL : strdup(s);
+}
+
+int sm_kube_client_new(const struct sm_kube_options *opts, struct sm_kube_client **ret,
+                       struct sm_error *reterr)
+{
+	struct sm_kube_client *c = NULL;
+	struct stat st;
+	int r = -ENOMEM;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->insecure = opts->insecure_skip_tls_verify;
+	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT;
+	c->max_body = opts->max_body_bytes ? opts->max_body_bytes : DEFAULT_MAX_BODY;
+
+	if (empty(opts->server) && !empty(opts->kubeconfig)) {
+		sm_error_set(
+		    reterr,
+		    "kubernetes.kubeconfig '%s' is not supported yet; set kubernetes.server, "
+		    "token_file and ca_file instead",
+		    opts->kubeconfig);
+		r = -EINVAL;
+		goto out;
+	}
+	if (!empty(opts->server)) {
+		size_t len = strlen(opts->server);
+
+		if (strncmp(opts->server, "https://", 8) != 0 &&
+		    strncmp(opts->server, "http://", 7) != 0) {
+			sm_error_set(reterr, "kubernetes server '%s': expected an http(s):// URL",
+			             opts->server);
+			r = -EINVAL;
+			goto out;
+		}
+		while (len > 0 && opts->server[len - 1] == '/')
+			len--;
+		c->server = strndup(opts->server, len);
+		if (!c->server)
+			goto out;
+		c->token_file = dup_or_null(opts->token_file);
+		c->ca_file = dup_or_null(opts->ca_file);
+	} else {
+		const char *host = getenv("KUBERNETES_SERVICE_HOST");
+		const char *port = getenv("KUBERNETES_SERVICE_PORT");
+		size_t len;
+
+		if (empty(host) || empty(port)) {
+			sm_error_set(reterr,
+			             "no Kubernetes API server: KUBERNETES_SERVICE_HOST/PORT are "
+			             "not set (not running in a cluster) and kubernetes.server is "
+			             "not configured");
+			r = -EINVAL;
+			goto out;
+		}
+		len = strlen(host) + strlen(port) + 16;
+		c->server = malloc(len);
+		if (!c->server)
+			goto out;
+		/* An IPv6 service host needs brackets. */
+		if (strchr(host, ':'))
+			(void)snprintf(c->server, len, "https://[%s]:%s", host, port);
+		else
+			(void)snprintf(c->server, len, "https://%s:%s", host, port);
+		c->token_file =
+		    strdup(empty(opts->token_file) ? SA_DIR "/token" : opts->token_file);
+		if (!c->token_file)
+			goto out;
+		if (!empty(opts->ca_file))
+			c->ca_file = strdup(opts->ca_file);
+		else if (stat(SA_DIR "/ca.crt", &st) == 0)
+			c->ca_file = strdup(SA_DIR "/ca.crt");
+	}
+	if ((!empty(opts->token_file) && !c->token_file) || (!empty(opts->ca_file) && !c->ca_file))
+		goto out;
+	c->curl = curl_easy_init();
+	if (!c->curl)
+		goto out;
+	*ret = c;
+	c = NULL;
+	r = 0;
+out:
+	sm_kube_client_free(c);
+	return r;
+}
+
+const char *sm_kube_client_server(const struct sm_kube_client *c)
+{
+	return c ? c->server : NULL;
+}
+
+char *sm_kube_escape(const char *s)
+{
+	char *e = curl_easy_escape(NULL, s, 0);
+	char *out;
+
+	if (!e)
+		return NULL;
+	out = strdup(e);
+	curl_free(e);
+	return out;
+}
+
+/* Under the lock. Keeps c->token current with the file. */
+static int refresh_token(struct sm_kube_client *c, struct sm_error *reterr)
+{
+	struct stat st;
+	FILE *f = NULL;
+	char *buf = NULL;
+	size_t n;
+	int r;
+
+	if (!c->token_file)
+		return 0;
+	if (stat(c->token_file, &st) != 0) {
+		r = -errno;
+		sm_error_set(reterr, "token file '%s': %s", c->token_file, strerror(errno));
+		return r == -ENOENT ? -EACCES : r;
+	}
+	if (c->token && st.st_mtim.tv_sec == c->token_mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == c->token_mtime.tv_nsec && st.st_size == c->token_size)
+		return 0;
+	f = fopen(c->token_file, "re");
+	if (!f) {
+		sm_error_set(reterr, "token file '%s': %s", c->token_file, strerror(errno));
+		return -EACCES;
+	}
+	buf = malloc(TOKEN_MAX + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	n = fread(buf, 1, TOKEN_MAX, f);
+	if (ferror(f)) {
+		sm_error_set(reterr, "token file '%s': read error", c->token_file);
+		r = -EIO;
+		goto out;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		n--;
+	buf[n] = '\0';
+	free(c->token);
+	c->token = buf;
+	buf = NULL;
+	c->token_mtime = st.st_mtim;
+	c->token_size = st.st_size;
+	r = 0;
+out:
+	free(buf);
+	(void)fclose(f);
+	return r;
+}
+
+static int curl_errno(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return -EHOSTUNREACH;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EPROTO;
+	}
+}
+
+static int request(struct sm_kube_client *c, const char *method, const char *path,
+                   const struct cJSON *json, long *ret_status, struct cJSON **ret_json,
+                   struct sm_error *reterr)
+{
+	struct curl_slist *headers = NULL, *h;
+	struct body b = {.max = c->max_body};
+	char errbuf[CURL_ERROR_SIZE] = "";
+	char *url = NULL, *auth = NULL, *payload = NULL;
+	size_t url_len;
+	long status = 0;
+	CURLcode rc;
+	int r;
+
+	if (!path || path[0] != '/')
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	r = refresh_token(c, reterr);
+	if (r < 0)
+		goto out;
+	r = -ENOMEM;
+	url_len = strlen(c->server) + strlen(path) + 1;
+	url = malloc(url_len);
+	if (!url)
+		goto out;
+	(void)snprintf(url, url_len, "%s%s", c->server, path);
+	h = curl_slist_append(headers, "Accept: application/json");
+	if (!h)
+		goto out;
+	headers = h;
+	if (c->token && *c->token) {
+		size_t len = strlen(c->token) + 32;
+
+		auth = malloc(len);
+		if (!auth)
+			goto out;
+		(void)snprintf(auth, len, "Authorization: Bearer %s", c->token);
+		h = curl_slist_append(headers, auth);
+		if (!h)
+			goto out;
+		headers = h;
+	}
+	if (json) {
+		payload = cJSON_PrintUnformatted(json);
+		if (!payload)
+			goto out;
+		h = curl_slist_append(headers, "Content-Type: application/json");
+		if (!h)
+			goto out;
+		headers = h;
+	}
+
+	curl_easy_reset(c->curl);
+	(void)curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	(void)curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	(void)curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	(void)curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+	(void)curl_easy_setopt(c->curl, CURLOPT_ACCEPT_ENCODING, "");
+	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
+	(void)curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+	(void)curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
+	if (c->ca_file)
+		(void)curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+	if (c->insecure) {
+		(void)curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+		(void)curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (payload) {
+		(void)curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, payload);
+	}
+	rc = curl_easy_perform(c->curl);
+	if (rc != CURLE_OK) {
+		if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+			sm_error_set(reterr, "%s %s: response larger than %zu bytes", method, url,
+			             c->max_body);
+			r = -E2BIG;
+		} else {
+			sm_error_set(reterr, "%s %s: %s", method, url,
+			             *errbuf ? errbuf : curl_easy_strerror(rc));
+			r = curl_errno(rc);
+		}
+		goto out;
+	}
+	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	*ret_status = status;
+	*ret_json = b.data ? cJSON_ParseWithLength(b.data, b.len) : NULL;
+	r = 0;
+out:
+	/* The handle must not keep pointers into what is freed here. */
+	if (c->curl)
+		curl_easy_reset(c->curl);
+	pthread_mutex_unlock(&c->lock);
+	curl_slist_free_all(headers);
+	if (auth) {
+		memset(auth, 0, strlen(auth));
+		free(auth);
+	}
+	free(payload);
+	free(url);
+	free(b.data);
+	return r;
+}
+
+int sm_kube_get(struct sm_kube_client *c, const char *path, long *ret_status,
+                struct cJSON **ret_json, struct sm_error *reterr)
+{
+	return request(c, "GET", path, NULL, ret_status, ret_json, reterr);
+}
+
+int sm_kube_post(struct sm_kube_client *c, const char *path, const struct cJSON *body,
+                 long *ret_status, struct cJSON **ret_json, struct sm_error *reterr)
+{
+	if (!body)
+		return -EINVAL;
+	return request(c, "POST", path, body, ret_status, ret_json, reterr);
+}
+
+/* ---- pods ---- */
+
+static void pod_done(struct sm_kube_pod *p)
+{
+	free(p->name);
+	free(p->namespace);
+	free(p->uid);
+	free(p->ip);
+	for (size_t i = 0; i < p->n_labels; i++) {
+		free((char *)p->labels[i].name);
+		free((char *)p->labels[i].value);
+	}
+	free(p->labels);
+}
+
+void sm_kube_pod_list_done(struct sm_kube_pod_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		pod_done(&l->items[i]);
+	free(l->items);
+	free(l->resource_version);
+	*l = (struct sm_kube_pod_list){0};
+}
+
+static const char *get_string(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static bool pod_is_ready(const cJSON *status)
+{
+	const cJSON *conds = cJSON_GetObjectItemCaseSensitive(status, "conditions");
+	const cJSON *cond;
+	const char *phase = get_string(status, "phase");
+
+	if (!phase || strcmp(phase, "Running") != 0 || !cJSON_IsArray(conds))
+		return false;
+	cJSON_ArrayForEach(cond, conds)
+	{
+		const char *type = get_string(cond, "type");
+		const char *st = get_string(cond, "status");
+
+		if (type && st && strcmp(type, "Ready") == 0)
+			return strcmp(st, "True") == 0;
+	}
+	return false;
+}
+
+static int pod_from_json(const cJSON *item, struct sm_kube_pod *p)
+{
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(item, "metadata");
+	const cJSON *status = cJSON_GetObjectItemCaseSensitive(item, "status");
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(meta, "labels");
+	const char *name = get_string(meta, "name"), *ns = get_string(meta, "namespace");
+	const char *uid = get_string(meta, "uid"), *ip = get_string(status, "podIP");
+	const cJSON *l;
+	size_t n = 0;
+
+	if (!name || !ns || !ip || !*ip || !pod_is_ready(status))
+		return 0; /* not a pod that can serve */
+	p->name = strdup(name);
+	p->namespace = strdup(ns);
+	p->uid = strdup(uid ? uid : "");
+	p->ip = strdup(ip);
+	if (!p->name || !p->namespace || !p->uid || !p->ip)
+		return -ENOMEM;
+	if (cJSON_IsObject(labels)) {
+		cJSON_ArrayForEach(l, labels)
+		{
+			n++;
+		}
+		p->labels = calloc(n ? n : 1, sizeof(*p->labels));
+		if (!p->labels)
+			return -ENOMEM;
+		cJSON_ArrayForEach(l, labels)
+		{
+			struct sm_label *dst = &p->labels[p->n_labels];
+
+			if (!cJSON_IsString(l) || !l->string)
+				continue;
+			dst->name = strdup(l->string);
+			dst->value = strdup(l->valuestring);
+			p->n_labels++;
+			if (!dst->name || !dst->value)
+				return -ENOMEM;
+		}
+	}
+	return 1;
+}
+
+int sm_kube_pod_list_from_json(const struct cJSON *doc, struct sm_kube_pod_list *ret,
+                               struct sm_error *reterr)
+{
+	struct sm_kube_pod_list l = {0};
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "items");
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
+	const char *kind = get_string(doc, "kind"), *rv = get_string(meta, "resourceVersion");
+	const cJSON *item;
+	int r = -ENOMEM;
+
+	if (!kind || strcmp(kind, "PodList") != 0 ||
+	    !(cJSON_IsArray(items) || cJSON_IsNull(items))) {
+		sm_error_set(reterr, "expected a PodList, got %s", kind ? kind : "no kind");
+		return -EPROTO;
+	}
+	l.items = calloc((size_t)cJSON_GetArraySize(items) + 1, sizeof(*l.items));
+	if (!l.items)
+		goto out;
+	l.resource_version = strdup(rv ? rv : "");
+	if (!l.resource_version)
+		goto out;
+	cJSON_ArrayForEach(item, items)
+	{
+		int k = pod_from_json(item, &l.items[l.n]);
+
+		if (k < 0) {
+			l.n++; /* free the half-built one */
+			goto out;
+		}
+		if (k > 0)
+			l.n++; /* k == 0 (a pod that cannot serve) allocated nothing */
+	}
+	*ret = l;
+	l = (struct sm_kube_pod_list){0};
+	r = 0;
+out:
+	sm_kube_pod_list_done(&l);
+	return r;
+}
+
+static int status_error(long status, const cJSON *doc, const char *what, struct sm_error *reterr)
+{
+	const char *msg = get_string(doc, "message");
+
+	sm_error_set(reterr, "%s: HTTP %ld%s%s", what, status, msg ? ": " : "", msg ? msg : "");
+	if (status == 401 || status == 403)
+		return -EACCES;
+	if (status == 404)
+		return -ENOENT;
+	return -EPROTO;
+}
+
+int sm_kube_list_ready_pods(struct sm_kube_client *c, const char *namespace,
+                            const char *label_selector, struct sm_kube_pod_list *ret,
+                            struct sm_error *reterr)
+{
+	char *ns = NULL, *sel = NULL, *path = NULL;
+	cJSON *doc = NULL;
+	long status = 0;
+	size_t len;
+	int r = -ENOMEM;
+
+	ns = sm_kube_escape(namespace);
+	sel = sm_kube_escape(label_selector ? label_selector : "");
+	if (!ns || !sel)
+		goto out;
+	len = strlen(ns) + strlen(sel) + 64;
+	path = malloc(len);
+	if (!path)
+		goto out;
+	if (*sel)
+		(void)snprintf(path, len, "/api/v1/namespaces/%s/pods?labelSelector=%s", ns, sel);
+	else
+		(void)snprintf(path, len, "/api/v1/namespaces/%s/pods", ns);
+	r = sm_kube_get(c, path, &status, &doc, reterr);
+	if (r < 0)
+		goto out;
+	if (status != 200) {
+		char what[256];
+
+		(void)snprintf(what, sizeof(what), "listing pods in '%s'", namespace);
+		r = status_error(status, doc, what, reterr);
+		goto out;
+	}
+	if (!doc) {
+		sm_error_set(reterr, "listing pods in '%s': the answer is not JSON", namespace);
+		r = -EPROTO;
+		goto out;
+	}
+	r = sm_kube_pod_list_from_json(doc, ret, reterr);
+out:
+	cJSON_Delete(doc);
+	free(path);
+	free(sel);
+	free(ns);
+	return r;
+}

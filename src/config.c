@@ -4,8 +4,6 @@
  * reported at its file:line:col, all of them, before anything starts. */
 #include "scalemetrics/config.h"
 
-#include "config-internal.h"
-
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
@@ -20,6 +18,8 @@
 
 #include "scalemetrics/number.h"
 #include "scalemetrics/source.h"
+
+#include "config-internal.h"
 
 /* A ConfigMap holds at most 1 MiB, so a bigger file is a mistake. */
 #define MAX_FILE_BYTES (1024 * 1024)

@@ -672,7 +672,8 @@ static int selector_string(const struct doc_ctx *d, const yaml_node_t *sel, char
 	}
 	r = sm_selector_parse(text, &parsed, &perr);
 	if (r < 0) {
-		(void)snprintf(err, errlen, "invalid selector '%s': %s", text, perr.message);
+		(void)snprintf(err, errlen, "invalid selector '%.200s': %.250s", text,
+		               perr.message);
 		return r;
 	}
 	(void)sm_selector_format(parsed, canon, sizeof(canon));

@@ -161,7 +161,7 @@ static bool selector_ok(const struct sm_selector *sel, const struct sm_label *la
 
 /* Does series s answer the (normalised) query, selectors included? */
 static bool series_matches(const struct sm_query *q, const struct sm_source_config *src,
-                           const struct sm_series *s)
+                           const struct sm_metric_def *def, const struct sm_series *s)
 {
 	if (strcmp(s->metric, q->metric) != 0)
 		return false;
@@ -172,6 +172,10 @@ static bool series_matches(const struct sm_query *q, const struct sm_source_conf
 	switch (q->kind) {
 	case SM_QUERY_EXTERNAL:
 	case SM_QUERY_NAMESPACE:
+		/* A pods metric is served per pod as a custom metric and as its aggregate series
+		 * (no object) as an external one: counting the pods too would double it. */
+		if (def->scope == SM_METRIC_PODS && s->has_object)
+			return false;
 		break;
 	case SM_QUERY_OBJECT:
 		if (!s->has_object || !s->object.resource || !s->object.name ||
@@ -428,7 +432,7 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 			goto out;
 		}
 		b.fallback = true;
-		b.now_wall_ms = sm_time_wall_ms();
+		b.now_wall_ms = q.now_wall_ms ? q.now_wall_ms : sm_time_wall_ms();
 	}
 
 	if (snap->n_series) {
@@ -439,7 +443,7 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 		}
 	}
 	for (size_t i = 0; i < snap->n_series; i++)
-		if (series_matches(&q, src, &snap->series[i]))
+		if (series_matches(&q, src, def, &snap->series[i]))
 			match[n_match++] = &snap->series[i];
 
 	/* At most one item per matching series, plus one synthesised item; then the copies. */

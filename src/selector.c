@@ -309,14 +309,14 @@ static bool check_value(const char *s, size_t n, char *msg, size_t len)
 
 bool sm_label_key_is_valid(const char *key)
 {
-	char msg[8];
+	char msg[256];
 
 	return key && check_key(key, strlen(key), msg, sizeof(msg));
 }
 
 bool sm_label_value_is_valid(const char *value)
 {
-	char msg[8];
+	char msg[256];
 
 	return value && check_value(value, strlen(value), msg, sizeof(msg));
 }

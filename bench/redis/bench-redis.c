@@ -3,8 +3,6 @@
  * rounds of it exactly as the scheduler would (create, collect into a batch, free the batch),
  * and prints per round the wall time and the round trips made. Built and run by run.sh. */
 
-#include "redis-internal.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +14,8 @@
 #include "scalemetrics/number.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
+
+#include "redis-internal.h"
 
 static double now_ms(void)
 {

@@ -39,14 +39,14 @@ struct sm_config_mark {
 };
 
 struct sm_server_config {
-	char *listen;           /* "host:port", default "0.0.0.0:6443" */
-	char *cert_file;        /* NULL: self-signed pair made at start */
+	char *listen;    /* "host:port", default "0.0.0.0:6443" */
+	char *cert_file; /* NULL: self-signed pair made at start */
 	char *key_file;
 	enum sm_auth_mode auth_mode; /* default delegated */
 	char *requestheader_client_ca_file;
 	struct sm_strv requestheader_allowed_names;
 	char *client_ca_file;
-	int64_t cache_ttl_ms;   /* default 10s */
+	int64_t cache_ttl_ms; /* default 10s */
 	/* Extensions (src/http/auth.c): empty lists mean "from the ConfigMap, else the
 	 * defaults X-Remote-User, X-Remote-Group, X-Remote-Extra-". */
 	struct sm_strv requestheader_username_headers;
@@ -54,21 +54,21 @@ struct sm_server_config {
 	struct sm_strv requestheader_extra_headers_prefix;
 	struct sm_strv always_allow_paths; /* open to anyone besides /healthz /livez /readyz */
 	int64_t auth_refresh_interval_ms;  /* re-read the ConfigMap / CA files; default 1m */
-	uint32_t max_connections;        /* default 1024 */
-	uint32_t max_connections_per_ip; /* default 256 */
-	int64_t connection_timeout_ms;   /* default 30s */
-	uint32_t max_header_bytes;       /* default 16384 */
-	char *namespace;        /* default "default" */
-	char *log_level;        /* extension: "info" default; error|warn|info|debug */
-	char *log_format;       /* extension: "logfmt" default; logfmt|json */
+	uint32_t max_connections;          /* default 1024 */
+	uint32_t max_connections_per_ip;   /* default 256 */
+	int64_t connection_timeout_ms;     /* default 30s */
+	uint32_t max_header_bytes;         /* default 16384 */
+	char *namespace;                   /* default "default" */
+	char *log_level;                   /* extension: "info" default; error|warn|info|debug */
+	char *log_format;                  /* extension: "logfmt" default; logfmt|json */
 };
 
 struct sm_kube_config {
 	char *kubeconfig; /* "" or NULL: in-cluster service account */
 	/* Extensions (for src/kube): NULL when unset or "". */
-	char *server;     /* "https://host:port" or "http://127.0.0.1:8001" */
-	char *token_file; /* bearer token, re-read when it changes */
-	char *ca_file;    /* PEM bundle for the API server's certificate */
+	char *server;                  /* "https://host:port" or "http://127.0.0.1:8001" */
+	char *token_file;              /* bearer token, re-read when it changes */
+	char *ca_file;                 /* PEM bundle for the API server's certificate */
 	bool insecure_skip_tls_verify; /* default false */
 };
 
@@ -84,7 +84,7 @@ enum sm_metric_scope {
 struct sm_metric_def {
 	char *name;
 	enum sm_metric_scope scope;
-	char *resource;             /* SM_METRIC_OBJECT: "deployments.apps"; else NULL */
+	char *resource;                /* SM_METRIC_OBJECT: "deployments.apps"; else NULL */
 	struct sm_opt_double fallback; /* served instead of 503 when stale */
 	uint32_t window_s;
 };
@@ -93,11 +93,11 @@ struct sm_source_config {
 	char *name; /* unique, [a-z0-9-] */
 	char *type; /* "redis", ... */
 	const struct sm_source_ops *ops;
-	int64_t interval_ms;  /* default 5s */
-	int64_t timeout_ms;   /* default 1s */
-	int64_t max_age_ms;   /* default 3 x interval */
-	struct sm_strv namespaces; /* default: [server.namespace] */
-	uint32_t max_series;  /* default 10000 */
+	int64_t interval_ms;           /* default 5s */
+	int64_t timeout_ms;            /* default 1s */
+	int64_t max_age_ms;            /* default 3 x interval */
+	struct sm_strv namespaces;     /* default: [server.namespace] */
+	uint32_t max_series;           /* default 10000 */
 	struct sm_metric_def *metrics; /* filled by ops->config_parse via sm_config_add_metric */
 	size_t n_metrics;
 	void *priv; /* the collector's own parsed keys; freed with ops->config_free */
@@ -115,11 +115,11 @@ struct sm_config {
 /* Loads and validates path. On failure returns -EINVAL (or -ENOENT/-EACCES for the file,
  * -ENOMEM) and appends every error found, each with file, line and column, to reterrs;
  * *ret untouched. */
-int sm_config_load(const char *path, struct sm_config **ret, struct sm_error_list *reterrs)
-	SM_MUSTCHECK;
+int sm_config_load(const char *path, struct sm_config **ret,
+                   struct sm_error_list *reterrs) SM_MUSTCHECK;
 /* Same, from a string; `name` is used as the file name in errors (tests, fuzzing). */
 int sm_config_load_string(const char *name, const char *text, size_t len, struct sm_config **ret,
-			  struct sm_error_list *reterrs) SM_MUSTCHECK;
+                          struct sm_error_list *reterrs) SM_MUSTCHECK;
 void sm_config_free(struct sm_config *c);
 
 /* ---- Descriptor tables, for config.c and each collector's config_parse ---- */
@@ -139,12 +139,12 @@ enum sm_config_type {
 
 enum {
 	SM_CONFIG_REQUIRED = 1 << 0,
-	SM_CONFIG_SECRET = 1 << 1,    /* value never echoed in errors or logs */
+	SM_CONFIG_SECRET = 1 << 1, /* value never echoed in errors or logs */
 	SM_CONFIG_NO_RELOAD = 1 << 2,
 };
 
 typedef int (*sm_config_parse_fn)(struct sm_config_parser *p, const struct sm_config_node *node,
-				  void *target);
+                                  void *target);
 
 /* Tables are sorted by name (alphabetically); unknown keys are errors. Defaults are whatever
  * the target held before parsing; a STRING or STRING_LIST default must be heap-allocated (or
@@ -154,9 +154,9 @@ typedef int (*sm_config_parse_fn)(struct sm_config_parser *p, const struct sm_co
 struct sm_config_key {
 	const char *name;
 	enum sm_config_type type;
-	size_t offset; /* offsetof into the target struct */
+	size_t offset;    /* offsetof into the target struct */
 	int64_t min, max; /* INT, UINT32, DURATION; both 0: no bounds; max 0 over a positive
-			   * min: no upper bound */
+	                   * min: no upper bound */
 	const char *const *enum_names;
 	sm_config_parse_fn parse; /* CUSTOM: called with target + offset */
 	unsigned flags;
@@ -168,25 +168,25 @@ struct sm_config_key {
  * source's own mapping is always named "source 'jobs'" (what may be NULL there) and a nested
  * mapping "WHAT of source 'jobs'". A NULL or null node parses as an empty mapping. */
 int sm_config_parse_mapping(struct sm_config_parser *p, const struct sm_config_node *node,
-			    const struct sm_config_key *keys, size_t n_keys, void *target,
-			    const char *what);
+                            const struct sm_config_key *keys, size_t n_keys, void *target,
+                            const char *what);
 
 /* Records "file:line:col: message" at node's mark (node may be NULL: the parser's current
  * mapping). Always returns -EINVAL, so `return sm_config_report(...)` reads well. */
-int sm_config_report(struct sm_config_parser *p, const struct sm_config_node *node,
-		     const char *fmt, ...) SM_PRINTF(3, 4);
+int sm_config_report(struct sm_config_parser *p, const struct sm_config_node *node, const char *fmt,
+                     ...) SM_PRINTF(3, 4);
 
 /* Node inspection. */
 bool sm_config_node_is_scalar(const struct sm_config_node *n);
 bool sm_config_node_is_sequence(const struct sm_config_node *n);
 bool sm_config_node_is_mapping(const struct sm_config_node *n);
 const char *sm_config_node_scalar(const struct sm_config_node *n); /* NULL if not a scalar */
-size_t sm_config_node_length(const struct sm_config_node *n); /* sequence items / map pairs */
+size_t sm_config_node_length(const struct sm_config_node *n);      /* sequence items / map pairs */
 const struct sm_config_node *sm_config_node_item(const struct sm_config_parser *p,
-						 const struct sm_config_node *seq, size_t i);
+                                                 const struct sm_config_node *seq, size_t i);
 /* Mapping lookup by key; NULL when absent. */
 const struct sm_config_node *sm_config_node_get(const struct sm_config_parser *p,
-						const struct sm_config_node *map, const char *key);
+                                                const struct sm_config_node *map, const char *key);
 struct sm_config_mark sm_config_node_mark(const struct sm_config_node *n);
 
 /* The source being parsed (for collectors' config_parse and custom parsers). */
@@ -198,7 +198,7 @@ const struct sm_kube_config *sm_config_parser_kube(struct sm_config_parser *p);
 /* Appends a metric definition to the current source (copies strings). Reports duplicates
  * within the whole config (same metric name from two sources is an error) at node. */
 int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node *node,
-			 const struct sm_metric_def *def);
+                         const struct sm_metric_def *def);
 
 void sm_strv_done(struct sm_strv *v);
 

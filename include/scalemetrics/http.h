@@ -12,7 +12,7 @@ struct sm_http_server;
  * dropping connections) or self-signed; limits from the config; every request goes through
  * sm_api_handle. */
 int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_context *api,
-			 struct sm_http_server **ret, struct sm_error *reterr) SM_MUSTCHECK;
+                         struct sm_http_server **ret, struct sm_error *reterr) SM_MUSTCHECK;
 /* Stops accepting, lets in-flight requests finish, frees. Accepts NULL. */
 void sm_http_server_stop(struct sm_http_server *s);
 

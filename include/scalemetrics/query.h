@@ -33,6 +33,7 @@ struct sm_query {
 	const struct sm_selector *object_selector; /* SM_QUERY_OBJECTS; NULL = everything */
 	const struct sm_selector *metric_selector; /* NULL = everything */
 	int64_t now_mono_ms;
+	int64_t now_wall_ms; /* stamps fallback items; 0: read the clock */
 };
 
 struct sm_query_item {

@@ -23,7 +23,7 @@ struct sm_source_ops {
 	 * src->priv, and declares every metric with sm_config_add_metric(). Returns 0 or
 	 * -EINVAL after reporting each problem with sm_config_report(). */
 	int (*config_parse)(struct sm_config_parser *p, const struct sm_config_node *node,
-			    struct sm_source_config *src);
+	                    struct sm_source_config *src);
 
 	/* Frees src->priv. Accepts NULL. */
 	void (*config_free)(void *priv);

@@ -18,10 +18,10 @@ struct sm_tls_pem {
 /* Makes an EC P-256 self-signed certificate valid for 1 year with SANs localhost,
  * 127.0.0.1, ::1 and each name in dns_names (may be NULL/0). */
 int sm_tls_make_self_signed(const char *const *dns_names, size_t n_dns_names,
-			    struct sm_tls_pem *ret, struct sm_error *reterr) SM_MUSTCHECK;
+                            struct sm_tls_pem *ret, struct sm_error *reterr) SM_MUSTCHECK;
 /* Reads both files, checks that the key matches the certificate. */
 int sm_tls_load_files(const char *cert_file, const char *key_file, struct sm_tls_pem *ret,
-		      struct sm_error *reterr) SM_MUSTCHECK;
+                      struct sm_error *reterr) SM_MUSTCHECK;
 void sm_tls_pem_done(struct sm_tls_pem *p);
 
 #endif

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* custom.metrics.k8s.io: request shapes to queries, MetricValueList encoding (v1beta1 and
  * v1beta2, k8s-metrics-api.md §2.2 and §3), and the resource -> kind table. */
-#include "api-internal.h"
-
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
@@ -16,6 +14,8 @@
 #include "scalemetrics/quantity.h"
 #include "scalemetrics/query.h"
 #include "scalemetrics/selector.h"
+
+#include "api-internal.h"
 
 struct object_kind {
 	const char *resource; /* GroupResource.String() */
@@ -375,7 +375,8 @@ int sm_api_handle_custom(const struct sm_api_call *c, struct sm_api_response *re
 {
 	char *const *s = c->segs;
 	struct sm_selector *object_sel = NULL, *metric_sel = NULL;
-	struct sm_query q = {.now_mono_ms = c->req->now_mono_ms};
+	struct sm_query q = {.now_mono_ms = c->req->now_mono_ms,
+	                     .now_wall_ms = c->req->now_wall_ms};
 	int r;
 
 	if (c->n_segs == 4 && strcmp(s[0], "namespaces") == 0 && strcmp(s[2], "metrics") == 0) {
@@ -401,6 +402,15 @@ int sm_api_handle_custom(const struct sm_api_call *c, struct sm_api_response *re
 		q.resource = "namespaces";
 		q.metric = s[2];
 	} else if (c->n_segs == 3) {
+		/* A namespaced object (a Deployment) has no root-scoped name: nothing to find. */
+		if (sm_api_resource_is_namespaced(s[0])) {
+			char msg[512];
+
+			(void)snprintf(
+			    msg, sizeof(msg),
+			    "%s is a namespaced resource: ask for it under namespaces/NS/", s[0]);
+			return sm_api_status(404, "NotFound", msg, ret);
+		}
 		q.kind = strcmp(s[1], "*") == 0 ? SM_QUERY_OBJECTS : SM_QUERY_OBJECT;
 		q.resource = s[0];
 		q.name = q.kind == SM_QUERY_OBJECT ? s[1] : NULL;

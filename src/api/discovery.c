@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Discovery documents (APIGroupList, APIGroup, APIResourceList), /version and the OpenAPI
  * v2/v3 documents, all built from the router's table (k8s-metrics-api.md §1). */
-#include "api-internal.h"
-
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +10,8 @@
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/query.h"
+
+#include "api-internal.h"
 
 #define DEF_RESOURCE_LIST "io.k8s.apimachinery.pkg.apis.meta.v1.APIResourceList"
 #define DEF_STATUS        "io.k8s.apimachinery.pkg.apis.meta.v1.Status"

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* external.metrics.k8s.io/v1beta1: the namespaces/NS/METRIC route and the
  * ExternalMetricValueList encoding (k8s-metrics-api.md §2.3, §3.3). */
-#include "api-internal.h"
-
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -11,6 +9,8 @@
 #include "scalemetrics/api.h"
 #include "scalemetrics/query.h"
 #include "scalemetrics/selector.h"
+
+#include "api-internal.h"
 
 static bool encode_item(cJSON *items, const struct sm_query_item *it, int64_t now_wall_ms)
 {
@@ -71,6 +71,7 @@ int sm_api_handle_external(const struct sm_api_call *c, struct sm_api_response *
 	struct sm_query q = {
 	    .kind = SM_QUERY_EXTERNAL,
 	    .now_mono_ms = c->req->now_mono_ms,
+	    .now_wall_ms = c->req->now_wall_ms,
 	};
 	int r;
 

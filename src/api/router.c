@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* URL routing: the route table (also the source of the discovery documents), path and
  * query decoding, method and Accept checks, and the health endpoints. */
-#include "api-internal.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +11,8 @@
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/store.h"
+
+#include "api-internal.h"
 
 /* Paths deeper than this match no route; refuse them before decoding. */
 #define MAX_SEGS 32

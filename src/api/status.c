@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* metav1.Status failure documents, the mapping from error codes to them, and the small
  * helpers that turn a document or a text into a response. */
-#include "api-internal.h"
-
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scalemetrics/api.h"
+
+#include "api-internal.h"
 
 void sm_api_response_done(struct sm_api_response *r)
 {

@@ -2,17 +2,17 @@
 /* The PgBouncer source: per-pool clients active/waiting, servers in use and pool
  * utilisation, read from the admin console (SHOW POOLS, SHOW DATABASES). */
 
-#include "scalemetrics/source.h"
-
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "pq-internal.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/series.h"
+#include "scalemetrics/source.h"
+
+#include "pq-internal.h"
 
 struct pgb_config {
 	char *dsn_env;
@@ -26,27 +26,21 @@ struct pgb_state {
 };
 
 static const struct sm_config_key pgb_keys[] = {
-	{.name = "dsn_env", .type = SM_CONFIG_STRING, .offset = offsetof(struct pgb_config, dsn_env)},
-	{.name = "dsn_file", .type = SM_CONFIG_STRING,
-	 .offset = offsetof(struct pgb_config, dsn_file)},
-	{.name = "interval", .type = SM_CONFIG_CUSTOM},
-	{.name = "max_age", .type = SM_CONFIG_CUSTOM},
-	{.name = "max_series", .type = SM_CONFIG_CUSTOM},
-	{.name = "name", .type = SM_CONFIG_CUSTOM},
-	{.name = "namespaces", .type = SM_CONFIG_CUSTOM},
-	{.name = "timeout", .type = SM_CONFIG_CUSTOM},
-	{.name = "type", .type = SM_CONFIG_CUSTOM},
+    {.name = "dsn_env", .type = SM_CONFIG_STRING, .offset = offsetof(struct pgb_config, dsn_env)},
+    {.name = "dsn_file", .type = SM_CONFIG_STRING, .offset = offsetof(struct pgb_config, dsn_file)},
+    {.name = "interval", .type = SM_CONFIG_CUSTOM},
+    {.name = "max_age", .type = SM_CONFIG_CUSTOM},
+    {.name = "max_series", .type = SM_CONFIG_CUSTOM},
+    {.name = "name", .type = SM_CONFIG_CUSTOM},
+    {.name = "namespaces", .type = SM_CONFIG_CUSTOM},
+    {.name = "timeout", .type = SM_CONFIG_CUSTOM},
+    {.name = "type", .type = SM_CONFIG_CUSTOM},
 };
 
 static const char *const pgb_metrics[] = {
-	"pgbouncer_clients_active",
-	"pgbouncer_clients_waiting",
-	"pgbouncer_max_wait_seconds",
-	"pgbouncer_pool_size",
-	"pgbouncer_pool_utilization",
-	"pgbouncer_servers_active",
-	"pgbouncer_servers_idle",
-	"pgbouncer_servers_used",
+    "pgbouncer_clients_active", "pgbouncer_clients_waiting",  "pgbouncer_max_wait_seconds",
+    "pgbouncer_pool_size",      "pgbouncer_pool_utilization", "pgbouncer_servers_active",
+    "pgbouncer_servers_idle",   "pgbouncer_servers_used",
 };
 
 static void pgb_config_free(void *priv)
@@ -61,7 +55,7 @@ static void pgb_config_free(void *priv)
 }
 
 static int pgb_config_parse(struct sm_config_parser *p, const struct sm_config_node *node,
-			    struct sm_source_config *src)
+                            struct sm_source_config *src)
 {
 	struct pgb_config *c = calloc(1, sizeof(*c));
 	int r;
@@ -70,12 +64,12 @@ static int pgb_config_parse(struct sm_config_parser *p, const struct sm_config_n
 		return -ENOMEM;
 	src->priv = c;
 	r = sm_config_parse_mapping(p, node, pgb_keys, sizeof(pgb_keys) / sizeof(pgb_keys[0]), c,
-				    "pgbouncer source");
+	                            "pgbouncer source");
 	if (pq_config_check_dsn(p, node, c->dsn_env, c->dsn_file) < 0)
 		r = -EINVAL;
 	for (size_t i = 0; i < sizeof(pgb_metrics) / sizeof(pgb_metrics[0]); i++) {
 		struct sm_metric_def def = {.name = (char *)pgb_metrics[i],
-					    .scope = SM_METRIC_EXTERNAL};
+		                            .scope = SM_METRIC_EXTERNAL};
 
 		if (sm_config_add_metric(p, node, &def) < 0)
 			r = -EINVAL;
@@ -149,10 +143,10 @@ static double pool_size_for(PGresult *dbs, const char *database)
 }
 
 static int add(struct sm_batch *batch, const char *metric, const struct sm_label *labels,
-	       double value)
+               double value)
 {
-	struct sm_series_in in = {.metric = metric, .labels = labels, .n_labels = 2,
-				  .value = value};
+	struct sm_series_in in = {
+	    .metric = metric, .labels = labels, .n_labels = 2, .value = value};
 	int r = sm_batch_add(batch, &in);
 
 	return r == -E2BIG ? 0 : r;
@@ -191,37 +185,37 @@ static int pgb_collect(void *state, struct sm_batch *batch, struct sm_error *ret
 	for (int i = 0; i < PQntuples(pools); i++) {
 		const char *database = PQgetvalue(pools, i, db_col);
 		struct sm_label labels[] = {
-			{.name = "database", .value = database},
-			{.name = "user", .value = PQgetvalue(pools, i, user_col)},
+		    {.name = "database", .value = database},
+		    {.name = "user", .value = PQgetvalue(pools, i, user_col)},
 		};
 		double sv_active = column_double(pools, i, "sv_active");
 		double size = pool_size_for(dbs, database);
 		double wait = column_double(pools, i, "maxwait") +
-			      column_double(pools, i, "maxwait_us") / 1e6;
+		              column_double(pools, i, "maxwait_us") / 1e6;
 
 		/* The admin console's own pseudo-pool is not a pool of servers. */
 		if (strcmp(database, "pgbouncer") == 0)
 			continue;
 		r = add(batch, "pgbouncer_clients_active", labels,
-			column_double(pools, i, "cl_active"));
+		        column_double(pools, i, "cl_active"));
 		if (r == 0)
 			r = add(batch, "pgbouncer_clients_waiting", labels,
-				column_double(pools, i, "cl_waiting"));
+			        column_double(pools, i, "cl_waiting"));
 		if (r == 0)
 			r = add(batch, "pgbouncer_servers_active", labels, sv_active);
 		if (r == 0)
 			r = add(batch, "pgbouncer_servers_idle", labels,
-				column_double(pools, i, "sv_idle"));
+			        column_double(pools, i, "sv_idle"));
 		if (r == 0)
 			r = add(batch, "pgbouncer_servers_used", labels,
-				column_double(pools, i, "sv_used"));
+			        column_double(pools, i, "sv_used"));
 		if (r == 0)
 			r = add(batch, "pgbouncer_max_wait_seconds", labels, wait);
 		if (r == 0 && size > 0) {
 			r = add(batch, "pgbouncer_pool_size", labels, size);
 			if (r == 0)
 				r = add(batch, "pgbouncer_pool_utilization", labels,
-					sv_active / size);
+				        sv_active / size);
 		}
 		if (r < 0)
 			goto out;
@@ -233,10 +227,10 @@ out:
 }
 
 const struct sm_source_ops sm_source_pgbouncer = {
-	.type = "pgbouncer",
-	.config_parse = pgb_config_parse,
-	.config_free = pgb_config_free,
-	.create = pgb_create,
-	.collect = pgb_collect,
-	.destroy = pgb_destroy,
+    .type = "pgbouncer",
+    .config_parse = pgb_config_parse,
+    .config_free = pgb_config_free,
+    .create = pgb_create,
+    .collect = pgb_collect,
+    .destroy = pgb_destroy,
 };

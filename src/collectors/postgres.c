@@ -2,8 +2,6 @@
 /* The PostgreSQL source: connection counts and pool utilisation from pg_stat_activity, and
  * SQL-defined metrics run read-only with a statement_timeout. */
 
-#include "scalemetrics/source.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pq-internal.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
+#include "scalemetrics/source.h"
+
+#include "pq-internal.h"
 
 #define PG_MAX_LABEL_COLUMNS 16
 
@@ -44,12 +44,17 @@ struct pg_state {
 };
 
 static const struct sm_config_key query_keys[] = {
-	{.name = "fallback", .type = SM_CONFIG_DOUBLE,
-	 .offset = offsetof(struct pg_query_rule, fallback)},
-	{.name = "metric", .type = SM_CONFIG_STRING, .offset = offsetof(struct pg_query_rule, metric),
-	 .flags = SM_CONFIG_REQUIRED},
-	{.name = "sql", .type = SM_CONFIG_STRING, .offset = offsetof(struct pg_query_rule, sql),
-	 .flags = SM_CONFIG_REQUIRED},
+    {.name = "fallback",
+     .type = SM_CONFIG_DOUBLE,
+     .offset = offsetof(struct pg_query_rule, fallback)},
+    {.name = "metric",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct pg_query_rule, metric),
+     .flags = SM_CONFIG_REQUIRED},
+    {.name = "sql",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct pg_query_rule, sql),
+     .flags = SM_CONFIG_REQUIRED},
 };
 
 static bool metric_name_is_valid(const char *s)
@@ -57,8 +62,8 @@ static bool metric_name_is_valid(const char *s)
 	if (!s || !*s)
 		return false;
 	for (const char *c = s; *c; c++) {
-		bool alpha = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' ||
-			     *c == ':';
+		bool alpha =
+		    (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || *c == ':';
 		if (!alpha && !(c != s && *c >= '0' && *c <= '9'))
 			return false;
 	}
@@ -72,7 +77,7 @@ static void query_rule_done(struct pg_query_rule *r)
 }
 
 static int parse_queries(struct sm_config_parser *p, const struct sm_config_node *node,
-			 void *target)
+                         void *target)
 {
 	struct pg_rules *rules = target;
 	size_t n = sm_config_node_length(node);
@@ -89,8 +94,8 @@ static int parse_queries(struct sm_config_parser *p, const struct sm_config_node
 		struct sm_metric_def def;
 
 		if (sm_config_parse_mapping(p, item, query_keys,
-					    sizeof(query_keys) / sizeof(query_keys[0]), rule,
-					    "query") < 0) {
+		                            sizeof(query_keys) / sizeof(query_keys[0]), rule,
+		                            "query") < 0) {
 			r = -EINVAL;
 			continue;
 		}
@@ -98,9 +103,8 @@ static int parse_queries(struct sm_config_parser *p, const struct sm_config_node
 			r = sm_config_report(p, item, "invalid metric name '%s'", rule->metric);
 			continue;
 		}
-		def = (struct sm_metric_def){.name = rule->metric,
-					     .scope = SM_METRIC_EXTERNAL,
-					     .fallback = rule->fallback};
+		def = (struct sm_metric_def){
+		    .name = rule->metric, .scope = SM_METRIC_EXTERNAL, .fallback = rule->fallback};
 		if (sm_config_add_metric(p, item, &def) < 0)
 			r = -EINVAL;
 	}
@@ -108,27 +112,28 @@ static int parse_queries(struct sm_config_parser *p, const struct sm_config_node
 }
 
 static const struct sm_config_key pg_keys[] = {
-	{.name = "builtin", .type = SM_CONFIG_BOOL, .offset = offsetof(struct pg_config, builtin)},
-	{.name = "dsn_env", .type = SM_CONFIG_STRING, .offset = offsetof(struct pg_config, dsn_env)},
-	{.name = "dsn_file", .type = SM_CONFIG_STRING,
-	 .offset = offsetof(struct pg_config, dsn_file)},
-	{.name = "interval", .type = SM_CONFIG_CUSTOM},
-	{.name = "max_age", .type = SM_CONFIG_CUSTOM},
-	{.name = "max_series", .type = SM_CONFIG_CUSTOM},
-	{.name = "name", .type = SM_CONFIG_CUSTOM},
-	{.name = "namespaces", .type = SM_CONFIG_CUSTOM},
-	{.name = "queries", .type = SM_CONFIG_CUSTOM, .offset = offsetof(struct pg_config, queries),
-	 .parse = parse_queries},
-	{.name = "timeout", .type = SM_CONFIG_CUSTOM},
-	{.name = "type", .type = SM_CONFIG_CUSTOM},
+    {.name = "builtin", .type = SM_CONFIG_BOOL, .offset = offsetof(struct pg_config, builtin)},
+    {.name = "dsn_env", .type = SM_CONFIG_STRING, .offset = offsetof(struct pg_config, dsn_env)},
+    {.name = "dsn_file", .type = SM_CONFIG_STRING, .offset = offsetof(struct pg_config, dsn_file)},
+    {.name = "interval", .type = SM_CONFIG_CUSTOM},
+    {.name = "max_age", .type = SM_CONFIG_CUSTOM},
+    {.name = "max_series", .type = SM_CONFIG_CUSTOM},
+    {.name = "name", .type = SM_CONFIG_CUSTOM},
+    {.name = "namespaces", .type = SM_CONFIG_CUSTOM},
+    {.name = "queries",
+     .type = SM_CONFIG_CUSTOM,
+     .offset = offsetof(struct pg_config, queries),
+     .parse = parse_queries},
+    {.name = "timeout", .type = SM_CONFIG_CUSTOM},
+    {.name = "type", .type = SM_CONFIG_CUSTOM},
 };
 
 static const char *const builtin_metrics[] = {
-	"postgresql_connections",
-	"postgresql_connections_max",
-	"postgresql_connection_utilization",
-	"postgresql_oldest_transaction_seconds",
-	"postgresql_replication_lag_seconds",
+    "postgresql_connections",
+    "postgresql_connections_max",
+    "postgresql_connection_utilization",
+    "postgresql_oldest_transaction_seconds",
+    "postgresql_replication_lag_seconds",
 };
 
 static void pg_config_free(void *priv)
@@ -146,7 +151,7 @@ static void pg_config_free(void *priv)
 }
 
 static int pg_config_parse(struct sm_config_parser *p, const struct sm_config_node *node,
-			   struct sm_source_config *src)
+                           struct sm_source_config *src)
 {
 	struct pg_config *c = calloc(1, sizeof(*c));
 	int r;
@@ -156,22 +161,23 @@ static int pg_config_parse(struct sm_config_parser *p, const struct sm_config_no
 	c->builtin = true;
 	src->priv = c;
 	r = sm_config_parse_mapping(p, node, pg_keys, sizeof(pg_keys) / sizeof(pg_keys[0]), c,
-				    "postgresql source");
+	                            "postgresql source");
 	if (pq_config_check_dsn(p, node, c->dsn_env, c->dsn_file) < 0)
 		r = -EINVAL;
 	if (c->builtin) {
 		for (size_t i = 0; i < sizeof(builtin_metrics) / sizeof(builtin_metrics[0]); i++) {
 			struct sm_metric_def def = {.name = (char *)builtin_metrics[i],
-						    .scope = SM_METRIC_EXTERNAL};
+			                            .scope = SM_METRIC_EXTERNAL};
 
 			if (sm_config_add_metric(p, node, &def) < 0)
 				r = -EINVAL;
 		}
 	}
 	if (!c->builtin && c->queries.n == 0)
-		r = sm_config_report(p, node, "source '%s' serves nothing: set builtin: true or "
-					      "give queries",
-				     src->name);
+		r = sm_config_report(p, node,
+		                     "source '%s' serves nothing: set builtin: true or "
+		                     "give queries",
+		                     src->name);
 	return r < 0 ? -EINVAL : 0;
 }
 
@@ -217,29 +223,29 @@ static void note_series_error(struct sm_error *e, const char *fmt, ...)
 }
 
 static int add_series(struct sm_batch *batch, const char *metric, const struct sm_label *labels,
-		      size_t n_labels, double value)
+                      size_t n_labels, double value)
 {
-	struct sm_series_in in = {.metric = metric, .labels = labels, .n_labels = n_labels,
-				  .value = value};
+	struct sm_series_in in = {
+	    .metric = metric, .labels = labels, .n_labels = n_labels, .value = value};
 	int r = sm_batch_add(batch, &in);
 
 	return r == -E2BIG ? 0 : r;
 }
 
 static const char builtin_activity_sql[] =
-	"SELECT coalesce(datname, ''), coalesce(usename, ''), "
-	"CASE WHEN wait_event_type = 'Lock' THEN 'waiting' ELSE coalesce(state, 'unknown') END, "
-	"count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3";
+    "SELECT coalesce(datname, ''), coalesce(usename, ''), "
+    "CASE WHEN wait_event_type = 'Lock' THEN 'waiting' ELSE coalesce(state, 'unknown') END, "
+    "count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2, 3";
 
 static const char builtin_settings_sql[] =
-	"SELECT current_setting('max_connections')::int"
-	" - current_setting('superuser_reserved_connections')::int"
-	" - coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0),"
-	" (SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0) FROM pg_stat_activity"
-	"   WHERE backend_type = 'client backend' AND xact_start IS NOT NULL"
-	"   AND pid <> pg_backend_pid()),"
-	" pg_is_in_recovery(),"
-	" coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)";
+    "SELECT current_setting('max_connections')::int"
+    " - current_setting('superuser_reserved_connections')::int"
+    " - coalesce(nullif(current_setting('reserved_connections', true), '')::int, 0),"
+    " (SELECT coalesce(extract(epoch FROM now() - min(xact_start)), 0) FROM pg_stat_activity"
+    "   WHERE backend_type = 'client backend' AND xact_start IS NOT NULL"
+    "   AND pid <> pg_backend_pid()),"
+    " pg_is_in_recovery(),"
+    " coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)";
 
 static int collect_builtin(struct pg_state *s, struct sm_batch *batch, struct sm_error *reterr)
 {
@@ -267,9 +273,9 @@ static int collect_builtin(struct pg_state *s, struct sm_batch *batch, struct sm
 	}
 	for (int i = 0; i < PQntuples(act); i++) {
 		struct sm_label labels[] = {
-			{.name = "database", .value = PQgetvalue(act, i, 0)},
-			{.name = "state", .value = PQgetvalue(act, i, 2)},
-			{.name = "user", .value = PQgetvalue(act, i, 1)},
+		    {.name = "database", .value = PQgetvalue(act, i, 0)},
+		    {.name = "state", .value = PQgetvalue(act, i, 2)},
+		    {.name = "user", .value = PQgetvalue(act, i, 1)},
 		};
 		double n = 0;
 
@@ -288,13 +294,13 @@ static int collect_builtin(struct pg_state *s, struct sm_batch *batch, struct sm
 	r = add_series(batch, "postgresql_connections_max", NULL, 0, max_usable);
 	if (r == 0)
 		r = add_series(batch, "postgresql_connection_utilization", NULL, 0,
-			       total / max_usable);
+		               total / max_usable);
 	if (r == 0) {
 		double age = 0;
 
 		if (sm_number_parse_double(PQgetvalue(set, 0, 1), &age) == 0)
 			r = add_series(batch, "postgresql_oldest_transaction_seconds", NULL, 0,
-				       age);
+			               age);
 	}
 	if (r == 0 && strcmp(PQgetvalue(set, 0, 2), "t") == 0) {
 		double lag = 0;
@@ -309,8 +315,8 @@ out:
 }
 
 /* Turns one query's rows into series; a problem with the rows is a per-series error. */
-static int rows_to_series(const struct pg_state *s, const struct pg_query_rule *rule,
-			  PGresult *res, struct sm_batch *batch, struct sm_error *series_err)
+static int rows_to_series(const struct pg_state *s, const struct pg_query_rule *rule, PGresult *res,
+                          struct sm_batch *batch, struct sm_error *series_err)
 {
 	struct sm_label labels[PG_MAX_LABEL_COLUMNS];
 	int rows = PQntuples(res);
@@ -321,28 +327,31 @@ static int rows_to_series(const struct pg_state *s, const struct pg_query_rule *
 		return 0;
 	}
 	if (cols < 1 || cols - 1 > PG_MAX_LABEL_COLUMNS) {
-		note_series_error(series_err, "query for '%s' returned %d columns (expected 1 to %d)",
-				  rule->metric, cols, PG_MAX_LABEL_COLUMNS + 1);
+		note_series_error(series_err,
+		                  "query for '%s' returned %d columns (expected 1 to %d)",
+		                  rule->metric, cols, PG_MAX_LABEL_COLUMNS + 1);
 		return 0;
 	}
 	if (cols == 1 && rows > 1) {
-		note_series_error(series_err,
-				  "query for '%s' returned %d rows of one column (expected one row, "
-				  "or label columns before the value)",
-				  rule->metric, rows);
+		note_series_error(
+		    series_err,
+		    "query for '%s' returned %d rows of one column (expected one row, "
+		    "or label columns before the value)",
+		    rule->metric, rows);
 		return 0;
 	}
 	if ((size_t)rows > s->src->max_series) {
 		note_series_error(series_err, "query for '%s' returned %d rows (max_series %u)",
-				  rule->metric, rows, (unsigned)s->src->max_series);
+		                  rule->metric, rows, (unsigned)s->src->max_series);
 		return 0;
 	}
 	for (int c = 0; c + 1 < cols; c++) {
 		labels[c].name = PQfname(res, c);
 		if (!sm_label_key_is_valid(labels[c].name)) {
-			note_series_error(series_err,
-					  "query for '%s': column name '%s' is not a valid label name",
-					  rule->metric, labels[c].name);
+			note_series_error(
+			    series_err,
+			    "query for '%s': column name '%s' is not a valid label name",
+			    rule->metric, labels[c].name);
 			return 0;
 		}
 	}
@@ -352,13 +361,13 @@ static int rows_to_series(const struct pg_state *s, const struct pg_query_rule *
 
 		if (PQgetisnull(res, i, cols - 1)) {
 			note_series_error(series_err, "query for '%s' returned NULL in row %d",
-					  rule->metric, i + 1);
+			                  rule->metric, i + 1);
 			continue;
 		}
 		if (sm_number_parse_double(PQgetvalue(res, i, cols - 1), &v) < 0) {
 			note_series_error(series_err,
-					  "query for '%s' returned a non-numeric value in row %d",
-					  rule->metric, i + 1);
+			                  "query for '%s' returned a non-numeric value in row %d",
+			                  rule->metric, i + 1);
 			continue;
 		}
 		for (int c = 0; c + 1 < cols; c++)
@@ -371,8 +380,8 @@ static int rows_to_series(const struct pg_state *s, const struct pg_query_rule *
 }
 
 static int collect_query(struct pg_state *s, const struct pg_query_rule *rule,
-			 struct sm_batch *batch, struct sm_error *series_err,
-			 struct sm_error *reterr)
+                         struct sm_batch *batch, struct sm_error *series_err,
+                         struct sm_error *reterr)
 {
 	char begin[128];
 	PGresult *res = NULL;
@@ -382,8 +391,8 @@ static int collect_query(struct pg_state *s, const struct pg_query_rule *rule,
 	/* Our own text, simple protocol; the user's SQL goes through the extended protocol,
 	 * which runs exactly one statement. */
 	(void)snprintf(begin, sizeof(begin),
-		       "BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = %lld",
-		       (long long)s->src->timeout_ms);
+	               "BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = %lld",
+	               (long long)s->src->timeout_ms);
 	r = pq_conn_exec(&s->pq, begin, true, net_timeout, &res, reterr);
 	if (r < 0)
 		return r;
@@ -397,7 +406,7 @@ static int collect_query(struct pg_state *s, const struct pg_query_rule *rule,
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
 		note_series_error(series_err, "query for '%s' failed: %s", rule->metric,
-				  msg ? msg : PQresStatus(PQresultStatus(res)));
+		                  msg ? msg : PQresStatus(PQresultStatus(res)));
 	} else {
 		r = rows_to_series(s, rule, res, batch, series_err);
 	}
@@ -441,10 +450,10 @@ static int pg_collect(void *state, struct sm_batch *batch, struct sm_error *rete
 }
 
 const struct sm_source_ops sm_source_postgresql = {
-	.type = "postgresql",
-	.config_parse = pg_config_parse,
-	.config_free = pg_config_free,
-	.create = pg_create,
-	.collect = pg_collect,
-	.destroy = pg_destroy,
+    .type = "postgresql",
+    .config_parse = pg_config_parse,
+    .config_free = pg_config_free,
+    .create = pg_create,
+    .collect = pg_collect,
+    .destroy = pg_destroy,
 };

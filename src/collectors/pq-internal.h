@@ -5,10 +5,9 @@
 /* Non-blocking libpq, shared by the postgresql and pgbouncer collectors: every call is
  * bounded by a deadline, so a hung database cannot stall a collector thread. */
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-#include <libpq-fe.h>
 
 #include "scalemetrics/error.h"
 
@@ -32,7 +31,7 @@ int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reter
  * result, not a connection failure); -ETIMEDOUT (query cancelled, connection dropped) or
  * -EIO (connection lost, dropped) with reterr filled. */
 int pq_conn_exec(struct pq_conn *c, const char *sql, bool simple, int64_t timeout_ms,
-		 PGresult **ret, struct sm_error *reterr);
+                 PGresult **ret, struct sm_error *reterr);
 
 void pq_conn_close(struct pq_conn *c);
 
@@ -43,6 +42,6 @@ int pq_dsn_read(const char *dsn_env, const char *dsn_file, char **ret, struct sm
 /* Config-time check shared by both collectors: exactly one of dsn_env / dsn_file is set, and
  * the env variable exists or the file is readable. Reports at node. */
 int pq_config_check_dsn(struct sm_config_parser *p, const struct sm_config_node *node,
-			const char *dsn_env, const char *dsn_file);
+                        const char *dsn_env, const char *dsn_file);
 
 #endif

@@ -1,8 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Deadline-bounded libpq calls for the PostgreSQL and PgBouncer collectors. */
 
-#include "pq-internal.h"
-
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +11,8 @@
 
 #include "scalemetrics/config.h"
 #include "scalemetrics/store.h"
+
+#include "pq-internal.h"
 
 #define DSN_MAX_BYTES 8192
 
@@ -71,7 +71,7 @@ int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reter
 		}
 		if (wait_socket(c->conn, st == PGRES_POLLING_WRITING, deadline) < 0) {
 			sm_error_set(reterr, "connect: timed out after %lldms",
-				     (long long)timeout_ms);
+			             (long long)timeout_ms);
 			pq_conn_close(c);
 			return -ETIMEDOUT;
 		}
@@ -97,7 +97,7 @@ static void cancel_query(PGconn *conn)
 }
 
 int pq_conn_exec(struct pq_conn *c, const char *sql, bool simple, int64_t timeout_ms,
-		 PGresult **ret, struct sm_error *reterr)
+                 PGresult **ret, struct sm_error *reterr)
 {
 	int64_t deadline = sm_time_mono_ms() + timeout_ms;
 	PGresult *last = NULL;
@@ -106,7 +106,7 @@ int pq_conn_exec(struct pq_conn *c, const char *sql, bool simple, int64_t timeou
 	int r;
 
 	sent = simple ? PQsendQuery(c->conn, sql)
-		      : PQsendQueryParams(c->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+	              : PQsendQueryParams(c->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
 	if (!sent)
 		goto lost;
 	for (;;) {
@@ -182,7 +182,7 @@ int pq_dsn_read(const char *dsn_env, const char *dsn_file, char **ret, struct sm
 		if (fd < 0) {
 			r = -errno;
 			sm_error_set(reterr, "cannot read dsn_file '%s': %s", dsn_file,
-				     strerror(errno));
+			             strerror(errno));
 			goto out;
 		}
 		buf = malloc(DSN_MAX_BYTES + 1);
@@ -197,7 +197,7 @@ int pq_dsn_read(const char *dsn_env, const char *dsn_file, char **ret, struct sm
 			if (got < 0) {
 				r = -errno;
 				sm_error_set(reterr, "cannot read dsn_file '%s': %s", dsn_file,
-					     strerror(errno));
+				             strerror(errno));
 				goto out;
 			}
 			if (got == 0)
@@ -226,7 +226,7 @@ out:
 }
 
 int pq_config_check_dsn(struct sm_config_parser *p, const struct sm_config_node *node,
-			const char *dsn_env, const char *dsn_file)
+                        const char *dsn_env, const char *dsn_file)
 {
 	bool has_env = dsn_env && *dsn_env;
 	bool has_file = dsn_file && *dsn_file;
@@ -235,6 +235,6 @@ int pq_config_check_dsn(struct sm_config_parser *p, const struct sm_config_node 
 		return sm_config_report(p, node, "exactly one of dsn_env or dsn_file is required");
 	if (has_file && access(dsn_file, R_OK) != 0)
 		return sm_config_report(p, node, "dsn_file '%s' is not readable: %s", dsn_file,
-					strerror(errno));
+		                        strerror(errno));
 	return 0;
 }

@@ -3,8 +3,6 @@
  * its queue rules (plain rules here, presets in redis-presets.c), parsed into the immutable
  * struct redis_config of redis-internal.h, every metric declared. */
 
-#include "redis-internal.h"
-
 #include <assert.h>
 #include <errno.h>
 #include <math.h>
@@ -18,6 +16,8 @@
 #include "scalemetrics/number.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/source.h"
+
+#include "redis-internal.h"
 
 #define DEFAULT_ADDRESS    "127.0.0.1:6379"
 #define DEFAULT_LABEL      "queue"

@@ -18,12 +18,12 @@
  * Memory: per series a ring of RING samples spaced at least W / (RING - 4) apart, so the ring
  * always spans W whatever the interval; series not seen for a while are forgotten. */
 
-#include "redis-internal.h"
-
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "redis-internal.h"
 
 #define RING         64
 #define INITIAL_BITS 6

@@ -19,8 +19,6 @@
  *                    {p}:NAME:prioritized, :delayed (score = due_ms * 0x1000 + a 12-bit
  *                    counter, so "due now" is ZCOUNT -inf now_ms*4096+4095). */
 
-#include "redis-internal.h"
-
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +26,8 @@
 #include <string.h>
 
 #include "scalemetrics/config.h"
+
+#include "redis-internal.h"
 
 #define KOMBU_SEP "\x06\x16"
 

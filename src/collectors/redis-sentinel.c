@@ -2,8 +2,6 @@
 /* Redis Sentinel: which node is the master of a service, per the first sentinel that
  * answers. The collector connects there, checks ROLE, and asks again after any failure. */
 
-#include "redis-internal.h"
-
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -12,6 +10,8 @@
 #include <sys/time.h>
 
 #include "scalemetrics/number.h"
+
+#include "redis-internal.h"
 
 static void append(char *buf, size_t len, const char *host, int port, const char *what)
 {

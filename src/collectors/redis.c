@@ -10,8 +10,6 @@
  * a round over N keys costs O(N / batch) round trips. Entries that give the same label value
  * in one rule are summed into one series. Only the derived-metric history survives a round. */
 
-#include "redis-internal.h"
-
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +31,8 @@
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
 #include "scalemetrics/store.h"
+
+#include "redis-internal.h"
 
 #define PIPELINE_BATCH 1000 /* commands per round trip */
 #define MAX_STARS      16   /* '*' captured per glob */
@@ -605,7 +605,7 @@ static bool glob_match(const char *pat, size_t plen, const char *str, size_t sle
 				pat++;
 				plen--;
 			}
-			/* fall through */
+			__attribute__((fallthrough));
 		default:
 			if (slen == 0 || pat[0] != str[0])
 				return false;
@@ -987,7 +987,8 @@ static int discover_names(struct redis_state *s, const struct redis_rule *rule,
 	free(found.v);
 	if (r < 0)
 		return r;
-	qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
 	for (size_t i = 0; i < out->n; i++) {
 		if (w > 0 && strcmp(out->v[w - 1], out->v[i]) == 0)
 			free(out->v[i]);

@@ -3,13 +3,13 @@
  * Forbidden message for them, front-proxy headers from the remaining "Name: value" lines, the
  * bearer token of each value, and the same bytes as a ConfigMap, TokenReview and
  * SubjectAccessReview JSON document. */
-#include "fuzz.h"
-
 #include <cjson/cJSON.h>
 
 #include "scalemetrics/api.h"
 #include "scalemetrics/auth.h"
 #include "scalemetrics/authz.h"
+
+#include "fuzz.h"
 
 #define MAX_HEADERS 64
 

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The config parser (YAML through libyaml, every table, every collector's keys). */
-#include "fuzz.h"
-
 #include "scalemetrics/config.h"
 #include "scalemetrics/error.h"
+
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

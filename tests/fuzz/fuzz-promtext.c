@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The Prometheus text exposition parser: every sample handed out is read completely. */
-#include "fuzz.h"
-
 #include "scalemetrics/error.h"
 #include "scalemetrics/promtext.h"
 #include "scalemetrics/series.h"
+
+#include "fuzz.h"
 
 static int on_sample(const struct sm_prom_sample *s, void *userdata)
 {

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* resource.Quantity: parse any text; format any double (the first 8 bytes), and what is
  * formatted parses back, and formats to the same text again. */
-#include "fuzz.h"
-
 #include <math.h>
 #include <stdio.h>
 
 #include "scalemetrics/quantity.h"
+
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

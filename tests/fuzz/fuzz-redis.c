@@ -3,11 +3,11 @@
  * come from it), and the collector's own parsers of reply strings: Kombu binding members and
  * Sidekiq job JSON. The reply-tree walking in redis.c is static and needs a live connection;
  * tests/integration covers it against a real redis-server. */
-#include "fuzz.h"
-#include "redis-internal.h"
-
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
+
+#include "fuzz.h"
+#include "redis-internal.h"
 
 /* hiredis 0.14 allocates an aggregate's element array from the declared count before any
  * element arrives, with no limit ("*700000000\r\n" asks for gigabytes): a known property of

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* The URL router and handlers (sm_api_handle) on any method, path, query and Accept, against a
  * small store with external, object and pod series. Input: METHOD\nPATH\nQUERY\nACCEPT. */
-#include "fuzz.h"
-
 #include <stdbool.h>
 
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/store.h"
+
+#include "fuzz.h"
 
 #define MONO_MS 1000000
 #define WALL_MS 1714564800000

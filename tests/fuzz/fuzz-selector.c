@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Label selectors: parse anything; what parses formats, and the format parses back to the same
  * text (String() round trip); matching never crashes. */
-#include "fuzz.h"
-
 #include <stdio.h>
 
 #include "scalemetrics/error.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
+
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -496,9 +496,6 @@ def test_pods_discovered_through_the_api(pods_setup):
         what="only backend-c, at 40/s")
 
 
-@pytest.mark.xfail(strict=True, reason="needs query.c: an external query of a pods-scoped "
-                   "metric must answer only the aggregate (series without an object), "
-                   "not the per-pod series too")
 def test_pods_aggregate_is_the_external_metric(pods_setup):
     srv, kube, pods = pods_setup
     items = external(srv, "http_requests_per_second")

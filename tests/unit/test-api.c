@@ -10,8 +10,6 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include "../../src/api/api-internal.h"
-
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +22,8 @@
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/store.h"
+
+#include "../../src/api/api-internal.h"
 
 /* 2024-05-01T12:00:00Z */
 #define WALL_MS 1714564800000LL

@@ -3,6 +3,7 @@
  * (file:line:col: message), plus defaults, the source registry and loading from a file. */
 /* cmocka.h needs these first, so the includes keep this order */
 /* clang-format off */
+#define _GNU_SOURCE /* mkostemp */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -17,10 +18,10 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include "../../src/config-internal.h"
-
 #include "scalemetrics/config.h"
 #include "scalemetrics/source.h"
+
+#include "../../src/config-internal.h"
 
 #define MAX_EXPECTED 8
 
@@ -553,7 +554,7 @@ static void test_load_file(void **state)
 	int fd;
 
 	(void)state;
-	fd = mkstemp(path);
+	fd = mkostemp(path, O_CLOEXEC);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
 	close(fd);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for src/http/tls.c: the self-signed pair, loading and matching files,
  * fingerprints. */
-#include <cmocka.h>
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -17,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "scalemetrics/error.h"
 #include "scalemetrics/tls.h"

@@ -257,7 +257,7 @@ static void describe(struct sm_config_parser *p, const struct sm_config_node *no
 
 /* ---- scalar values ---- */
 
-static bool is_dns_label(const char *s)
+bool sm_config_dns_label_is_valid(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -705,7 +705,7 @@ static int parse_namespace(struct sm_config_parser *p, const struct sm_config_no
 
 	if (r < 0)
 		return r;
-	if (!is_dns_label(*dst))
+	if (!sm_config_dns_label_is_valid(*dst))
 		return sm_config_report(
 		    p, v,
 		    "invalid namespace '%.*s' in %s (expected a DNS-1123 label: "
@@ -970,7 +970,7 @@ static void check_namespaces(struct sm_config_parser *p, const struct sm_config_
 	for (size_t i = 0; i < src->namespaces.n; i++) {
 		const struct sm_config_node *at = v->kind == NODE_SEQUENCE ? v->items[i] : v;
 
-		if (!is_dns_label(src->namespaces.v[i]))
+		if (!sm_config_dns_label_is_valid(src->namespaces.v[i]))
 			(void)sm_config_report(p, at,
 			                       "invalid namespace '%.*s' in %s (expected a "
 			                       "DNS-1123 label: a-z, 0-9 and '-', at most 63 "

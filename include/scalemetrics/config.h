@@ -202,4 +202,7 @@ int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node
 
 void sm_strv_done(struct sm_strv *v);
 
+/* A DNS-1123 label (namespaces, source names' rules): a-z, 0-9, '-', 1-63, no '-' at ends. */
+bool sm_config_dns_label_is_valid(const char *s);
+
 #endif

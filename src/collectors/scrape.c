@@ -369,18 +369,6 @@ static const struct sm_config_key pods_keys[] = {
      .offset = offsetof(struct scrape_pods, selector)},
 };
 
-static bool dns_label_is_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-			return false;
-	return true;
-}
-
 static int parse_pods(struct sm_config_parser *p, const struct sm_config_node *node, void *target)
 {
 	struct scrape_config *c = target;
@@ -407,7 +395,7 @@ static int parse_pods(struct sm_config_parser *p, const struct sm_config_node *n
 			                     err.message);
 		sm_selector_free(sel);
 	}
-	if (c->pods.namespace && !dns_label_is_valid(c->pods.namespace))
+	if (c->pods.namespace && !sm_config_dns_label_is_valid(c->pods.namespace))
 		r = sm_config_report(p, sm_config_node_get(p, node, "namespace"),
 		                     "pods: invalid namespace '%s' (expected a DNS-1123 label)",
 		                     c->pods.namespace);

@@ -552,6 +552,8 @@ static int report_unknown(struct sm_config_parser *p, const struct sm_config_nod
 	                        strlen(name) > MAX_ECHO ? "..." : "", desc, hint);
 }
 
+static const struct sm_config_key source_keys[7];
+
 static int parse_mapping(struct sm_config_parser *p, const struct sm_config_node *node,
                          const struct sm_config_key *keys, size_t n_keys, void *target,
                          const char *what, bool only_known)
@@ -593,7 +595,12 @@ static int parse_mapping(struct sm_config_parser *p, const struct sm_config_node
 		}
 		k = find_key(keys, n_keys, key->scalar);
 		if (!k) {
-			if (!only_known)
+			/* A collector's table for the source mapping need not list the common keys
+			 * (name, type, interval, ...): config.c has parsed them already. */
+			bool common = node == p->src_node &&
+			              find_key(source_keys, ARRAY_SIZE(source_keys), key->scalar);
+
+			if (!only_known && !common)
 				r = report_unknown(p, key, keys, n_keys, desc);
 			continue;
 		}
@@ -922,7 +929,7 @@ static int parse_kubernetes(struct sm_config_parser *p, const struct sm_config_n
 
 /* ---- sources ---- */
 
-static const struct sm_config_key source_keys[] = {
+static const struct sm_config_key source_keys[7] = {
     {.name = "interval",
      .type = SM_CONFIG_DURATION,
      .offset = offsetof(struct sm_source_config, interval_ms),

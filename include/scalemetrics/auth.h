@@ -38,6 +38,8 @@ int sm_auth_user_add_group(struct sm_auth_user *u, const char *g) SM_MUSTCHECK;
 bool sm_auth_user_in_group(const struct sm_auth_user *u, const char *g);
 /* {"username", "uid", "groups", "extra"} (the TokenReview status.user shape) and back. */
 struct cJSON *sm_auth_user_to_json(const struct sm_auth_user *u);
+/* A JSON array of the strings (TokenReview/SubjectAccessReview groups and extra values). */
+struct cJSON *sm_auth_strv_to_json(const struct sm_strv *v);
 int sm_auth_user_from_json(const struct cJSON *j, struct sm_auth_user *ret) SM_MUSTCHECK;
 
 /* One request header as received; repeated header lines appear once each, in order. */

@@ -18,8 +18,8 @@ struct sm_source_ops {
 	/* Called by config.c on the main thread while loading, with node = the source's whole
 	 * mapping. The common keys (name, type, interval, timeout, max_age, namespaces,
 	 * max_series) are already parsed into the source; the collector parses the rest of the
-	 * mapping with sm_config_parse_mapping() (its table must list the common keys too, as
-	 * SM_CONFIG_CUSTOM entries with parse = NULL are skipped), stores its own struct in
+	 * mapping with sm_config_parse_mapping() (its table leaves the common keys out: on the
+	 * source's own mapping they are skipped), stores its own struct in
 	 * src->priv, and declares every metric with sm_config_add_metric(). Returns 0 or
 	 * -EINVAL after reporting each problem with sm_config_report(). */
 	int (*config_parse)(struct sm_config_parser *p, const struct sm_config_node *node,

@@ -28,13 +28,6 @@ struct pgb_state {
 static const struct sm_config_key pgb_keys[] = {
     {.name = "dsn_env", .type = SM_CONFIG_STRING, .offset = offsetof(struct pgb_config, dsn_env)},
     {.name = "dsn_file", .type = SM_CONFIG_STRING, .offset = offsetof(struct pgb_config, dsn_file)},
-    {.name = "interval", .type = SM_CONFIG_CUSTOM},
-    {.name = "max_age", .type = SM_CONFIG_CUSTOM},
-    {.name = "max_series", .type = SM_CONFIG_CUSTOM},
-    {.name = "name", .type = SM_CONFIG_CUSTOM},
-    {.name = "namespaces", .type = SM_CONFIG_CUSTOM},
-    {.name = "timeout", .type = SM_CONFIG_CUSTOM},
-    {.name = "type", .type = SM_CONFIG_CUSTOM},
 };
 
 static const char *const pgb_metrics[] = {
@@ -95,8 +88,7 @@ static void pgb_destroy(void *state)
 
 	if (!s)
 		return;
-	pq_conn_close(&s->pq);
-	free(s->pq.dsn);
+	pq_conn_done(&s->pq);
 	free(s);
 }
 
@@ -161,12 +153,7 @@ static int pgb_collect(void *state, struct sm_batch *batch, struct sm_error *ret
 	int user_col;
 	int r;
 
-	if (!s->pq.dsn) {
-		r = pq_dsn_read(s->cfg->dsn_env, s->cfg->dsn_file, &s->pq.dsn, reterr);
-		if (r < 0)
-			return r;
-	}
-	r = pq_conn_ensure(&s->pq, s->src->timeout_ms, reterr);
+	r = pq_conn_open(&s->pq, s->cfg->dsn_env, s->cfg->dsn_file, s->src->timeout_ms, reterr);
 	if (r < 0)
 		goto out;
 	r = show(s, "SHOW POOLS", &pools, reterr);

@@ -115,17 +115,10 @@ static const struct sm_config_key pg_keys[] = {
     {.name = "builtin", .type = SM_CONFIG_BOOL, .offset = offsetof(struct pg_config, builtin)},
     {.name = "dsn_env", .type = SM_CONFIG_STRING, .offset = offsetof(struct pg_config, dsn_env)},
     {.name = "dsn_file", .type = SM_CONFIG_STRING, .offset = offsetof(struct pg_config, dsn_file)},
-    {.name = "interval", .type = SM_CONFIG_CUSTOM},
-    {.name = "max_age", .type = SM_CONFIG_CUSTOM},
-    {.name = "max_series", .type = SM_CONFIG_CUSTOM},
-    {.name = "name", .type = SM_CONFIG_CUSTOM},
-    {.name = "namespaces", .type = SM_CONFIG_CUSTOM},
     {.name = "queries",
      .type = SM_CONFIG_CUSTOM,
      .offset = offsetof(struct pg_config, queries),
      .parse = parse_queries},
-    {.name = "timeout", .type = SM_CONFIG_CUSTOM},
-    {.name = "type", .type = SM_CONFIG_CUSTOM},
 };
 
 static const char *const builtin_metrics[] = {
@@ -199,8 +192,7 @@ static void pg_destroy(void *state)
 
 	if (!s)
 		return;
-	pq_conn_close(&s->pq);
-	free(s->pq.dsn);
+	pq_conn_done(&s->pq);
 	free(s);
 }
 
@@ -426,12 +418,7 @@ static int pg_collect(void *state, struct sm_batch *batch, struct sm_error *rete
 	struct sm_error series_err = {.message = ""};
 	int r;
 
-	if (!s->pq.dsn) {
-		r = pq_dsn_read(s->cfg->dsn_env, s->cfg->dsn_file, &s->pq.dsn, reterr);
-		if (r < 0)
-			return r;
-	}
-	r = pq_conn_ensure(&s->pq, s->src->timeout_ms, reterr);
+	r = pq_conn_open(&s->pq, s->cfg->dsn_env, s->cfg->dsn_file, s->src->timeout_ms, reterr);
 	if (r < 0)
 		return r;
 	if (s->cfg->builtin) {

@@ -33,7 +33,13 @@ int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reter
 int pq_conn_exec(struct pq_conn *c, const char *sql, bool simple, int64_t timeout_ms,
                  PGresult **ret, struct sm_error *reterr);
 
+/* For a collector round: reads the DSN on first use (pq_dsn_read), then pq_conn_ensure. */
+int pq_conn_open(struct pq_conn *c, const char *dsn_env, const char *dsn_file, int64_t timeout_ms,
+                 struct sm_error *reterr);
+
 void pq_conn_close(struct pq_conn *c);
+/* Closes and forgets the DSN (a collector's destroy). */
+void pq_conn_done(struct pq_conn *c);
 
 /* Reads a DSN from the environment variable or the file (one of them set), trailing newline
  * stripped. -ENOENT/-EACCES/-EINVAL with the reason (never the DSN) in reterr. */

@@ -150,6 +150,25 @@ lost:
 	return -EIO;
 }
 
+int pq_conn_open(struct pq_conn *c, const char *dsn_env, const char *dsn_file, int64_t timeout_ms,
+                 struct sm_error *reterr)
+{
+	if (!c->dsn) {
+		int r = pq_dsn_read(dsn_env, dsn_file, &c->dsn, reterr);
+
+		if (r < 0)
+			return r;
+	}
+	return pq_conn_ensure(c, timeout_ms, reterr);
+}
+
+void pq_conn_done(struct pq_conn *c)
+{
+	pq_conn_close(c);
+	free(c->dsn);
+	c->dsn = NULL;
+}
+
 void pq_conn_close(struct pq_conn *c)
 {
 	if (c->conn)

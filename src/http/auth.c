@@ -116,7 +116,7 @@ static struct sm_auth_extra *extra_get(struct sm_auth_user *u, const char *key, 
 	return ne;
 }
 
-static cJSON *strv_to_json(const struct sm_strv *v)
+cJSON *sm_auth_strv_to_json(const struct sm_strv *v)
 {
 	cJSON *a = cJSON_CreateArray();
 
@@ -141,7 +141,7 @@ cJSON *sm_auth_user_to_json(const struct sm_auth_user *u)
 		goto fail;
 	if (u->uid && !cJSON_AddStringToObject(j, "uid", u->uid))
 		goto fail;
-	g = strv_to_json(&u->groups);
+	g = sm_auth_strv_to_json(&u->groups);
 	if (!g || !cJSON_AddItemToObject(j, "groups", g)) {
 		cJSON_Delete(g);
 		goto fail;
@@ -150,7 +150,7 @@ cJSON *sm_auth_user_to_json(const struct sm_auth_user *u)
 	if (!ex)
 		goto fail;
 	for (size_t i = 0; i < u->n_extra; i++) {
-		cJSON *vals = strv_to_json(&u->extra[i].values);
+		cJSON *vals = sm_auth_strv_to_json(&u->extra[i].values);
 
 		if (!vals || !cJSON_AddItemToObject(ex, u->extra[i].key, vals)) {
 			cJSON_Delete(vals);

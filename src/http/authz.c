@@ -310,22 +310,6 @@ static bool add_nonempty(cJSON *o, const char *k, const char *v)
 	return !v || !*v || cJSON_AddStringToObject(o, k, v);
 }
 
-static cJSON *strv_json(const struct sm_strv *v)
-{
-	cJSON *arr = cJSON_CreateArray();
-
-	for (size_t i = 0; arr && i < v->n; i++) {
-		cJSON *s = cJSON_CreateString(v->v[i]);
-
-		if (!s || !cJSON_AddItemToArray(arr, s)) {
-			cJSON_Delete(s);
-			cJSON_Delete(arr);
-			return NULL;
-		}
-	}
-	return arr;
-}
-
 cJSON *sm_authz_sar_request(const struct sm_auth_user *u, const struct sm_authz_attributes *a)
 {
 	cJSON *doc = cJSON_CreateObject();
@@ -354,7 +338,7 @@ cJSON *sm_authz_sar_request(const struct sm_auth_user *u, const struct sm_authz_
 	if (!ok || !add_nonempty(spec, "user", u->name))
 		goto fail;
 	if (u->groups.n > 0) {
-		cJSON *g = strv_json(&u->groups);
+		cJSON *g = sm_auth_strv_to_json(&u->groups);
 
 		if (!g || !cJSON_AddItemToObject(spec, "groups", g)) {
 			cJSON_Delete(g);
@@ -367,7 +351,7 @@ cJSON *sm_authz_sar_request(const struct sm_auth_user *u, const struct sm_authz_
 		if (!ex)
 			goto fail;
 		for (size_t i = 0; i < u->n_extra; i++) {
-			cJSON *vals = strv_json(&u->extra[i].values);
+			cJSON *vals = sm_auth_strv_to_json(&u->extra[i].values);
 
 			if (!vals || !cJSON_AddItemToObject(ex, u->extra[i].key, vals)) {
 				cJSON_Delete(vals);

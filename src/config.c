@@ -269,6 +269,26 @@ bool sm_config_dns_label_is_valid(const char *s)
 	return true;
 }
 
+void sm_config_url_redact(const char *url, char *buf, size_t len)
+{
+	const char *rest = strstr(url, "://");
+	const char *at = NULL;
+
+	if (len == 0)
+		return;
+	if (rest) {
+		rest += 3;
+		for (const char *q = rest; *q && *q != '?' && *q != '#'; q++)
+			if (*q == '@')
+				at = q;
+	}
+	if (!at) {
+		(void)snprintf(buf, len, "%s", url);
+		return;
+	}
+	(void)snprintf(buf, len, "%.*s***%s", (int)(rest - url), url, at);
+}
+
 static bool is_source_name(const char *s)
 {
 	size_t n = strlen(s);
@@ -919,11 +939,15 @@ static int parse_kubernetes(struct sm_config_parser *p, const struct sm_config_n
 	empty_to_null(&k->token_file);
 	empty_to_null(&k->ca_file);
 	if (k->server && strncmp(k->server, "https://", 8) != 0 &&
-	    strncmp(k->server, "http://", 7) != 0)
+	    strncmp(k->server, "http://", 7) != 0) {
+		char shown[MAX_ECHO + 4];
+
+		sm_config_url_redact(k->server, shown, sizeof(shown));
 		r = sm_config_report(p, sm_config_node_get(p, v, "server"),
-		                     "invalid server '%.*s' in kubernetes (expected an https:// or "
+		                     "invalid server '%s' in kubernetes (expected an https:// or "
 		                     "http:// URL)",
-		                     MAX_ECHO, k->server);
+		                     shown);
+	}
 	return r;
 }
 

@@ -20,8 +20,14 @@ struct pq_conn {
 	char *dsn; /* owned; a secret: never logged */
 };
 
+/* Whether libpq can parse dsn (key=value or URI): 0, -EINVAL with libpq's message in reterr,
+ * its quoted pieces of the DSN redacted (keywords kept, a URI without its userinfo, anything
+ * else "***"), or -ENOMEM. */
+int pq_dsn_check(const char *dsn, struct sm_error *reterr);
+
 /* Connects when not connected (or the connection went bad), within timeout_ms.
- * 0, or -ECONNREFUSED / -ETIMEDOUT with libpq's message verbatim in reterr. */
+ * 0, or -ECONNREFUSED / -ETIMEDOUT with libpq's message verbatim in reterr; -EINVAL when the
+ * DSN does not parse (pq_dsn_check). */
 int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reterr);
 
 /* Runs one statement and returns its last result (caller PQclear()s it), within timeout_ms.

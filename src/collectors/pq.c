@@ -27,6 +27,86 @@ static void set_pq_error(struct sm_error *e, const char *what, PGconn *conn)
 	sm_error_set(e, "%s: %.*s", what, (int)n, msg);
 }
 
+/* A known conninfo keyword ("password", "host", ...), or the "=" or "]" libpq looked for: safe
+ * to show. */
+static bool is_keyword(const PQconninfoOption *opts, const char *s, size_t n)
+{
+	if (n == 1 && (s[0] == '=' || s[0] == ']'))
+		return true;
+	for (const PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strlen(o->keyword) == n && strncmp(o->keyword, s, n) == 0)
+			return true;
+	return false;
+}
+
+/* libpq's parse errors quote pieces of the DSN ('invalid percent-encoded token: "pa%zz"', the
+ * whole URI with its password): each quoted piece is kept only when it is a keyword, a URI
+ * loses its userinfo, anything else becomes "***". */
+static void redact_parse_error(const char *msg, char *buf, size_t len)
+{
+	PQconninfoOption *opts = PQconndefaults();
+	size_t used = 0;
+
+	buf[0] = '\0';
+	while (*msg && used + 1 < len) {
+		const char *q = strchr(msg, '"');
+		const char *end;
+		char piece[1024];
+		size_t n;
+		int k;
+
+		if (!q) {
+			(void)snprintf(buf + used, len - used, "%s", msg);
+			break;
+		}
+		end = strchr(q + 1, '"');
+		n = end ? (size_t)(end - q - 1) : strlen(q + 1);
+		if (is_keyword(opts, q + 1, n)) {
+			(void)snprintf(piece, sizeof(piece), "%.*s", (int)n, q + 1);
+		} else if (n < sizeof(piece) && strstr(q + 1, "://") &&
+		           strstr(q + 1, "://") < q + 1 + n) {
+			char uri[sizeof(piece)];
+
+			(void)snprintf(uri, sizeof(uri), "%.*s", (int)n, q + 1);
+			sm_config_url_redact(uri, piece, sizeof(piece));
+		} else {
+			(void)snprintf(piece, sizeof(piece), "***");
+		}
+		k = snprintf(buf + used, len - used, "%.*s\"%s\"", (int)(q - msg), msg, piece);
+		if (k < 0)
+			break;
+		used += (size_t)k;
+		if (used >= len) {
+			used = len - 1;
+			break;
+		}
+		msg = end ? end + 1 : q + 1 + n;
+	}
+	PQconninfoFree(opts);
+}
+
+int pq_dsn_check(const char *dsn, struct sm_error *reterr)
+{
+	char *errmsg = NULL;
+	PQconninfoOption *parsed = PQconninfoParse(dsn, &errmsg);
+	char msg[sizeof(reterr->message)];
+	size_t n;
+
+	if (parsed) {
+		PQconninfoFree(parsed);
+		return 0;
+	}
+	if (!errmsg)
+		return -ENOMEM;
+	redact_parse_error(errmsg, msg, sizeof(msg));
+	PQfreemem(errmsg);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	sm_error_set(reterr, "invalid DSN: %s", msg);
+	return -EINVAL;
+}
+
 /* Waits until the socket is readable or writable; 0, or -ETIMEDOUT. */
 static int wait_socket(PGconn *conn, bool for_write, int64_t deadline_ms)
 {
@@ -50,11 +130,16 @@ int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reter
 {
 	int64_t deadline = sm_time_mono_ms() + timeout_ms;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int r;
 
 	if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
 		return 0;
 	pq_conn_close(c);
 
+	/* libpq's own message for a DSN it cannot parse may quote the password. */
+	r = pq_dsn_check(c->dsn, reterr);
+	if (r < 0)
+		return r;
 	c->conn = PQconnectStart(c->dsn);
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
 		set_pq_error(reterr, "connect", c->conn);

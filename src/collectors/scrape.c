@@ -458,9 +458,14 @@ static int scrape_config_parse(struct sm_config_parser *p, const struct sm_confi
 	for (size_t i = 0; i < c->targets.n; i++) {
 		const char *t = c->targets.v[i];
 
-		if (strncmp(t, "http://", 7) != 0 && strncmp(t, "https://", 8) != 0)
+		if (strncmp(t, "http://", 7) != 0 && strncmp(t, "https://", 8) != 0) {
+			char shown[200];
+
+			sm_config_url_redact(t, shown, sizeof(shown));
 			r = sm_config_report(p, sm_config_node_get(p, node, "targets"),
-			                     "target '%s': expected an http:// or https:// URL", t);
+			                     "target '%s': expected an http:// or https:// URL",
+			                     shown);
+		}
 	}
 	if (!c->has_pods && c->targets.n == 0)
 		r = sm_config_report(p, node, "a scrape source needs targets or pods");
@@ -518,6 +523,7 @@ struct entry {
 struct target {
 	char *id; /* pod UID or the static URL */
 	char *url;
+	char *shown_url; /* url without its userinfo (a password), for messages */
 	bool is_pod;
 	char *pod_name;
 	char *pod_namespace;
@@ -609,6 +615,7 @@ static void target_free(struct target *t)
 		curl_easy_cleanup(t->easy);
 	free(t->id);
 	free(t->url);
+	free(t->shown_url);
 	free(t->pod_name);
 	free(t->pod_namespace);
 	for (size_t i = 0; i < t->n_pod_labels; i++) {
@@ -749,9 +756,11 @@ static int target_new(struct scrape_state *s, const char *id, const char *url, s
 		return -ENOMEM;
 	t->id = strdup(id);
 	t->url = strdup(url);
+	t->shown_url = malloc(strlen(url) + 4);
 	t->easy = curl_easy_init();
-	if (!t->id || !t->url || !t->easy)
+	if (!t->id || !t->url || !t->shown_url || !t->easy)
 		goto out;
+	sm_config_url_redact(url, t->shown_url, strlen(url) + 4);
 	t->max_body = (size_t)c->max_body_bytes;
 	e = t->easy;
 	(void)curl_easy_setopt(e, CURLOPT_URL, t->url);
@@ -1559,7 +1568,7 @@ static int scrape_collect(void *state, struct sm_batch *batch, struct sm_error *
 			n_failed++;
 			if (shown < MAX_ERRORS_SHOWN && pos < sizeof(note)) {
 				int k = snprintf(note + pos, sizeof(note) - pos, "%s%s: %s",
-				                 shown ? "; " : "", t->url, t->error);
+				                 shown ? "; " : "", t->shown_url, t->error);
 
 				if (k > 0)
 					pos += (size_t)k;

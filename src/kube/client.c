@@ -143,8 +143,11 @@ int sm_kube_client_new(const struct sm_kube_options *opts, struct sm_kube_client
 
 		if (strncmp(opts->server, "https://", 8) != 0 &&
 		    strncmp(opts->server, "http://", 7) != 0) {
+			char shown[1024];
+
+			sm_config_url_redact(opts->server, shown, sizeof(shown));
 			sm_error_set(reterr, "kubernetes server '%s': expected an http(s):// URL",
-			             opts->server);
+			             shown);
 			r = -EINVAL;
 			goto out;
 		}
@@ -355,12 +358,15 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	}
 	rc = curl_easy_perform(c->curl);
 	if (rc != CURLE_OK) {
+		char shown[1024];
+
+		sm_config_url_redact(url, shown, sizeof(shown));
 		if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-			sm_error_set(reterr, "%s %s: response larger than %zu bytes", method, url,
+			sm_error_set(reterr, "%s %s: response larger than %zu bytes", method, shown,
 			             c->max_body);
 			r = -E2BIG;
 		} else {
-			sm_error_set(reterr, "%s %s: %s", method, url,
+			sm_error_set(reterr, "%s %s: %s", method, shown,
 			             *errbuf ? errbuf : curl_easy_strerror(rc));
 			r = curl_errno(rc);
 		}

@@ -948,6 +948,37 @@ static void test_strv_done(void **state)
 	assert_int_equal(v.n, 0);
 }
 
+static void test_url_redact(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} urls[] = {
+	    {"http://u:pw@127.0.0.1:8000/metrics", "http://***@127.0.0.1:8000/metrics"},
+	    {"https://token@h/x?a=b@c", "https://***@h/x?a=b@c"},
+	    {"http://u:pa/ss@h/m", "http://***@h/m"},    /* unescaped '/' in the password */
+	    {"http://u:p@ss@h:1/m", "http://***@h:1/m"}, /* unescaped '@' */
+	    {"postgresql://app:pw@[::1/db", "postgresql://***@[::1/db"},
+	    {"http://127.0.0.1:8000/metrics", "http://127.0.0.1:8000/metrics"},
+	    {"http://h/m#frag@x", "http://h/m#frag@x"},
+	    {"not a url @ all", "not a url @ all"},
+	    {"", ""},
+	};
+	char buf[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		sm_config_url_redact(urls[i].in, buf, strlen(urls[i].in) + 4);
+		if (strcmp(buf, urls[i].out) != 0)
+			fail_msg("case %zu '%s': got '%s', want '%s'", i, urls[i].in, buf,
+			         urls[i].out);
+	}
+	/* Cut to fit, never showing the password. */
+	sm_config_url_redact("http://user:secretpw@h/m", buf, 12);
+	assert_string_equal(buf, "http://***@");
+	sm_config_url_redact("http://user:secretpw@h/m", buf, 5);
+	assert_string_equal(buf, "http");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -958,7 +989,7 @@ int main(void)
 	    cmocka_unit_test(test_example),         cmocka_unit_test(test_deep_nesting),
 	    cmocka_unit_test(test_registry),        cmocka_unit_test(test_table_types),
 	    cmocka_unit_test(test_table_errors),    cmocka_unit_test(test_accessors),
-	    cmocka_unit_test(test_strv_done),
+	    cmocka_unit_test(test_strv_done),       cmocka_unit_test(test_url_redact),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

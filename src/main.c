@@ -14,15 +14,21 @@
 #include "scalemetrics/config.h"
 #include "scalemetrics/error.h"
 #include "scalemetrics/explain.h"
+#include "scalemetrics/history.h"
 #include "scalemetrics/http.h"
 #include "scalemetrics/log.h"
 #include "scalemetrics/probe.h"
 #include "scalemetrics/scheduler.h"
 #include "scalemetrics/store.h"
+#include "scalemetrics/telemetry.h"
 
 #define LOG_CTX "main"
 
 #define EXIT_USAGE 2
+/* The answer cache (api.h): one slot per distinct query an HPA fleet asks (each HPA metric
+ * is one URL), bodies bounded to 2 MiB in all. */
+#define ANSWER_CACHE_ENTRIES 4096
+#define ANSWER_CACHE_BYTES   (2u << 20)
 
 static void usage(FILE *f)
 {
@@ -182,8 +188,11 @@ static int cmd_serve(const char *path)
 {
 	struct sm_config *cfg = NULL;
 	struct sm_store *store = NULL;
+	struct sm_history *history = NULL;
 	struct sm_scheduler *sched = NULL;
 	struct sm_http_server *http = NULL;
+	struct sm_telemetry *telemetry = NULL;
+	struct sm_api_cache *cache = NULL;
 	struct sm_api_context api;
 	struct sm_error err = {0};
 	struct sigaction sa = {.sa_handler = SIG_IGN};
@@ -221,13 +230,30 @@ static int cmd_serve(const char *path)
 		sm_log_error(LOG_CTX, "cannot create the metric store: out of memory");
 		goto out;
 	}
+	/* The /status page's sparklines; set before the collectors start publishing. */
+	history = sm_history_new(SM_HISTORY_DEFAULT_MAX_SERIES);
+	if (!history) {
+		sm_log_error(LOG_CTX, "cannot create the series history: out of memory");
+		goto out;
+	}
+	sm_store_set_history(store, history);
 	r = sm_scheduler_start(cfg, store, &sched);
 	if (r < 0) {
 		sm_log_error(LOG_CTX, "cannot start the collectors: %s", strerror(-r));
 		goto out;
 	}
+	/* A failed allocation only means answers are built anew every time. */
+	cache = sm_api_cache_new(ANSWER_CACHE_ENTRIES, ANSWER_CACHE_BYTES);
+	telemetry = sm_telemetry_new();
+	if (!telemetry) {
+		sm_log_error(LOG_CTX, "cannot create the /metrics counters: out of memory");
+		goto out;
+	}
 	api = (struct sm_api_context){
 	    .store = store,
+	    .history = history,
+	    .telemetry = telemetry,
+	    .cache = cache,
 	    .version = SM_VERSION,
 	    .git_commit = SM_GIT_COMMIT,
 	};
@@ -256,8 +282,11 @@ static int cmd_serve(const char *path)
 	ret = EXIT_SUCCESS;
 out:
 	sm_http_server_stop(http);
+	sm_telemetry_free(telemetry);
 	sm_scheduler_stop(sched);
+	sm_api_cache_free(cache);
 	sm_store_free(store);
+	sm_history_free(history);
 	if (ret == EXIT_SUCCESS)
 		sm_log_info(LOG_CTX, "stopped");
 	sm_config_free(cfg);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "scalemetrics/config.h"
+#include "scalemetrics/history.h"
 #include "scalemetrics/series.h"
 
 /*
@@ -69,12 +70,15 @@ struct slot {
 	pthread_mutex_t publish_lock; /* serialises publishers of this slot */
 	bool locks_ready;
 	struct snapshot *current; /* the slot's own reference; guarded by lock */
+	int64_t round_us;         /* noted for the next publish; guarded by publish_lock */
 };
 
 struct sm_store {
 	const struct sm_config *cfg;
 	size_t n_slots;
 	struct slot *slots;
+	atomic_uint_least64_t generation; /* bumped after every publish */
+	struct sm_history *history;       /* borrowed; NULL: no history is recorded */
 };
 
 /* ---- series blocks ---- */
@@ -177,6 +181,7 @@ struct sm_store *sm_store_new(const struct sm_config *cfg)
 	if (!st)
 		goto fail;
 	st->cfg = cfg;
+	atomic_init(&st->generation, 0);
 	if (n) {
 		st->slots = calloc(n, sizeof(*st->slots));
 		if (!st->slots)
@@ -234,6 +239,12 @@ const struct sm_config *sm_store_config(const struct sm_store *st)
 	return st ? st->cfg : NULL;
 }
 
+void sm_store_set_history(struct sm_store *st, struct sm_history *h)
+{
+	if (st)
+		st->history = h;
+}
+
 struct sm_snapshot *sm_store_acquire(const struct sm_store *st, size_t idx)
 {
 	struct slot *sl;
@@ -285,6 +296,9 @@ int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *b
 		r = -ENOMEM;
 		goto out;
 	}
+	/* Best effort, under the history's own lock: a series it cannot keep only lacks a
+	 * sparkline. */
+	(void)sm_history_record(st->history, idx, block->series, block->n_series, mono_ms);
 
 	(void)pthread_mutex_lock(&sl->publish_lock);
 	prev = sl->current; /* only publishers change it, and we hold publish_lock */
@@ -298,9 +312,12 @@ int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *b
 	next->pub.rounds_ok = prev->pub.rounds_ok + 1;
 	next->pub.rounds_failed = prev->pub.rounds_failed;
 	next->pub.series_dropped = sm_batch_dropped(batch);
+	next->pub.last_round_us = sl->round_us;
+	sl->round_us = 0;
 	slot_swap(sl, next);
 	next = NULL;
 	(void)pthread_mutex_unlock(&sl->publish_lock);
+	atomic_fetch_add_explicit(&st->generation, 1, memory_order_release);
 	r = 0;
 
 out:
@@ -342,15 +359,52 @@ int sm_store_publish_failure(struct sm_store *st, size_t idx, const char *error,
 	next->pub.has_completed = true;
 	next->pub.last_attempt_mono_ms = mono_ms;
 	next->pub.rounds_failed = prev->pub.rounds_failed + 1;
+	next->pub.last_round_us = sl->round_us;
+	sl->round_us = 0;
 	slot_swap(sl, next);
 	next = NULL;
 	(void)pthread_mutex_unlock(&sl->publish_lock);
+	atomic_fetch_add_explicit(&st->generation, 1, memory_order_release);
 	r = 0;
 
 out:
 	sm_snapshot_unref(next ? &next->pub : NULL);
 	free(text);
 	return r;
+}
+
+uint64_t sm_store_generation(const struct sm_store *st)
+{
+	return st ? atomic_load_explicit(&st->generation, memory_order_acquire) : 0;
+}
+
+int64_t sm_store_fresh_until_ms(const struct sm_store *st)
+{
+	int64_t until = INT64_MAX;
+
+	for (size_t i = 0; st && i < st->n_slots; i++) {
+		struct sm_snapshot *snap = sm_store_acquire(st, i);
+		int64_t max_age = sm_snapshot_max_age_ms(snap);
+
+		/* Stale or never run: stays so until the next publish. */
+		if (snap->has_succeeded && max_age > 0 &&
+		    snap->last_success_mono_ms + max_age < until)
+			until = snap->last_success_mono_ms + max_age;
+		sm_snapshot_unref(snap);
+	}
+	return until;
+}
+
+void sm_store_note_round_us(struct sm_store *st, size_t idx, int64_t duration_us)
+{
+	struct slot *sl;
+
+	if (!st || idx >= st->n_slots)
+		return;
+	sl = &st->slots[idx];
+	(void)pthread_mutex_lock(&sl->publish_lock);
+	sl->round_us = duration_us;
+	(void)pthread_mutex_unlock(&sl->publish_lock);
 }
 
 bool sm_store_is_ready(const struct sm_store *st)
@@ -382,6 +436,15 @@ static int64_t clock_ms(clockid_t id)
 int64_t sm_time_mono_ms(void)
 {
 	return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t sm_time_mono_us(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 int64_t sm_time_wall_ms(void)

@@ -2,12 +2,15 @@
 #ifndef SM_API_H
 #define SM_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "scalemetrics/error.h"
 
+struct sm_history;
 struct sm_store;
+struct sm_telemetry;
 
 /* Pure functions from a parsed request and the store to response bytes: URL routing,
  * discovery documents, MetricValueList / ExternalMetricValueList encoding, metav1.Status
@@ -30,10 +33,24 @@ struct sm_api_response {
 	const char *reason; /* Status reason ("NotFound") or NULL on success; static */
 	const char *route;  /* a static name of the route that answered, for metrics/logs:
 	                     * "discovery", "custom", "external", "health", "openapi", ... */
+	bool reusable;      /* set by handlers: the same request gets these bytes again until the
+	                     * store changes (sm_store_generation) or a source turns stale */
+	bool from_cache;    /* the body was copied from the answer cache */
+	/* Items whose value is a rule's fallback (source stale), for /metrics. */
+	unsigned n_fallbacks;
 };
+
+struct sm_api_cache;
 
 struct sm_api_context {
 	const struct sm_store *store;
+	struct sm_api_cache *cache; /* NULL: every answer is built anew */
+	/* The server's counters, rendered at /metrics and fed by the HTTP layer; NULL: /metrics
+	 * answers 404 like an unknown path, and nothing is counted. */
+	struct sm_telemetry *telemetry;
+	/* The series' value history for the /status page (history.h; it has its own lock);
+	 * NULL: the page shows no sparklines. */
+	struct sm_history *history;
 	const char *version;    /* scalemetrics version string */
 	const char *git_commit; /* may be "" */
 };
@@ -43,6 +60,16 @@ struct sm_api_context {
 int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request *req,
                   struct sm_api_response *ret);
 void sm_api_response_done(struct sm_api_response *r);
+
+/* The answer cache: HPAs repeat the same few URLs every 15 s, and an answer stays the same
+ * while the store does not change and no source turns stale, so sm_api_handle keeps the
+ * reusable 200 answers to GET/HEAD (keyed by raw path, query and Accept header) and copies
+ * them out while they are still right. Direct-mapped: max_entries slots (rounded up to a
+ * power of two), a newer answer replaces whatever shares its slot; bodies bigger than
+ * max_bytes / 8, or that would take the total over max_bytes, are not kept. Thread-safe.
+ * NULL on allocation failure or when max_entries or max_bytes is 0. */
+struct sm_api_cache *sm_api_cache_new(size_t max_entries, size_t max_bytes);
+void sm_api_cache_free(struct sm_api_cache *c);
 
 /* A metav1.Status failure document; also used by the HTTP layer (401, 403, 413, 414...). */
 int sm_api_status(int code, const char *reason, const char *message, struct sm_api_response *ret);

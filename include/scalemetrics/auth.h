@@ -17,6 +17,7 @@
 struct cJSON;
 struct sm_api_response;
 struct sm_kube_client;
+struct sm_telemetry;
 
 struct sm_auth_extra {
 	char *key;
@@ -124,9 +125,11 @@ struct sm_auth;
 /* For server.auth.mode delegated: builds the authenticator and authorizer, with a Kubernetes
  * API client made from cfg->kubernetes, reads the trust material once (files, or the
  * ConfigMap; a ConfigMap that cannot be read is logged and retried in the background: until
- * then, certificates are not trusted) and starts the refresh thread. -EINVAL with reterr when
- * the Kubernetes API is not configured or a file cannot be read, -ENOMEM. */
-int sm_auth_new(const struct sm_config *cfg, struct sm_auth **ret,
+ * then, certificates are not trusted) and starts the refresh thread. telemetry (borrowed, may
+ * be NULL) counts every decision of sm_auth_check and every token and review cache lookup.
+ * -EINVAL with reterr when the Kubernetes API is not configured or a file cannot be read,
+ * -ENOMEM. */
+int sm_auth_new(const struct sm_config *cfg, struct sm_telemetry *telemetry, struct sm_auth **ret,
                 struct sm_error *reterr) SM_MUSTCHECK;
 void sm_auth_free(struct sm_auth *a);
 

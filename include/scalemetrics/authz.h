@@ -17,6 +17,7 @@ struct cJSON;
 struct sm_api_response;
 struct sm_auth_user;
 struct sm_kube_client;
+struct sm_telemetry;
 
 /* authorizer.Attributes, derived from the request like requestinfo.go does, with the path
  * split and decoded the way the API router does it (split on '/', then percent-decode each
@@ -70,9 +71,12 @@ int sm_authz_forbidden(const struct sm_auth_user *u, const struct sm_authz_attri
 
 struct sm_authz;
 
-/* kube is borrowed. cache_ttl_ms 0 disables caching. extra_paths: always_allow_paths (copied) */
+/* kube is borrowed. cache_ttl_ms 0 disables caching. extra_paths: always_allow_paths (copied).
+ * telemetry (borrowed, may be NULL) counts the lookups in the decision cache: one hit or miss
+ * per SubjectAccessReview that would be sent. */
 int sm_authz_new(struct sm_kube_client *kube, int64_t cache_ttl_ms,
-                 const struct sm_strv *extra_paths, struct sm_authz **ret) SM_MUSTCHECK;
+                 const struct sm_strv *extra_paths, struct sm_telemetry *telemetry,
+                 struct sm_authz **ret) SM_MUSTCHECK;
 void sm_authz_free(struct sm_authz *z);
 
 /* Decides. 0 with *ret (and a malloc'd reason or NULL) when decided; when a

@@ -10,6 +10,7 @@
 
 struct sm_batch;
 struct sm_config;
+struct sm_history;
 struct sm_series;
 struct sm_source_config;
 
@@ -31,6 +32,7 @@ struct sm_snapshot {
 	uint64_t rounds_ok;
 	uint64_t rounds_failed;
 	size_t series_dropped; /* cut by max_series in the last successful round */
+	int64_t last_round_us; /* how long the last round took (success or failure); 0: not noted */
 };
 
 struct sm_store;
@@ -41,6 +43,10 @@ void sm_store_free(struct sm_store *st);
 size_t sm_store_count(const struct sm_store *st);
 /* The config the store was made with (borrowed), for the query module. */
 const struct sm_config *sm_store_config(const struct sm_store *st);
+/* From now on every successful publish records its series' values in h (history.h), before
+ * the swap and outside the store's locks. h is borrowed and must outlive the store; NULL
+ * stops recording. Not synchronised: call it before the collectors start. */
+void sm_store_set_history(struct sm_store *st, struct sm_history *h);
 
 /* Takes ownership of batch (frees it). Series timestamps are set to wall_ms. */
 int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *batch,
@@ -48,11 +54,23 @@ int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *b
 /* Keeps the previous series (they become stale with age), records error text. */
 int sm_store_publish_failure(struct sm_store *st, size_t idx, const char *error,
                              int64_t mono_ms) SM_MUSTCHECK;
+/* Notes how long the round about to be published took: the next sm_store_publish_success or
+ * _failure of idx copies it into its snapshot's last_round_us (a snapshot is immutable once
+ * published, and this keeps the publish signatures as they are). Called by the thread that
+ * ran the round, before publishing it; rounds not noted publish 0. */
+void sm_store_note_round_us(struct sm_store *st, size_t idx, int64_t duration_us);
 
 /* Returns a referenced snapshot (never NULL: an empty "never ran" one before the first
  * round; idx must be < sm_store_count). Thread-safe; pair with sm_snapshot_unref. */
 struct sm_snapshot *sm_store_acquire(const struct sm_store *st, size_t idx);
 void sm_snapshot_unref(struct sm_snapshot *snap);
+
+/* Bumped after every publish (success or failure), so anything derived from the store's
+ * contents stays right while the generation is unchanged, up to sm_store_fresh_until_ms. */
+uint64_t sm_store_generation(const struct sm_store *st);
+/* The last monotonic time at which every source that is fresh now is still fresh
+ * (sm_snapshot_is_stale), INT64_MAX when none turns stale without a publish. */
+int64_t sm_store_fresh_until_ms(const struct sm_store *st);
 
 /* True once every source has completed a first round (success or failure). */
 bool sm_store_is_ready(const struct sm_store *st);
@@ -65,6 +83,7 @@ int64_t sm_snapshot_max_age_ms(const struct sm_snapshot *snap);
 
 /* Clocks, in one place. */
 int64_t sm_time_mono_ms(void);
+int64_t sm_time_mono_us(void); /* the same monotonic clock, in microseconds */
 int64_t sm_time_wall_ms(void);
 
 #endif

@@ -19,6 +19,8 @@ struct sm_query_result;
 
 #define SM_API_CT_JSON "application/json"
 #define SM_API_CT_TEXT "text/plain; charset=utf-8"
+/* The Prometheus text exposition format, /metrics. */
+#define SM_API_CT_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
 
 /* Which API a group/version route serves. */
 enum sm_api_kind {
@@ -37,6 +39,7 @@ struct sm_api_call {
 	size_t n_segs;
 	const char *label_selector;        /* form-decoded, first value; NULL when absent */
 	const char *metric_label_selector; /* idem */
+	const char *filter;                /* idem, for /status */
 };
 
 /* Handlers fill ret (a success document or a Status) and return 0, or -ENOMEM. */
@@ -59,6 +62,15 @@ struct sm_api_route {
 	bool json; /* answers JSON: the Accept header is checked */
 	sm_api_handler_fn handler;
 };
+
+/* cache.c */
+/* On a hit, fills ret with a copy of the kept answer (from_cache set) and returns true. */
+bool sm_api_cache_get(struct sm_api_cache *c, const struct sm_api_request *req, uint64_t generation,
+                      struct sm_api_response *ret);
+/* Keeps a copy of resp if it is a reusable 200 answer; it is served for req while the store
+ * generation is unchanged and now <= valid_until_mono_ms. Failing to keep it is silent. */
+void sm_api_cache_put(struct sm_api_cache *c, const struct sm_api_request *req, uint64_t generation,
+                      int64_t valid_until_mono_ms, const struct sm_api_response *resp);
 
 /* router.c */
 const struct sm_api_route *sm_api_routes(size_t *ret_n);
@@ -100,9 +112,23 @@ int sm_api_handle_external(const struct sm_api_call *c, struct sm_api_response *
 int sm_api_external_encode(const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
                            size_t *ret_len);
 
+/* metrics.c */
+/* GET /metrics; 404 when the context has no telemetry. */
+int sm_api_handle_metrics(const struct sm_api_call *c, struct sm_api_response *ret);
+/* The /metrics document for these counters (t may be NULL: all zero) and the store's
+ * sources at now_mono_ms. -ENOMEM. */
+int sm_api_metrics_render(const struct sm_telemetry *t, const struct sm_store *st,
+                          int64_t now_mono_ms, const char *version, const char *git_commit,
+                          char **ret_body, size_t *ret_len);
+
+/* statuspage.c */
+/* GET /status: the HTML status page (sources, series, sparklines; `filter` applied). */
+int sm_api_handle_status_page(const struct sm_api_call *c, struct sm_api_response *ret);
+
 /* status.c */
-/* Prints doc into ret with status 200 and Content-Type application/json; does not free
- * doc. -ENOMEM when printing fails. */
+/* Prints doc into ret with status 200 and Content-Type application/json, marked reusable
+ * (its callers' documents depend on the config and the store only); does not free doc.
+ * -ENOMEM when printing fails. */
 int sm_api_respond_json(const struct cJSON *doc, const char *route, struct sm_api_response *ret);
 /* Fills ret with a text body. -ENOMEM. */
 int sm_api_respond_text(int status, const char *text, const char *route,

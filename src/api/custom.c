@@ -344,6 +344,8 @@ int sm_api_run_and_encode(const struct sm_api_call *c, const struct sm_query *q,
 	struct sm_error err = {0};
 	char *body = NULL;
 	size_t len = 0;
+	bool reusable = true;
+	unsigned n_fallbacks = 0;
 	int r;
 
 	if (!c->ctx->store)
@@ -358,6 +360,11 @@ int sm_api_run_and_encode(const struct sm_api_call *c, const struct sm_query *q,
 	else
 		r = sm_api_custom_encode(c->route->version, q, &res, c->req->now_wall_ms, &body,
 		                         &len);
+	/* Fallback items carry the time of the request. */
+	for (size_t i = 0; i < res.n_items; i++)
+		reusable = reusable && !res.items[i].is_fallback;
+	for (size_t i = 0; i < res.n_items; i++)
+		n_fallbacks += res.items[i].is_fallback ? 1u : 0u;
 	sm_query_result_done(&res);
 	if (r < 0)
 		return r;
@@ -367,6 +374,8 @@ int sm_api_run_and_encode(const struct sm_api_call *c, const struct sm_query *q,
 	    .body = body,
 	    .body_len = len,
 	    .route = c->route->name,
+	    .reusable = reusable,
+	    .n_fallbacks = n_fallbacks,
 	};
 	return 0;
 }

@@ -135,11 +135,23 @@ static const struct sm_api_route routes[] = {
         .handler = handle_readyz,
     },
     {
+        .name = "status",
+        .segs = {"status"},
+        .n_segs = 1,
+        .handler = sm_api_handle_status_page,
+    },
+    {
         .name = "version",
         .segs = {"version"},
         .n_segs = 1,
         .json = true,
         .handler = sm_api_handle_version,
+    },
+    {
+        .name = "metrics",
+        .segs = {"metrics"},
+        .n_segs = 1,
+        .handler = sm_api_handle_metrics,
     },
     {
         .name = "openapi",
@@ -302,6 +314,8 @@ static int parse_query(const char *query, char **ret_buf, struct sm_api_call *c,
 				target = &c->label_selector;
 			else if (strcmp(p, "metricLabelSelector") == 0)
 				target = &c->metric_label_selector;
+			else if (strcmp(p, "filter") == 0)
+				target = &c->filter;
 		}
 		if (target && !*target) {
 			char *value = eq ? eq + 1 : p + strlen(p);
@@ -456,8 +470,14 @@ int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request 
 	size_t n = 0;
 	const struct sm_api_route *rt = NULL;
 	struct sm_api_call call = {.ctx = ctx, .req = req};
+	/* Read before anything is looked up, so an answer built across a publish is kept
+	 * under the older generation and never outlives it. */
+	uint64_t generation = sm_store_generation(ctx->store);
 	int r;
 
+	if (ctx->cache && method_allowed(req->method) &&
+	    sm_api_cache_get(ctx->cache, req, generation, ret))
+		return 0;
 	if (!method_allowed(req->method)) {
 		r = sm_api_status(405, "MethodNotAllowed",
 		                  "the server does not allow this method on the requested resource",
@@ -506,6 +526,9 @@ out:
 		                  ret);
 	if (r == 0 && rt)
 		ret->route = rt->name;
+	if (r == 0 && ctx->cache && ret->reusable)
+		sm_api_cache_put(ctx->cache, req, generation, sm_store_fresh_until_ms(ctx->store),
+		                 ret);
 	free(pathbuf);
 	free(querybuf);
 	return r < 0 ? -ENOMEM : 0;

@@ -82,6 +82,7 @@ int sm_api_respond_json(const struct cJSON *doc, const char *route, struct sm_ap
 	response_reset(ret, 200, SM_API_CT_JSON, route);
 	ret->body = body;
 	ret->body_len = strlen(body);
+	ret->reusable = true;
 	return 0;
 }
 

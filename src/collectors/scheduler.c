@@ -162,6 +162,7 @@ static int64_t run_round(struct sm_scheduler *s, struct slot *sl)
 	struct sm_error err = {0};
 	struct sm_batch *batch = NULL;
 	int64_t start = sm_time_mono_ms();
+	int64_t start_us = sm_time_mono_us();
 	int64_t now, delay;
 	char error[sizeof(err.message)];
 	int r;
@@ -174,6 +175,7 @@ static int64_t run_round(struct sm_scheduler *s, struct slot *sl)
 		r = sl->ops->collect(sl->state, batch, &err);
 	}
 	now = sm_time_mono_ms();
+	sm_store_note_round_us(s->store, sl->idx, sm_time_mono_us() - start_us);
 
 	if (r >= 0) {
 		char note[sizeof(err.message)];

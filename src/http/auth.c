@@ -24,6 +24,7 @@
 #include "scalemetrics/authz.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/log.h"
+#include "scalemetrics/telemetry.h"
 
 /*
  * Design:
@@ -627,6 +628,7 @@ struct sm_auth {
 	struct sm_kube_client *kube;
 	struct sm_authz *authz;
 	struct sm_auth_cache *tokens;
+	struct sm_telemetry *telemetry; /* borrowed; may be NULL */
 	/* From the config (copies). */
 	char *requestheader_ca_file;
 	char *client_ca_file;
@@ -873,7 +875,8 @@ void sm_auth_free(struct sm_auth *a)
 	free(a);
 }
 
-int sm_auth_new(const struct sm_config *cfg, struct sm_auth **ret, struct sm_error *reterr)
+int sm_auth_new(const struct sm_config *cfg, struct sm_telemetry *telemetry, struct sm_auth **ret,
+                struct sm_error *reterr)
 {
 	const struct sm_server_config *sc = &cfg->server;
 	struct sm_kube_options ko;
@@ -901,6 +904,7 @@ int sm_auth_new(const struct sm_config *cfg, struct sm_auth **ret, struct sm_err
 		goto fail;
 	}
 	atomic_init(&a->trust->refs, 1);
+	a->telemetry = telemetry;
 	a->refresh_ms = sc->auth_refresh_interval_ms > 0 ? sc->auth_refresh_interval_ms : 60000;
 	r = -ENOMEM;
 	if (sc->requestheader_client_ca_file)
@@ -934,7 +938,7 @@ int sm_auth_new(const struct sm_config *cfg, struct sm_auth **ret, struct sm_err
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = sm_authz_new(a->kube, sc->cache_ttl_ms, &sc->always_allow_paths, &a->authz);
+	r = sm_authz_new(a->kube, sc->cache_ttl_ms, &sc->always_allow_paths, telemetry, &a->authz);
 	if (r < 0)
 		goto fail;
 
@@ -1172,6 +1176,8 @@ static enum authn_result authn_token(struct sm_auth *a, const char *token, size_
 	if (sm_auth_cache_get(a->tokens, key, now_ms, &cached)) {
 		cJSON *j = cached[0] ? cJSON_Parse(cached) : NULL;
 
+		sm_telemetry_auth_cache(a->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, true);
+
 		if (j && sm_auth_user_from_json(j, &u) == 0) {
 			*ret = u;
 			res = AUTHN_OK;
@@ -1182,6 +1188,7 @@ static enum authn_result authn_token(struct sm_auth *a, const char *token, size_
 		free(cached);
 		return res;
 	}
+	sm_telemetry_auth_cache(a->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, false);
 	tok = strndup(token, len);
 	req = tok ? sm_auth_token_review_request(tok) : NULL;
 	if (!req) {
@@ -1306,6 +1313,8 @@ bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t
 	struct sm_auth_user user = {0};
 	struct sm_error err = {0};
 	enum sm_authz_decision d = SM_AUTHZ_DENY;
+	/* What /metrics counts; anything that ends without a decision is an error. */
+	enum sm_telemetry_auth_decision verdict = SM_TELEMETRY_AUTH_ERROR;
 	char *reason = NULL;
 	char why[256];
 	char msg[700];
@@ -1319,16 +1328,17 @@ bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t
 	r = sm_authz_attributes_from_request(req->method, req->path, req->query, &attrs, &err);
 	if (r == -EINVAL) {
 		(void)sm_api_status(400, "BadRequest", err.message, ret);
-		return false;
+		goto out;
 	}
 	if (r < 0) {
 		oom_status(ret);
-		return false;
+		goto out;
 	}
 	r = authenticate(a, req, now_mono_ms, &user, why, sizeof(why));
 	if (r == -EACCES) {
 		sm_log_debug(LOG_CTX, "401 for %s '%s': %s", req->method, req->path, why);
 		(void)sm_api_status(401, "Unauthorized", "Unauthorized", ret);
+		verdict = SM_TELEMETRY_AUTH_UNAUTHENTICATED;
 		goto out;
 	}
 	if (r < 0) {
@@ -1360,13 +1370,16 @@ bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t
 	}
 	if (d == SM_AUTHZ_ALLOW) {
 		allowed = true;
+		verdict = SM_TELEMETRY_AUTH_ALLOWED;
 		goto out;
 	}
+	verdict = SM_TELEMETRY_AUTH_DENIED;
 	sm_log_debug(LOG_CTX, "403 for %s '%s', user '%s'%s%s", req->method, req->path, user.name,
 	             reason ? ": " : "", reason ? reason : "");
 	if (sm_authz_forbidden(&user, &attrs, reason, ret) < 0)
 		oom_status(ret);
 out:
+	sm_telemetry_auth_decision(a->telemetry, verdict);
 	free(reason);
 	sm_auth_user_done(&user);
 	sm_authz_attributes_done(&attrs);

@@ -14,6 +14,7 @@
 #include "scalemetrics/api.h"
 #include "scalemetrics/auth.h"
 #include "scalemetrics/kube.h"
+#include "scalemetrics/telemetry.h"
 
 #define SAR_PATH          "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 #define CACHE_MAX_ENTRIES 4096
@@ -590,16 +591,19 @@ struct sm_authz {
 	struct sm_auth_cache *allowed;
 	struct sm_auth_cache *denied;
 	struct sm_strv extra_paths;
+	struct sm_telemetry *telemetry; /* borrowed; may be NULL */
 };
 
 int sm_authz_new(struct sm_kube_client *kube, int64_t cache_ttl_ms,
-                 const struct sm_strv *extra_paths, struct sm_authz **ret)
+                 const struct sm_strv *extra_paths, struct sm_telemetry *telemetry,
+                 struct sm_authz **ret)
 {
 	struct sm_authz *z = calloc(1, sizeof(*z));
 
 	if (!z)
 		return -ENOMEM;
 	z->kube = kube;
+	z->telemetry = telemetry;
 	z->allowed = sm_auth_cache_new(CACHE_MAX_ENTRIES, cache_ttl_ms);
 	z->denied = sm_auth_cache_new(CACHE_MAX_ENTRIES, cache_ttl_ms);
 	if (!z->allowed || !z->denied)
@@ -687,17 +691,20 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 	}
 	sha256_hex(spec, key);
 	if (sm_auth_cache_get(z->allowed, key, now_mono_ms, &cached)) {
+		sm_telemetry_auth_cache(z->telemetry, SM_TELEMETRY_CACHE_SUBJECTACCESSREVIEW, true);
 		*ret = SM_AUTHZ_ALLOW;
 		*ret_reason = NULL;
 		r = 0;
 		goto out;
 	}
 	if (sm_auth_cache_get(z->denied, key, now_mono_ms, &cached)) {
+		sm_telemetry_auth_cache(z->telemetry, SM_TELEMETRY_CACHE_SUBJECTACCESSREVIEW, true);
 		*ret = cached[0] == 'D' ? SM_AUTHZ_DENY : SM_AUTHZ_NO_OPINION;
 		*ret_reason = cached[1] ? strdup(cached + 1) : NULL;
 		r = 0;
 		goto out;
 	}
+	sm_telemetry_auth_cache(z->telemetry, SM_TELEMETRY_CACHE_SUBJECTACCESSREVIEW, false);
 	if (!z->kube) {
 		sm_error_set(reterr, "no Kubernetes API client to ask");
 		r = -EHOSTUNREACH;

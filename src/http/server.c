@@ -46,6 +46,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -67,6 +68,7 @@
 #include "scalemetrics/log.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/store.h"
+#include "scalemetrics/telemetry.h"
 #include "scalemetrics/tls.h"
 
 #define LOG_CTX "http"
@@ -79,10 +81,15 @@
 #define HTTPS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 /* Request line plus headers are limited to max_header_bytes by on_request() (431, a Status
  * document). MHD keeps them in a per-connection memory pool that also holds its header
- * records and the response header; the pool is sized well above the limit so that requests
- * somewhat over it still reach on_request() and get a clear answer. Far bigger ones fill the
- * pool and MHD answers 431 itself (an HTML body; 414 if the request line alone is that big). */
-#define POOL_SIZE(max_header_bytes) ((size_t)(max_header_bytes)*2 + 8192)
+ * records (56 bytes per header line: AUTH_HEADERS_MAX of them must fit) and the response
+ * header; the pool is sized 8 KiB above the limit (or above a URL_MAX request line) so that
+ * requests somewhat over it still reach on_request() and get a clear answer. Far bigger ones
+ * fill the pool and MHD answers 431 itself (an HTML body; 414 if the request line alone is
+ * that big). No bigger than that: MHD zeroes the whole pool after every request, which at
+ * twice the limit plus 8 KiB was a third of the work of a one-series answer (bench/README.md,
+ * profile findings). */
+#define POOL_SIZE(max_header_bytes)                                                                \
+	((size_t)((max_header_bytes) > URL_MAX + 1024 ? (max_header_bytes) : URL_MAX + 1024) + 8192)
 /* Request headers handed to the authenticator, and peer certificates read. */
 #define AUTH_HEADERS_MAX 256
 #define PEER_CERTS_MAX   16
@@ -133,6 +140,8 @@ enum auth_state {
 /* One HTTP request, from the URI log callback to the completion callback. */
 struct request {
 	int64_t start_mono_ms;
+	/* For the latency histogram (telemetry.h). */
+	int64_t start_mono_us;
 	char *target; /* the raw request target; NULL when longer than URL_MAX */
 	size_t target_len;
 	size_t body_bytes; /* request body read and dropped so far */
@@ -197,6 +206,10 @@ struct sm_http_server {
 	atomic_uint_fast64_t in_flight;
 	int64_t drain_max_ms;
 	char address[128]; /* "127.0.0.1:6443", "[::1]:6443", for logs */
+	/* Seals session tickets; made at start, in memory only (a restart invalidates the
+	 * tickets, which costs clients one full handshake). GnuTLS derives rotating keys from
+	 * it. data NULL: no tickets. */
+	gnutls_datum_t ticket_key;
 };
 
 /* ---- listen address ---- */
@@ -643,14 +656,24 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	s->conns = c;
 	(void)pthread_mutex_unlock(&s->conns_lock);
 	*socket_context = c;
-	/* Ask for a client certificate without requiring one (§7.1: Go's RequestClientCert).
-	 * MHD made the session but has not started the handshake yet. No CA names are sent, so
-	 * clients offer their certificate whatever signed it; GnuTLS checks only that the
-	 * client holds its key, and the authenticator verifies the chain. */
-	if (!s->auth)
-		return;
+	/* Answers go out in more than one write (headers, body); without this, Nagle holds the
+	 * second until the client's delayed ACK, 40 ms on Linux, on every new connection. */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	/* MHD made the TLS session but has not started the handshake yet. */
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (info && info->tls_session)
+	if (!info || !info->tls_session)
+		return;
+	/* Session resumption: TLS 1.3 tickets (and TLS 1.2 ones) sealed with the server's
+	 * ticket key, so a reconnecting client skips the certificate signature and key
+	 * exchange. libmicrohttpd does not enable them itself. */
+	if (s->ticket_key.data)
+		(void)gnutls_session_ticket_enable_server((gnutls_session_t)info->tls_session,
+		                                          &s->ticket_key);
+	/* Ask for a client certificate without requiring one (§7.1: Go's RequestClientCert).
+	 * No CA names are sent, so clients offer their certificate whatever signed it; GnuTLS
+	 * checks only that the client holds its key, and the authenticator verifies the
+	 * chain. */
+	if (s->auth)
 		gnutls_certificate_server_set_request((gnutls_session_t)info->tls_session,
 		                                      GNUTLS_CERT_REQUEST);
 }
@@ -665,6 +688,7 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 	if (!rq)
 		return NULL;
 	rq->start_mono_ms = sm_time_mono_ms();
+	rq->start_mono_us = sm_time_mono_us();
 	rq->target_len = strlen(uri);
 	if (rq->target_len <= URL_MAX) {
 		rq->target = strdup(uri);
@@ -897,6 +921,12 @@ static enum MHD_Result finish(struct sm_http_server *s, struct MHD_Connection *c
 
 	ret = send_response(s, conn, resp);
 	now = sm_time_mono_ms();
+	sm_telemetry_request(s->api ? s->api->telemetry : NULL,
+	                     sm_telemetry_group_from_path(rq->path),
+	                     sm_telemetry_route_from_name(resp->route), resp->status,
+	                     sm_time_mono_us() - rq->start_mono_us, resp->n_fallbacks);
+	if (resp->reusable)
+		sm_telemetry_answer_cache(s->api ? s->api->telemetry : NULL, resp->from_cache);
 	if (resp->status >= 500)
 		sm_log_info(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp->status,
 		            resp->reason ? resp->reason : "", now - rq->start_mono_ms);
@@ -1145,7 +1175,7 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 	if (r < 0)
 		goto out;
 	if (sc->auth_mode != SM_AUTH_NONE) {
-		r = sm_auth_new(cfg, &s->auth, reterr);
+		r = sm_auth_new(cfg, api ? api->telemetry : NULL, &s->auth, reterr);
 		if (r < 0)
 			goto out;
 		if (pthread_mutex_init(&s->jobs_lock, NULL) != 0 ||
@@ -1174,6 +1204,11 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 	s->conn_timeout_ms = sc->connection_timeout_ms > 0 ? sc->connection_timeout_ms : 30000;
 	pool_size = POOL_SIZE(sc->max_header_bytes);
 	s->max_header_bytes = sc->max_header_bytes;
+	/* Without a key the server works, without resumption. */
+	if (gnutls_session_ticket_key_generate(&s->ticket_key) != GNUTLS_E_SUCCESS) {
+		s->ticket_key = (gnutls_datum_t){0};
+		sm_log_warn(LOG_CTX, "cannot make a TLS session ticket key: no session resumption");
+	}
 
 	flags = MHD_USE_TLS | MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 	        MHD_USE_ITC;
@@ -1326,6 +1361,10 @@ void sm_http_server_stop(struct sm_http_server *s)
 
 		creds_free(c);
 		c = older;
+	}
+	if (s->ticket_key.data) {
+		gnutls_memset(s->ticket_key.data, 0, s->ticket_key.size);
+		gnutls_free(s->ticket_key.data);
 	}
 	free(s->cert_file);
 	free(s->key_file);

@@ -1133,6 +1133,122 @@ static void test_status_direct(void **state)
 }
 
 /* Without a store: discovery still answers (empty lists), metrics are unavailable. */
+/* ---- the answer cache ---- */
+
+static struct sm_api_response ask(const struct sm_api_context *ctx, const char *path,
+                                  const char *accept, int64_t now_mono_ms)
+{
+	struct sm_api_request req = {
+	    .method = "GET",
+	    .path = path,
+	    .accept = accept,
+	    .now_mono_ms = now_mono_ms,
+	    .now_wall_ms = WALL_MS + (now_mono_ms - MONO_MS),
+	};
+	struct sm_api_response r = {0};
+
+	assert_int_equal(sm_api_handle(ctx, &req, &r), 0);
+	assert_non_null(r.body);
+	return r;
+}
+
+static void publish_jobs(struct sm_store *st, double value, int64_t mono_ms)
+{
+	struct sm_batch *b = sm_batch_new(10);
+
+	add(b, &(struct sm_series_in){.metric = "queue_length",
+	                              .labels = (struct sm_label[]){{"queue", "emails"}},
+	                              .n_labels = 1,
+	                              .value = value});
+	assert_int_equal(sm_store_publish_success(st, 0, b, mono_ms, WALL_MS), 0);
+}
+
+static void test_answer_cache(void **state)
+{
+	static const char path[] =
+	    "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/queue_length";
+	static const char fallback[] =
+	    "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/pending_jobs";
+	struct sm_store *st = sm_store_new(&config);
+	struct sm_api_context ctx = {.store = st, .version = "0.1.0"};
+	struct sm_api_response a, b;
+
+	(void)state;
+	assert_null(sm_api_cache_new(0, 1024));
+	assert_null(sm_api_cache_new(16, 0));
+	ctx.cache = sm_api_cache_new(16, 1 << 20);
+	assert_non_null(st);
+	assert_non_null(ctx.cache);
+	publish_jobs(st, 42, MONO_MS);
+	assert_int_equal(sm_store_publish_failure(st, 2, "connection refused", MONO_MS), 0);
+
+	/* Built, then copied out of the cache: the same bytes, route and type. */
+	a = ask(&ctx, path, NULL, MONO_MS + 1000);
+	assert_int_equal(a.status, 200);
+	assert_false(a.from_cache);
+	assert_true(a.reusable);
+	b = ask(&ctx, path, NULL, MONO_MS + 1000);
+	assert_true(b.from_cache);
+	assert_int_equal(b.status, 200);
+	assert_string_equal(b.route, "external");
+	assert_string_equal(b.content_type, CT_JSON);
+	assert_int_equal(a.body_len, b.body_len);
+	assert_string_equal(a.body, b.body);
+	assert_ptr_not_equal(a.body, b.body);
+	sm_api_response_done(&a);
+	sm_api_response_done(&b);
+
+	/* Another Accept header is another key. */
+	a = ask(&ctx, path, "application/json", MONO_MS + 1000);
+	assert_false(a.from_cache);
+	sm_api_response_done(&a);
+
+	/* A publish makes every kept answer old: the new value is served at once. */
+	publish_jobs(st, 43, MONO_MS + 2000);
+	a = ask(&ctx, path, NULL, MONO_MS + 2000);
+	assert_false(a.from_cache);
+	assert_non_null(strstr(a.body, "\"value\":\"43\""));
+	sm_api_response_done(&a);
+	/* Exactly max_age (15 s) old is still fresh, and still cached... */
+	a = ask(&ctx, path, NULL, MONO_MS + 2000 + 15000);
+	assert_true(a.from_cache);
+	sm_api_response_done(&a);
+	/* ...one millisecond later the source is stale: 503, never the kept 200. */
+	a = ask(&ctx, path, NULL, MONO_MS + 2000 + 15001);
+	assert_false(a.from_cache);
+	assert_int_equal(a.status, 503);
+	sm_api_response_done(&a);
+
+	/* Fallback items carry the request's time: never kept. */
+	for (int i = 0; i < 2; i++) {
+		a = ask(&ctx, fallback, NULL, MONO_MS + 1000 + i);
+		assert_int_equal(a.status, 200);
+		assert_false(a.reusable);
+		assert_false(a.from_cache);
+		sm_api_response_done(&a);
+	}
+	/* Errors are not kept either. */
+	for (int i = 0; i < 2; i++) {
+		a = ask(&ctx, "/apis/nope", NULL, MONO_MS + 1000);
+		assert_int_equal(a.status, 404);
+		assert_false(a.from_cache);
+		sm_api_response_done(&a);
+	}
+	sm_api_cache_free(ctx.cache);
+
+	/* Bodies over an eighth of the byte budget are not kept. */
+	ctx.cache = sm_api_cache_new(16, 8 * 100);
+	for (int i = 0; i < 2; i++) {
+		a = ask(&ctx, "/apis/external.metrics.k8s.io/v1beta1", NULL, MONO_MS + 1000);
+		assert_int_equal(a.status, 200);
+		assert_true(a.body_len > 100);
+		assert_false(a.from_cache);
+		sm_api_response_done(&a);
+	}
+	sm_api_cache_free(ctx.cache);
+	sm_store_free(st);
+}
+
 static void test_no_store(void **state)
 {
 	struct sm_api_context ctx = {.store = NULL, .version = "v1.2.3"};
@@ -1171,6 +1287,7 @@ int main(void)
 	};
 	const struct CMUnitTest plain_tests[] = {
 	    cmocka_unit_test(test_readyz_first_round),
+	    cmocka_unit_test(test_answer_cache),
 	    cmocka_unit_test(test_encode_custom_selector_echo),
 	    cmocka_unit_test(test_encode_external),
 	    cmocka_unit_test(test_resource_kind),

@@ -335,3 +335,116 @@ median_rows()
 	done
 	echo "$out$(awk '{ s += $4 } END { print s + 0 }' "$f")"
 }
+
+# start_pods N PORT [SELECTOR_LABEL]: one python process that runs the Kubernetes API stand-in
+# of the integration tests (tests/integration/kube_standin.py, imported) on 127.0.0.1:KUBE_PORT
+# with N Running+Ready pods web-6b7c9d8f5-XXXXX in namespace default labelled app=web
+# (SELECTOR_LABEL, "key=value"), pod i at podIP 127.0.0.(10+i), and N scrape targets, one per
+# pod IP on PORT, each serving GET /metrics as Prometheus text with the gauge
+# http_inflight_requests = i+1 (so every pod has its own value). Sets KUBE_PORT, PODS_PID.
+start_pods()
+{
+	local n=$1 port=$2 label=${3:-app=web}
+	[ "$n" -ge 1 ] && [ "$n" -le 240 ] || { echo "start_pods: 1..240 pods" >&2; return 1; }
+	KUBE_PORT=$(free_port)
+	cat >"$WORK/pods.py" <<'PYEOF'
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+root, n, kube_port, port, label = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), \
+    int(sys.argv[4]), sys.argv[5]
+sys.path.insert(0, root + "/tests/integration")
+from kube_standin import KubeStandin, make_pod  # noqa: E402
+
+key, value = label.split("=", 1)
+
+
+class Target(BaseHTTPRequestHandler):
+    def log_message(self, fmt, *args):
+        pass
+
+    def do_GET(self):
+        if self.path != "/metrics":
+            self.send_error(404)
+            return
+        body = ("# HELP http_inflight_requests Requests in flight.\n"
+                "# TYPE http_inflight_requests gauge\n"
+                f"http_inflight_requests {self.server.value}\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+for i in range(n):
+    t = ThreadingHTTPServer((f"127.0.0.{10 + i}", port), Target)
+    t.daemon_threads = True
+    t.value = i + 1
+    threading.Thread(target=t.serve_forever, daemon=True).start()
+kube = KubeStandin(kube_port)
+ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what the ReplicaSet controller's names use
+
+
+def pod_name(i):
+    x, s = 1000003 + 7919 * i, ""
+    for _ in range(5):
+        x, d = divmod(x, len(ALPHABET))
+        s += ALPHABET[d]
+    return "web-6b7c9d8f5-" + s
+
+
+kube.set_pods([make_pod(pod_name(i), namespace="default", ip=f"127.0.0.{10 + i}",
+                        labels={key: value, "pod-template-hash": "6b7c9d8f5"},
+                        uid=f"00000000-0000-4000-8000-{i:012d}")
+               for i in range(n)])
+kube.httpd.serve_forever()
+PYEOF
+	$PY "$WORK/pods.py" "$ROOT" "$n" "$KUBE_PORT" "$port" "$label" >"$WORK/pods.log" 2>&1 &
+	PODS_PID=$!
+	BENCH_PIDS+=("$PODS_PID")
+	wait_port "$KUBE_PORT" || { cat "$WORK/pods.log" >&2; return 1; }
+	# every target answers before scalemetrics starts
+	local i
+	for i in $(seq 0 $((n - 1))); do
+		curl -sf --max-time 2 -o /dev/null "http://127.0.0.$((10 + i)):$port/metrics" ||
+			{ echo "scrape target 127.0.0.$((10 + i)):$port does not answer" >&2; return 1; }
+	done
+}
+
+stop_pods() { stop_pid "$PODS_PID"; }
+
+# pods_source_yaml PORT [SELECTOR]: the scrape source (pods discovered through the stand-in at
+# KUBE_PORT, scraped on PORT, gauge inflight_requests per pod) and the top-level kubernetes:
+# section, for write_config's EXTRA_SOURCE_YAML.
+pods_source_yaml()
+{
+	local port=$1 sel=${2:-app=web}
+	cat <<EOF
+  - name: web
+    type: scrape
+    interval: ${PODS_INTERVAL:-5s}
+    timeout: 2s
+    pods: {namespace: default, selector: "$sel", port: $port, path: /metrics, scheme: http}
+    gauges:
+      - metric: inflight_requests
+        gauge: http_inflight_requests
+kubernetes:
+  server: "http://127.0.0.1:$KUBE_PORT"
+EOF
+}
+
+# wait_items PORT PATH N [SECONDS]: until the answer at PATH holds exactly N items (HTTP 200).
+wait_items()
+{
+	local port=$1 path=$2 n=$3 secs=${4:-20} got="" i
+	for i in $(seq 1 $((secs * 10))); do
+		got=$(curl -sf --max-time 2 --cacert "$CA" "https://127.0.0.1:$port$path" 2>/dev/null |
+			$PY -c 'import json, sys; print(len(json.load(sys.stdin)["items"]))' 2>/dev/null) || got=""
+		[ "$got" = "$n" ] && return 0
+		sleep 0.1
+	done
+	echo "$path: ${got:-no answer} items after ${secs}s, wanted $n" >&2
+	return 1
+}

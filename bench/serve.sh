@@ -8,7 +8,14 @@
 #
 # Knobs: DURATION (10s), CONNS ("1 10 50"), TLS_SUITE (TLS_AES_128_GCM_SHA256),
 #        MODES ("keepalive close"), REPEAT (1: runs per point, alternating the two servers;
-#        the table shows the median of each column, errors summed), SM_BIN.
+#        the table shows the median of each column, errors summed), SM_BIN,
+#        QUERIES ("ext1 ext50 cust50 pods50"), CLOSE_QUERIES ("ext1 cust50"), PODS (50).
+#
+# pods50 is a custom pods query answered by a scrape source: the pods come from the Kubernetes
+# API stand-in of the integration tests (tests/integration/kube_standin.py), PODS pods labelled
+# app=web in namespace default, each at its own loopback address (127.0.0.10...) where a small
+# HTTP server serves its Prometheus gauge (start_pods in lib.sh). Started only when pods50 is
+# among QUERIES or CLOSE_QUERIES.
 
 source "$(dirname "$0")/lib.sh"
 
@@ -17,6 +24,9 @@ CONNS=${CONNS:-1 10 50}
 TLS_SUITE=${TLS_SUITE:-TLS_AES_128_GCM_SHA256}
 MODES=${MODES:-keepalive close}
 REPEAT=${REPEAT:-1}
+PODS=${PODS:-50}
+QUERIES=${QUERIES:-ext1 ext50 cust50 pods50}
+CLOSE_QUERIES=${CLOSE_QUERIES:-ext1 cust50}
 OUT=$RESULTS/serve.txt
 
 make_certs
@@ -25,7 +35,15 @@ start_redis
 fill_queues 50
 SM_PORT=$(free_port)
 NG_PORT=$(free_port)
-write_config "$WORK/sm.yaml" "$SM_PORT" 10000 5s
+pods_yaml=""
+case " $QUERIES $CLOSE_QUERIES " in
+*" pods50 "*)
+	SCRAPE_PORT=$(free_port)
+	start_pods "$PODS" "$SCRAPE_PORT" app=web
+	pods_yaml=$(pods_source_yaml "$SCRAPE_PORT" app=web)
+	;;
+esac
+write_config "$WORK/sm.yaml" "$SM_PORT" 10000 5s 1024 256 "$pods_yaml"
 start_sm "$WORK/sm.yaml" "$SM_PORT"
 
 EXT=/apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length
@@ -34,18 +52,22 @@ declare -A Q=(
 	[ext1]="$EXT?labelSelector=queue%3Dq7"
 	[ext50]="$EXT"
 	[cust50]="$CUS"
+	[pods50]="/apis/custom.metrics.k8s.io/v1beta1/namespaces/default/pods/%2A/inflight_requests?labelSelector=app%3Dweb"
 )
-QUERIES=${QUERIES:-ext1 ext50 cust50}
-CLOSE_QUERIES=${CLOSE_QUERIES:-ext1 cust50}
+for q in $QUERIES $CLOSE_QUERIES; do
+	[ -n "${Q[$q]+x}" ] || { echo "unknown query '$q' (known: ${!Q[*]})" >&2; exit 2; }
+done
+# every query answers in full before anything is captured or measured
+[ -z "$pods_yaml" ] || wait_items "$SM_PORT" "${Q[pods50]}" "$PODS" 20
 
 mkdir -p "$WORK/www"
 : >"$WORK/nginx.map"
-for q in $QUERIES; do
+for q in $(printf '%s\n' $QUERIES $CLOSE_QUERIES | awk '!seen[$0]++'); do
 	curl -sf --cacert "$CA" -o "$WORK/www/$q.json" "https://127.0.0.1:$SM_PORT${Q[$q]}"
 	printf '"%s" %s.json;\n' "${Q[$q]}" "$q" >>"$WORK/nginx.map"
 done
 start_nginx "$NG_PORT" "$WORK/www" "$WORK/nginx.map"
-for q in $QUERIES; do
+for q in $(printf '%s\n' $QUERIES $CLOSE_QUERIES | awk '!seen[$0]++'); do
 	curl -sf --cacert "$CA" -o "$WORK/$q.nginx" "https://127.0.0.1:$NG_PORT${Q[$q]}"
 	cmp -s "$WORK/www/$q.json" "$WORK/$q.nginx" || { echo "nginx answer for $q differs" >&2; exit 1; }
 done
@@ -56,9 +78,10 @@ done
 	echo "# scalemetrics $("$SM_BIN" --version 2>/dev/null | head -1) ($SM_BIN); $(nginx -v 2>&1)"
 	echo "# wrk ${DURATION} per run, $REPEAT run(s) per point (median), --latency, threads = min(2, connections); client pinned to $TLS_SUITE"
 	echo "# queries:"
-	for q in $QUERIES; do
-		echo "#   $q: ${Q[$q]} ($(wc -c <"$WORK/www/$q.json") bytes, byte-identical in nginx)"
+	for q in $(printf '%s\n' $QUERIES $CLOSE_QUERIES | awk '!seen[$0]++'); do
+		echo "#   $q: ${Q[$q]} ($(wc -c <"$WORK/www/$q.json") bytes, $($PY -c 'import json, sys; print(len(json.load(sys.stdin)["items"]))' <"$WORK/www/$q.json") items, byte-identical in nginx)"
 	done
+	[ -z "$pods_yaml" ] || echo "# pods50: scrape source (interval ${PODS_INTERVAL:-5s}, gauge per pod), $PODS pods from tests/integration/kube_standin.py, one python http.server target per pod on 127.0.0.10+"
 	echo "# negotiated, unrestricted client: scalemetrics: $(negotiated "$SM_PORT")"
 	echo "# negotiated, unrestricted client: nginx:        $(negotiated "$NG_PORT")"
 	echo "# negotiated, pinned client:       scalemetrics: $(OPENSSL_CONF=$WORK/client-openssl.cnf negotiated "$SM_PORT")"

@@ -271,6 +271,14 @@ struct sm_series *sm_batch_steal(struct sm_batch *b, size_t *ret_n,
 {
 	struct sm_series *series = b->n > 0 ? b->arena->series : NULL;
 
+	/* The array grew by doubling; a snapshot keeps it for a whole interval, so give the
+	 * unused tail back (up to half of it). Failing to shrink keeps the bigger one. */
+	if (series && b->n < b->cap) {
+		struct sm_series *fit = realloc(series, b->n * sizeof(*series));
+
+		if (fit)
+			series = b->arena->series = fit;
+	}
 	*ret_n = b->n;
 	*ret_arena = b->arena;
 	b->arena = NULL;

@@ -340,6 +340,39 @@ def test_client_cert_allowed(srv, kube, tcerts):
     assert sars(kube) == [sar("alice", ["team-a", "team-b", "system:authenticated"])]
 
 
+def tls_get(ctx, port, path, session=None):
+    """One request on a new TLS connection (optionally resuming session); returns the
+    status, whether the session was resumed, and the session to resume next time."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      .encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            return int(data.split(b" ", 2)[1]), s.session_reused, s.session
+
+
+def test_resumed_tls_session_keeps_the_client_certificate_identity(srv, kube, tcerts):
+    # Session tickets let a client skip the full handshake; the identity its certificate
+    # proved in the first handshake must carry over, and nothing else may be assumed.
+    kube.sar_rules = [{"user": "alice", "group": "team-b", "namespace": "default",
+                       "allowed": True}]
+    ctx = ssl.create_default_context(cafile=str(srv.certs["ca"]))
+    ctx.load_cert_chain(*map(str, pair(tcerts, "client-user")))
+    status, reused, session = tls_get(ctx, srv.port, METRIC_PATH)
+    assert (status, reused) == (200, False)
+    status, reused, _ = tls_get(ctx, srv.port, METRIC_PATH, session)
+    assert (status, reused) == (200, True)
+    assert {r["spec"]["user"] for r in sars(kube)} == {"alice"}
+    # An anonymous client's resumed session stays anonymous (and denied).
+    anon = ssl.create_default_context(cafile=str(srv.certs["ca"]))
+    status, reused, session = tls_get(anon, srv.port, METRIC_PATH)
+    assert (status, reused) == (403, False)
+    status, reused, _ = tls_get(anon, srv.port, METRIC_PATH, session)
+    assert (status, reused) == (403, True)
+
+
 def test_token_review_request_and_identity(srv, kube):
     kube.tokens["tok-1"] = {"username": "system:serviceaccount:monitoring:prometheus",
                             "uid": "4c1b", "groups": ["system:serviceaccounts",

@@ -15,7 +15,7 @@
 # API stand-in of the integration tests (tests/integration/kube_standin.py), PODS pods labelled
 # app=web in namespace default, each at its own loopback address (127.0.0.10...) where a small
 # HTTP server serves its Prometheus gauge (start_pods in lib.sh). Started only when pods50 is
-# among QUERIES or CLOSE_QUERIES.
+# measured (in QUERIES, or in CLOSE_QUERIES with close among MODES).
 
 source "$(dirname "$0")/lib.sh"
 
@@ -35,8 +35,12 @@ start_redis
 fill_queues 50
 SM_PORT=$(free_port)
 NG_PORT=$(free_port)
+# the queries measured in some mode, each once: captured for nginx and listed in the header
+MEASURED=$QUERIES
+case " $MODES " in *" close "*) MEASURED="$MEASURED $CLOSE_QUERIES" ;; esac
+MEASURED=$(printf '%s\n' $MEASURED | awk '!seen[$0]++' | tr '\n' ' ')
 pods_yaml=""
-case " $QUERIES $CLOSE_QUERIES " in
+case " $MEASURED " in
 *" pods50 "*)
 	SCRAPE_PORT=$(free_port)
 	start_pods "$PODS" "$SCRAPE_PORT" app=web
@@ -62,12 +66,12 @@ done
 
 mkdir -p "$WORK/www"
 : >"$WORK/nginx.map"
-for q in $(printf '%s\n' $QUERIES $CLOSE_QUERIES | awk '!seen[$0]++'); do
+for q in $MEASURED; do
 	curl -sf --cacert "$CA" -o "$WORK/www/$q.json" "https://127.0.0.1:$SM_PORT${Q[$q]}"
 	printf '"%s" %s.json;\n' "${Q[$q]}" "$q" >>"$WORK/nginx.map"
 done
 start_nginx "$NG_PORT" "$WORK/www" "$WORK/nginx.map"
-for q in $(printf '%s\n' $QUERIES $CLOSE_QUERIES | awk '!seen[$0]++'); do
+for q in $MEASURED; do
 	curl -sf --cacert "$CA" -o "$WORK/$q.nginx" "https://127.0.0.1:$NG_PORT${Q[$q]}"
 	cmp -s "$WORK/www/$q.json" "$WORK/$q.nginx" || { echo "nginx answer for $q differs" >&2; exit 1; }
 done
@@ -78,7 +82,7 @@ done
 	echo "# scalemetrics $("$SM_BIN" --version 2>/dev/null | head -1) ($SM_BIN); $(nginx -v 2>&1)"
 	echo "# wrk ${DURATION} per run, $REPEAT run(s) per point (median), --latency, threads = min(2, connections); client pinned to $TLS_SUITE"
 	echo "# queries:"
-	for q in $(printf '%s\n' $QUERIES $CLOSE_QUERIES | awk '!seen[$0]++'); do
+	for q in $MEASURED; do
 		echo "#   $q: ${Q[$q]} ($(wc -c <"$WORK/www/$q.json") bytes, $($PY -c 'import json, sys; print(len(json.load(sys.stdin)["items"]))' <"$WORK/www/$q.json") items, byte-identical in nginx)"
 	done
 	[ -z "$pods_yaml" ] || echo "# pods50: scrape source (interval ${PODS_INTERVAL:-5s}, gauge per pod), $PODS pods from tests/integration/kube_standin.py, one python http.server target per pod on 127.0.0.10+"

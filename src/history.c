@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scalemetrics/hash.h"
 #include "scalemetrics/series.h"
 
 /*
@@ -169,18 +170,6 @@ static size_t build_key(struct sm_history *h, size_t source_idx, const struct sm
 	h->keybuf = nb;
 	h->keybuf_cap = len;
 	return encode_key(source_idx, s, h->keybuf, h->keybuf_cap);
-}
-
-/* FNV-1a, 64 bits. */
-static uint64_t hash_bytes(const unsigned char *p, size_t n)
-{
-	uint64_t x = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= p[i];
-		x *= 1099511628211ULL;
-	}
-	return x;
 }
 
 /* ---- the table ---- */
@@ -353,7 +342,7 @@ int sm_history_record(struct sm_history *h, size_t source_idx, const struct sm_s
 			oom = true;
 			continue;
 		}
-		hash = hash_bytes(h->keybuf, len);
+		hash = sm_hash_bytes(h->keybuf, len);
 		i = probe(h, hash, h->keybuf, len);
 		e = h->slots[i];
 		if (!e) {
@@ -396,7 +385,7 @@ size_t sm_history_get(struct sm_history *h, size_t source_idx, const struct sm_s
 	len = h->has_base ? build_key(h, source_idx, s) : 0;
 	if (len == 0)
 		goto out;
-	e = h->slots[probe(h, hash_bytes(h->keybuf, len), h->keybuf, len)];
+	e = h->slots[probe(h, sm_hash_bytes(h->keybuf, len), h->keybuf, len)];
 	if (!e)
 		goto out;
 	now = to_ticks(h, now_mono_ms);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "scalemetrics/api.h"
+#include "scalemetrics/hash.h"
 
 #include "api-internal.h"
 
@@ -115,18 +116,6 @@ static bool make_key(const struct sm_api_request *req, char buf[KEY_MAX], size_t
 	return true;
 }
 
-/* FNV-1a, 64 bits. */
-static uint64_t hash_key(const char *key, size_t len)
-{
-	uint64_t h = 14695981039346656037u;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 1099511628211u;
-	}
-	return h;
-}
-
 bool sm_api_cache_get(struct sm_api_cache *c, const struct sm_api_request *req, uint64_t generation,
                       struct sm_api_response *ret)
 {
@@ -139,7 +128,7 @@ bool sm_api_cache_get(struct sm_api_cache *c, const struct sm_api_request *req, 
 
 	if (!c || !make_key(req, key, &len))
 		return false;
-	h = hash_key(key, len);
+	h = sm_hash_bytes(key, len);
 	e = &c->slots[h & c->mask];
 	lock = &c->locks[(h & c->mask) % LOCKS];
 	(void)pthread_mutex_lock(lock);
@@ -179,7 +168,7 @@ void sm_api_cache_put(struct sm_api_cache *c, const struct sm_api_request *req, 
 	    resp->body_len > c->max_bytes / 8 || valid_until_mono_ms < req->now_mono_ms ||
 	    !make_key(req, key, &len))
 		return;
-	h = hash_key(key, len);
+	h = sm_hash_bytes(key, len);
 	kcopy = malloc(len);
 	bcopy = malloc(resp->body_len + 1);
 	if (!kcopy || !bcopy) {

@@ -9,6 +9,7 @@
 
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/hash.h"
 #include "scalemetrics/query.h"
 
 #include "api-internal.h"
@@ -561,18 +562,6 @@ static char *openapi_v3_gv(const struct sm_api_context *ctx, const struct sm_api
 	return out;
 }
 
-/* FNV-1a 64: a stable content hash for the v3 discovery URLs (cache busting only). */
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 int sm_api_handle_openapi_v3(const struct sm_api_call *c, struct sm_api_response *ret)
 {
 	const struct sm_api_route *rt;
@@ -596,8 +585,9 @@ int sm_api_handle_openapi_v3(const struct sm_api_call *c, struct sm_api_response
 			break;
 		}
 		(void)snprintf(key, sizeof(key), "apis/%s/%s", rt[i].group, rt[i].version);
+		/* A stable content hash of the document, for cache busting only. */
 		(void)snprintf(url, sizeof(url), "/openapi/v3/%s?hash=%016llX", key,
-		               (unsigned long long)fnv1a(gv_doc));
+		               (unsigned long long)sm_hash_bytes(gv_doc, strlen(gv_doc)));
 		free(gv_doc);
 		entry = cJSON_AddObjectToObject(paths, key);
 		ok = entry && cJSON_AddStringToObject(entry, "serverRelativeURL", url);

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scalemetrics/hash.h"
+
 #include "redis-internal.h"
 
 #define RING         64
@@ -96,14 +98,7 @@ void sm_redis_history_free(struct redis_history *h)
 
 static uint64_t hash_of(size_t rule, const char *label)
 {
-	uint64_t v = 1469598103934665603ULL ^ (uint64_t)rule;
-
-	v *= 1099511628211ULL;
-	for (const char *c = label; *c; c++) {
-		v ^= (unsigned char)*c;
-		v *= 1099511628211ULL;
-	}
-	return v;
+	return sm_hash_update(sm_hash_bytes(&rule, sizeof(rule)), label, strlen(label));
 }
 
 static void grow(struct redis_history *h)

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "scalemetrics/config.h"
+#include "scalemetrics/hash.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
@@ -667,12 +668,8 @@ static char *label_for(const char *pat, const char *key, size_t key_len)
 
 static uint64_t hash_key(const char *k, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = sm_hash_bytes(k, len);
 
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)k[i];
-		h *= 1099511628211ULL;
-	}
 	/* FNV's low bits depend only on the inputs' low bits, and the table is indexed by the
 	 * low bits: mix the high ones in (MurmurHash3's finaliser), or keys like "q:0".."q:9999"
 	 * make long probe chains. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "scalemetrics/config.h"
+#include "scalemetrics/hash.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/promtext.h"
@@ -807,17 +808,6 @@ static int targets_append(struct scrape_state *s, struct target *t)
 
 /* ---- a target's series table ---- */
 
-static uint64_t hash_bytes(const char *p, size_t len)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static struct entry **slot_for(struct target *t, const char *key, size_t len, uint64_t hash)
 {
 	size_t mask = t->cap_slots - 1;
@@ -921,7 +911,7 @@ static int on_sample(const struct sm_prom_sample *smp, void *userdata)
 		p += len;
 	}
 	len = (size_t)(p - s->keybuf);
-	hash = hash_bytes(s->keybuf, len);
+	hash = sm_hash_bytes(s->keybuf, len);
 
 	if ((t->n_entries + 1) * 2 > t->cap_slots) {
 		int r = table_rebuild(t, t->cap_slots ? 2 * t->cap_slots : 64, false, 0);

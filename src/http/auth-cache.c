@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "scalemetrics/auth.h"
+#include "scalemetrics/hash.h"
 
 struct entry {
 	char *key;
@@ -29,13 +30,7 @@ struct sm_auth_cache {
 
 static uint64_t hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return sm_hash_bytes(s, strlen(s));
 }
 
 struct sm_auth_cache *sm_auth_cache_new(size_t max_entries, int64_t ttl_ms)

@@ -204,7 +204,12 @@ http {
     etag off;
     server_tokens off;
     map_hash_bucket_size 256;
-    map \$request_uri \$answer {
+    # bench/distinct.lua appends "n=THREAD-COUNT" to make every URL different: the same file.
+    map \$request_uri \$sm_key {
+        "~^(?<k>.*)[?&]n=[0-9]+-[0-9]+\$" \$k;
+        default \$request_uri;
+    }
+    map \$sm_key \$answer {
         default "";
         include $map;
     }

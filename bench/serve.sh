@@ -7,7 +7,9 @@
 # new TLS connection per request. Writes results/serve.txt.
 #
 # Knobs: DURATION (10s), CONNS ("1 10 50"), TLS_SUITE (TLS_AES_128_GCM_SHA256),
-#        MODES ("keepalive close"), REPEAT (1: runs per point, alternating the two servers;
+#        MODES ("keepalive distinct close": keep-alive on one URL, keep-alive with a different
+#        URL per request (bench/distinct.lua: no answer is ever reused), a new connection per
+#        request), REPEAT (1: runs per point, alternating the two servers;
 #        the table shows the median of each column, errors summed), SM_BIN,
 #        QUERIES ("ext1 ext50 cust50 pods50"), CLOSE_QUERIES ("ext1 cust50"), PODS (50).
 #
@@ -22,7 +24,7 @@ source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-1 10 50}
 TLS_SUITE=${TLS_SUITE:-TLS_AES_128_GCM_SHA256}
-MODES=${MODES:-keepalive close}
+MODES=${MODES:-keepalive distinct close}
 REPEAT=${REPEAT:-1}
 PODS=${PODS:-50}
 QUERIES=${QUERIES:-ext1 ext50 cust50 pods50}
@@ -102,6 +104,8 @@ for mode in $MODES; do
 	if [ "$mode" = close ]; then
 		extra=(-H "Connection: close")
 		qs=$CLOSE_QUERIES
+	elif [ "$mode" = distinct ]; then
+		extra=(-s "$BENCH_DIR/distinct.lua")
 	fi
 	for q in $qs; do
 		for c in $CONNS; do

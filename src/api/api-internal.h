@@ -63,6 +63,44 @@ struct sm_api_route {
 	sm_api_handler_fn handler;
 };
 
+/* jsonw.c: JSON written straight into one growing buffer (the metric lists; Status and
+ * discovery documents stay on cJSON). Appends never fail on their own: the first allocation
+ * failure frees the buffer, marks the writer failed and makes later appends no-ops;
+ * sm_api_jsonw_finish then returns -ENOMEM. */
+struct sm_api_jsonw {
+	char *buf;
+	size_t len, cap; /* cap > len once anything is allocated: room for the final NUL */
+	bool failed;
+};
+/* Bytes already written, to be copied again (offsets stay valid when the buffer moves). */
+struct sm_api_jsonw_span {
+	size_t off, len;
+};
+/* A string written once and copied while the same pointer comes again; zero-initialise. */
+struct sm_api_jsonw_memo {
+	const char *key;
+	struct sm_api_jsonw_span span; /* len 0: nothing written yet */
+};
+/* Starts an empty writer with cap_hint bytes allocated (0: none yet). */
+void sm_api_jsonw_init(struct sm_api_jsonw *w, size_t cap_hint);
+/* Frees the buffer; accepts NULL, a finished and a failed writer. */
+void sm_api_jsonw_done(struct sm_api_jsonw *w);
+void sm_api_jsonw_raw(struct sm_api_jsonw *w, const char *s, size_t n);
+#define SM_API_JSONW_LIT(w, lit) sm_api_jsonw_raw((w), "" lit, sizeof(lit) - 1)
+/* Appends a copy of earlier bytes of the same writer. */
+void sm_api_jsonw_copy(struct sm_api_jsonw *w, struct sm_api_jsonw_span span);
+/* Appends s quoted and escaped as cJSON_PrintUnformatted does: \" \\ \b \f \n \r \t, other
+ * bytes below 0x20 as \u00xx (lower-case hex), every other byte (UTF-8 included) as is.
+ * NULL is written as "". */
+void sm_api_jsonw_string(struct sm_api_jsonw *w, const char *s);
+/* sm_api_jsonw_string, or a copy of what m recorded when s is m's key; m records s. */
+void sm_api_jsonw_string_memo(struct sm_api_jsonw *w, struct sm_api_jsonw_memo *m, const char *s);
+/* Appends v in decimal, as cJSON prints any integral number below 2^53. */
+void sm_api_jsonw_uint(struct sm_api_jsonw *w, uint64_t v);
+/* Hands the NUL-terminated text (the caller frees it) and its length over and resets w.
+ * -ENOMEM, with w reset, when an append failed. */
+int sm_api_jsonw_finish(struct sm_api_jsonw *w, char **ret_body, size_t *ret_len) SM_MUSTCHECK;
+
 /* cache.c */
 /* On a hit, fills ret with a copy of the kept answer (from_cache set) and returns true. */
 bool sm_api_cache_get(struct sm_api_cache *c, const struct sm_api_request *req, uint64_t generation,
@@ -103,9 +141,18 @@ void sm_api_resource_kind(const char *resource, char *kind, size_t kind_len, cha
 bool sm_api_resource_is_namespaced(const char *resource);
 /* RFC 3339 UTC, whole seconds: "2024-05-01T12:00:00Z". buf needs 21 bytes. */
 void sm_api_format_timestamp(int64_t wall_ms, char *buf, size_t len);
-/* Adds "key": "<quantity>", clamping values outside int64 to its range. Returns false on
- * allocation failure or NaN (which has no quantity). */
-bool sm_api_add_quantity(struct cJSON *obj, const char *key, double v);
+/* What repeats from item to item of one answer, formatted once and copied afterwards: the
+ * last second stamped and the last value. Zero-initialise one per answer and writer. */
+struct sm_api_item_memo {
+	int64_t ts_secs;
+	double value;
+	struct sm_api_jsonw_span ts, quantity; /* len 0: nothing written yet */
+};
+/* Appends the quoted RFC 3339 time of wall_ms (sm_api_format_timestamp). */
+void sm_api_write_timestamp(struct sm_api_jsonw *w, struct sm_api_item_memo *m, int64_t wall_ms);
+/* Appends v as a quoted Quantity, clamping values outside int64 to its range. v is not NaN
+ * (NaN has no quantity; callers leave such items out). */
+void sm_api_write_quantity(struct sm_api_jsonw *w, struct sm_api_item_memo *m, double v);
 
 /* external.c */
 int sm_api_handle_external(const struct sm_api_call *c, struct sm_api_response *ret);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* custom.metrics.k8s.io: request shapes to queries, MetricValueList encoding (v1beta1 and
  * v1beta2, k8s-metrics-api.md §2.2 and §3), and the resource -> kind table. */
-#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -144,180 +143,368 @@ void sm_api_format_timestamp(int64_t wall_ms, char *buf, size_t len)
 		(void)snprintf(buf, len, "1970-01-01T00:00:00Z");
 }
 
-bool sm_api_add_quantity(struct cJSON *obj, const char *key, double v)
+void sm_api_write_timestamp(struct sm_api_jsonw *w, struct sm_api_item_memo *m, int64_t wall_ms)
 {
-	char buf[SM_QUANTITY_MAX];
+	int64_t secs = wall_ms / 1000 - (wall_ms % 1000 < 0 ? 1 : 0);
+	size_t off = w->len;
+	char ts[32];
 
-	if (isnan(v))
-		return false;
-	if (sm_quantity_format(v, buf, sizeof(buf)) < 0)
-		/* Beyond int64 (or infinite): the nearest representable quantity. */
-		(void)snprintf(buf, sizeof(buf), "%s",
-		               v < 0 ? "-9223372036854775808" : "9223372036854775807");
-	return cJSON_AddStringToObject(obj, key, buf) != NULL;
+	if (m->ts.len > 0 && m->ts_secs == secs) {
+		sm_api_jsonw_copy(w, m->ts);
+		return;
+	}
+	sm_api_format_timestamp(wall_ms, ts, sizeof(ts));
+	sm_api_jsonw_string(w, ts);
+	m->ts_secs = secs;
+	m->ts = (struct sm_api_jsonw_span){.off = off, .len = w->failed ? 0 : w->len - off};
 }
 
-/* The metric selector echoed as a metav1.LabelSelector, or JSON null when there is none.
- * =, == -> matchLabels; in/notin -> In/NotIn; != -> NotIn with one value; k -> Exists;
- * !k -> DoesNotExist; > and < have no LabelSelector form and are left out. */
-static cJSON *selector_echo(const struct sm_selector *sel)
+void sm_api_write_quantity(struct sm_api_jsonw *w, struct sm_api_item_memo *m, double v)
+{
+	char buf[SM_QUANTITY_MAX];
+	const char *text = buf;
+	size_t off = w->len;
+	int n;
+
+	/* Equal values have one quantity (0 and -0 both "0"). */
+	if (m->quantity.len > 0 && m->value == v) {
+		sm_api_jsonw_copy(w, m->quantity);
+		return;
+	}
+	n = sm_quantity_format(v, buf, sizeof(buf));
+	if (n < 0)
+		/* Beyond int64 (or infinite): the nearest representable quantity. */
+		text = v < 0 ? "-9223372036854775808" : "9223372036854775807";
+	/* Digits, sign and suffix letters only: nothing to escape. */
+	SM_API_JSONW_LIT(w, "\"");
+	sm_api_jsonw_raw(w, text, n < 0 ? strlen(text) : (size_t)n);
+	SM_API_JSONW_LIT(w, "\"");
+	m->value = v;
+	m->quantity = (struct sm_api_jsonw_span){.off = off, .len = w->failed ? 0 : w->len - off};
+}
+
+/* Whether requirement i of sel goes to matchLabels: a single-valued = or ==, and the first
+ * such one of its key (a repeated key, k=a,k=b, becomes an In expression). */
+static bool is_match_label(const struct sm_selector *sel, size_t i)
+{
+	const struct sm_selector_requirement *req = sm_selector_get(sel, i);
+	bool eq =
+	    req && (req->op == SM_SELECTOR_OP_EQUALS || req->op == SM_SELECTOR_OP_DOUBLE_EQUALS);
+
+	if (!eq || req->n_values != 1)
+		return false;
+	for (size_t j = 0; j < i; j++) {
+		const struct sm_selector_requirement *prev = sm_selector_get(sel, j);
+
+		if (prev && prev->key && req->key &&
+		    (prev->op == SM_SELECTOR_OP_EQUALS ||
+		     prev->op == SM_SELECTOR_OP_DOUBLE_EQUALS) &&
+		    prev->n_values == 1 && strcmp(prev->key, req->key) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* The LabelSelector operator of a requirement that is not a match label; NULL: left out.
+ * = and == come here only for a repeated key (k=a,k=b): In. */
+static const char *expression_op(const struct sm_selector_requirement *req)
 {
 	static const char *const ops[SM_SELECTOR_OP_MAX] = {
+	    [SM_SELECTOR_OP_EQUALS] = "In",
+	    [SM_SELECTOR_OP_DOUBLE_EQUALS] = "In",
 	    [SM_SELECTOR_OP_IN] = "In",
 	    [SM_SELECTOR_OP_NOT_IN] = "NotIn",
 	    [SM_SELECTOR_OP_NOT_EQUALS] = "NotIn",
 	    [SM_SELECTOR_OP_EXISTS] = "Exists",
 	    [SM_SELECTOR_OP_DOES_NOT_EXIST] = "DoesNotExist",
 	};
-	cJSON *o, *labels = NULL, *exprs = NULL;
-	size_t n = sm_selector_count(sel);
-	bool ok = true;
 
-	if (sm_selector_is_empty(sel))
-		return cJSON_CreateNull();
-	o = cJSON_CreateObject();
-	if (!o)
+	if (!req || req->op < 0 || req->op >= SM_SELECTOR_OP_MAX)
 		return NULL;
-	for (size_t i = 0; i < n && ok; i++) {
-		const struct sm_selector_requirement *req = sm_selector_get(sel, i);
-		const char *op;
-		cJSON *e, *values;
-
-		if (!req || req->op < 0 || req->op >= SM_SELECTOR_OP_MAX)
-			continue;
-		if ((req->op == SM_SELECTOR_OP_EQUALS || req->op == SM_SELECTOR_OP_DOUBLE_EQUALS) &&
-		    req->n_values == 1 &&
-		    !(labels && cJSON_GetObjectItemCaseSensitive(labels, req->key))) {
-			if (!labels)
-				labels = cJSON_AddObjectToObject(o, "matchLabels");
-			ok = labels && cJSON_AddStringToObject(labels, req->key, req->values[0]);
-			continue;
-		}
-		op = ops[req->op];
-		if (req->op == SM_SELECTOR_OP_EQUALS || req->op == SM_SELECTOR_OP_DOUBLE_EQUALS)
-			op = "In"; /* a repeated key: k=a,k=b */
-		if (!op)
-			continue;
-		if (!exprs)
-			exprs = cJSON_AddArrayToObject(o, "matchExpressions");
-		e = cJSON_CreateObject();
-		ok = exprs && cJSON_AddItemToArray(exprs, e) &&
-		     cJSON_AddStringToObject(e, "key", req->key) &&
-		     cJSON_AddStringToObject(e, "operator", op);
-		if (ok && req->n_values > 0) {
-			values = cJSON_AddArrayToObject(e, "values");
-			ok = values != NULL;
-			for (size_t k = 0; k < req->n_values && ok; k++)
-				ok = cJSON_AddItemToArray(values,
-				                          cJSON_CreateString(req->values[k]));
-		}
-		if (!e)
-			ok = false;
-	}
-	if (!ok) {
-		cJSON_Delete(o);
-		return NULL;
-	}
-	return o;
+	return ops[req->op];
 }
 
-static cJSON *described_object(const struct sm_query *q, const struct sm_query_item *it)
+static void write_match_labels(struct sm_api_jsonw *w, const struct sm_selector *sel, size_t n)
 {
-	char kind[128], api_version[128];
-	const char *resource = it->object.resource ? it->object.resource : q->resource;
-	const char *name = it->object.name ? it->object.name : q->name;
-	const char *ns = it->object.namespace ? it->object.namespace : q->namespace;
-	cJSON *o = cJSON_CreateObject();
-	bool ok;
+	bool first = true;
+
+	SM_API_JSONW_LIT(w, "\"matchLabels\":{");
+	for (size_t i = 0; i < n; i++) {
+		const struct sm_selector_requirement *req = sm_selector_get(sel, i);
+
+		if (!is_match_label(sel, i))
+			continue;
+		if (!first)
+			SM_API_JSONW_LIT(w, ",");
+		first = false;
+		sm_api_jsonw_string(w, req->key);
+		SM_API_JSONW_LIT(w, ":");
+		sm_api_jsonw_string(w, req->values[0]);
+	}
+	SM_API_JSONW_LIT(w, "}");
+}
+
+static void write_match_expressions(struct sm_api_jsonw *w, const struct sm_selector *sel, size_t n)
+{
+	bool first = true;
+
+	SM_API_JSONW_LIT(w, "\"matchExpressions\":[");
+	for (size_t i = 0; i < n; i++) {
+		const struct sm_selector_requirement *req = sm_selector_get(sel, i);
+		const char *op = expression_op(req);
+
+		if (!op || is_match_label(sel, i))
+			continue;
+		if (!first)
+			SM_API_JSONW_LIT(w, ",");
+		first = false;
+		SM_API_JSONW_LIT(w, "{\"key\":");
+		sm_api_jsonw_string(w, req->key);
+		SM_API_JSONW_LIT(w, ",\"operator\":");
+		sm_api_jsonw_string(w, op);
+		if (req->n_values > 0) {
+			SM_API_JSONW_LIT(w, ",\"values\":[");
+			for (size_t k = 0; k < req->n_values; k++) {
+				if (k > 0)
+					SM_API_JSONW_LIT(w, ",");
+				sm_api_jsonw_string(w, req->values[k]);
+			}
+			SM_API_JSONW_LIT(w, "]");
+		}
+		SM_API_JSONW_LIT(w, "}");
+	}
+	SM_API_JSONW_LIT(w, "]");
+}
+
+/* The metric selector echoed as a metav1.LabelSelector, or JSON null when there is none.
+ * =, == -> matchLabels; in/notin -> In/NotIn; != -> NotIn with one value; k -> Exists;
+ * !k -> DoesNotExist; > and < have no LabelSelector form and are left out. The two members
+ * come in the order of their first requirement. */
+static void write_selector_echo(struct sm_api_jsonw *w, const struct sm_selector *sel)
+{
+	size_t n = sm_selector_count(sel);
+	bool labels = false, exprs = false, labels_first = false;
+
+	if (sm_selector_is_empty(sel)) {
+		SM_API_JSONW_LIT(w, "null");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (is_match_label(sel, i)) {
+			labels_first = labels_first || !exprs;
+			labels = true;
+		} else if (expression_op(sm_selector_get(sel, i))) {
+			exprs = true;
+		}
+	}
+	SM_API_JSONW_LIT(w, "{");
+	if (labels && labels_first)
+		write_match_labels(w, sel, n);
+	if (exprs) {
+		if (labels && labels_first)
+			SM_API_JSONW_LIT(w, ",");
+		write_match_expressions(w, sel, n);
+	}
+	if (labels && !labels_first) {
+		SM_API_JSONW_LIT(w, ",");
+		write_match_labels(w, sel, n);
+	}
+	SM_API_JSONW_LIT(w, "}");
+}
+
+/* A rough length of the selector echo, for sizing the answer. */
+static size_t selector_echo_len(const struct sm_selector *sel)
+{
+	size_t n = sm_selector_count(sel), len = 40;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct sm_selector_requirement *req = sm_selector_get(sel, i);
+
+		if (!req)
+			continue;
+		len += 32 + (req->key ? strlen(req->key) : 0);
+		for (size_t k = 0; k < req->n_values; k++)
+			len += 3 + (req->values[k] ? strlen(req->values[k]) : 0);
+	}
+	return len;
+}
+
+/* The object an item describes. */
+struct described {
+	const char *resource, *name, *ns; /* never NULL; ns may be "" */
+};
+
+static struct described describe(const struct sm_query *q, const struct sm_query_item *it)
+{
+	struct described d = {
+	    .resource = it->object.resource ? it->object.resource : q->resource,
+	    .name = it->object.name ? it->object.name : q->name,
+	    .ns = it->object.namespace ? it->object.namespace : q->namespace,
+	};
 
 	if (q->kind == SM_QUERY_NAMESPACE) {
-		resource = "namespaces";
-		name = q->namespace;
-		ns = NULL;
+		d.resource = "namespaces";
+		d.name = q->namespace;
+		d.ns = NULL;
 	}
-	if (!resource)
-		resource = "";
-	if (!name)
-		name = "";
-	sm_api_resource_kind(resource, kind, sizeof(kind), api_version, sizeof(api_version));
-	ok = o && cJSON_AddStringToObject(o, "kind", kind) &&
-	     (!ns || !*ns || !sm_api_resource_is_namespaced(resource) ||
-	      cJSON_AddStringToObject(o, "namespace", ns)) &&
-	     cJSON_AddStringToObject(o, "name", name) &&
-	     cJSON_AddStringToObject(o, "apiVersion", api_version);
-	if (!ok) {
-		cJSON_Delete(o);
-		return NULL;
-	}
-	return o;
+	if (!d.resource)
+		d.resource = "";
+	if (!d.name)
+		d.name = "";
+	if (!d.ns)
+		d.ns = "";
+	return d;
 }
 
-static bool encode_item(cJSON *items, bool v1beta2, const struct sm_query *q,
-                        const struct sm_query_item *it, const cJSON *selector, int64_t now_wall_ms)
+/* Kind, apiVersion and scope of the last resource described; derived again only when the
+ * resource changes, and written as text once per derivation. */
+struct kind_memo {
+	char resource[256]; /* the resource they belong to; "" with !valid */
+	bool valid, namespaced;
+	char kind[128], api_version[128];
+	struct sm_api_jsonw_memo kind_text, api_version_text;
+};
+
+static void kind_memo_update(struct kind_memo *k, const char *resource)
 {
-	char ts[32];
-	const char *metric = it->metric ? it->metric : q->metric;
-	cJSON *o = cJSON_CreateObject();
-	bool ok;
+	size_t n = strlen(resource);
 
-	sm_api_format_timestamp(it->timestamp_wall_ms > 0 ? it->timestamp_wall_ms : now_wall_ms, ts,
-	                        sizeof(ts));
-	ok = cJSON_AddItemToArray(items, o) &&
-	     cJSON_AddItemToObject(o, "describedObject", described_object(q, it));
-	if (!o)
-		return false;
-	if (v1beta2) {
-		cJSON *m = ok ? cJSON_AddObjectToObject(o, "metric") : NULL;
-
-		ok = m && cJSON_AddStringToObject(m, "name", metric) &&
-		     cJSON_AddItemToObject(m, "selector", cJSON_Duplicate(selector, true)) &&
-		     cJSON_AddStringToObject(o, "timestamp", ts) &&
-		     (it->window_s == 0 ||
-		      cJSON_AddNumberToObject(o, "windowSeconds", it->window_s)) &&
-		     sm_api_add_quantity(o, "value", it->value);
-	} else {
-		ok = ok && cJSON_AddStringToObject(o, "metricName", metric) &&
-		     cJSON_AddStringToObject(o, "timestamp", ts) &&
-		     (it->window_s == 0 || cJSON_AddNumberToObject(o, "window", it->window_s)) &&
-		     sm_api_add_quantity(o, "value", it->value) &&
-		     cJSON_AddItemToObject(o, "selector", cJSON_Duplicate(selector, true));
-	}
-	return ok;
+	if (k->valid && strcmp(k->resource, resource) == 0)
+		return;
+	sm_api_resource_kind(resource, k->kind, sizeof(k->kind), k->api_version,
+	                     sizeof(k->api_version));
+	k->namespaced = sm_api_resource_is_namespaced(resource);
+	/* A resource too long to keep is derived again for every item that names it. */
+	k->valid = n < sizeof(k->resource);
+	if (k->valid)
+		memcpy(k->resource, resource, n + 1);
+	k->kind_text = (struct sm_api_jsonw_memo){0};
+	k->api_version_text = (struct sm_api_jsonw_memo){0};
 }
+
+/* Everything one answer's items have in common. */
+struct custom_writer {
+	struct sm_api_jsonw w;
+	bool v1beta2;
+	const struct sm_query *q;
+	int64_t now_wall_ms;
+	const struct sm_selector *selector;
+	struct sm_api_jsonw_span selector_text; /* len 0: not written yet */
+	struct kind_memo kind;
+	struct sm_api_jsonw_memo metric, ns;
+	struct sm_api_item_memo item;
+};
+
+static void write_selector(struct custom_writer *cw)
+{
+	size_t off = cw->w.len;
+
+	if (cw->selector_text.len > 0) {
+		sm_api_jsonw_copy(&cw->w, cw->selector_text);
+		return;
+	}
+	write_selector_echo(&cw->w, cw->selector);
+	cw->selector_text =
+	    (struct sm_api_jsonw_span){.off = off, .len = cw->w.failed ? 0 : cw->w.len - off};
+}
+
+/* One MetricValue, keys in the order the cJSON encoder used to add them. */
+static void write_custom_item(struct custom_writer *cw, const struct sm_query_item *it)
+{
+	struct sm_api_jsonw *w = &cw->w;
+	struct described d = describe(cw->q, it);
+	const char *metric = it->metric ? it->metric : cw->q->metric;
+
+	kind_memo_update(&cw->kind, d.resource);
+	SM_API_JSONW_LIT(w, "{\"describedObject\":{\"kind\":");
+	sm_api_jsonw_string_memo(w, &cw->kind.kind_text, cw->kind.kind);
+	if (*d.ns && cw->kind.namespaced) {
+		SM_API_JSONW_LIT(w, ",\"namespace\":");
+		sm_api_jsonw_string_memo(w, &cw->ns, d.ns);
+	}
+	SM_API_JSONW_LIT(w, ",\"name\":");
+	sm_api_jsonw_string(w, d.name);
+	SM_API_JSONW_LIT(w, ",\"apiVersion\":");
+	sm_api_jsonw_string_memo(w, &cw->kind.api_version_text, cw->kind.api_version);
+	if (cw->v1beta2) {
+		SM_API_JSONW_LIT(w, "},\"metric\":{\"name\":");
+		sm_api_jsonw_string_memo(w, &cw->metric, metric);
+		SM_API_JSONW_LIT(w, ",\"selector\":");
+		write_selector(cw);
+		SM_API_JSONW_LIT(w, "},\"timestamp\":");
+	} else {
+		SM_API_JSONW_LIT(w, "},\"metricName\":");
+		sm_api_jsonw_string_memo(w, &cw->metric, metric);
+		SM_API_JSONW_LIT(w, ",\"timestamp\":");
+	}
+	sm_api_write_timestamp(w, &cw->item,
+	                       it->timestamp_wall_ms > 0 ? it->timestamp_wall_ms : cw->now_wall_ms);
+	if (it->window_s != 0) {
+		if (cw->v1beta2)
+			SM_API_JSONW_LIT(w, ",\"windowSeconds\":");
+		else
+			SM_API_JSONW_LIT(w, ",\"window\":");
+		sm_api_jsonw_uint(w, it->window_s);
+	}
+	SM_API_JSONW_LIT(w, ",\"value\":");
+	sm_api_write_quantity(w, &cw->item, it->value);
+	if (!cw->v1beta2) {
+		SM_API_JSONW_LIT(w, ",\"selector\":");
+		write_selector(cw);
+	}
+	SM_API_JSONW_LIT(w, "}");
+}
+
+/* Keys, punctuation, a timestamp, the longest window and quantity of one item. */
+#define CUSTOM_ITEM_FIXED 200
 
 int sm_api_custom_encode(const char *version, const struct sm_query *q,
                          const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
                          size_t *ret_len)
 {
 	char api_version[64];
-	bool v1beta2 = strcmp(version, "v1beta2") == 0;
-	cJSON *doc = cJSON_CreateObject();
-	cJSON *selector = selector_echo(q->metric_selector);
-	cJSON *items;
-	char *body = NULL;
-	bool ok;
+	struct custom_writer cw = {
+	    .v1beta2 = strcmp(version, "v1beta2") == 0,
+	    .q = q,
+	    .now_wall_ms = now_wall_ms,
+	    .selector = q->metric_selector,
+	};
+	size_t size, shared;
+	bool first = true;
 
 	(void)snprintf(api_version, sizeof(api_version), "%s/%s", SM_API_CUSTOM_GROUP, version);
-	ok = doc && selector && cJSON_AddStringToObject(doc, "kind", "MetricValueList") &&
-	     cJSON_AddStringToObject(doc, "apiVersion", api_version) &&
-	     cJSON_AddObjectToObject(doc, "metadata");
-	items = ok ? cJSON_AddArrayToObject(doc, "items") : NULL;
-	ok = ok && items;
-	for (size_t i = 0; i < r->n_items && ok; i++) {
+
+	/* Sized up front from the items' own strings (escaping aside) and what every item
+	 * repeats, so a typical answer is one allocation. */
+	kind_memo_update(&cw.kind, q->kind == SM_QUERY_NAMESPACE ? "namespaces"
+	                           : q->resource                 ? q->resource
+	                                                         : "");
+	shared = CUSTOM_ITEM_FIXED + strlen(cw.kind.kind) + strlen(cw.kind.api_version) +
+	         selector_echo_len(q->metric_selector);
+	size = 128 + sizeof(api_version);
+	for (size_t i = 0; i < r->n_items; i++) {
+		const struct sm_query_item *it = &r->items[i];
+		struct described d = describe(q, it);
+		const char *metric = it->metric ? it->metric : q->metric;
+
+		size += shared + strlen(d.name) + strlen(d.ns) + (metric ? strlen(metric) : 0);
+	}
+	sm_api_jsonw_init(&cw.w, size);
+
+	SM_API_JSONW_LIT(&cw.w, "{\"kind\":\"MetricValueList\",\"apiVersion\":");
+	sm_api_jsonw_string(&cw.w, api_version);
+	SM_API_JSONW_LIT(&cw.w, ",\"metadata\":{},\"items\":[");
+	for (size_t i = 0; i < r->n_items; i++) {
 		/* NaN has no Quantity form; such a series is left out. */
 		if (isnan(r->items[i].value))
 			continue;
-		ok = encode_item(items, v1beta2, q, &r->items[i], selector, now_wall_ms);
+		if (!first)
+			SM_API_JSONW_LIT(&cw.w, ",");
+		first = false;
+		write_custom_item(&cw, &r->items[i]);
 	}
-	if (ok)
-		body = cJSON_PrintUnformatted(doc);
-	cJSON_Delete(selector);
-	cJSON_Delete(doc);
-	if (!body)
-		return -ENOMEM;
-	*ret_body = body;
-	*ret_len = strlen(body);
-	return 0;
+	SM_API_JSONW_LIT(&cw.w, "]}");
+	return sm_api_jsonw_finish(&cw.w, ret_body, ret_len);
 }
 
 /* Parses a selector parameter; on error fills a 400 Status into ret and returns 1. */

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* external.metrics.k8s.io/v1beta1: the namespaces/NS/METRIC route and the
  * ExternalMetricValueList encoding (k8s-metrics-api.md §2.3, §3.3). */
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -12,56 +11,71 @@
 
 #include "api-internal.h"
 
-static bool encode_item(cJSON *items, const struct sm_query_item *it, int64_t now_wall_ms)
+/* One ExternalMetricValue, keys in the order the cJSON encoder used to add them. */
+static void write_item(struct sm_api_jsonw *w, struct sm_api_jsonw_memo *metric,
+                       struct sm_api_item_memo *memo, const struct sm_query_item *it,
+                       int64_t now_wall_ms)
 {
-	char ts[32];
-	cJSON *o = cJSON_CreateObject();
-	cJSON *labels;
-	bool ok;
-
-	sm_api_format_timestamp(it->timestamp_wall_ms > 0 ? it->timestamp_wall_ms : now_wall_ms, ts,
-	                        sizeof(ts));
-	ok = cJSON_AddItemToArray(items, o) &&
-	     cJSON_AddStringToObject(o, "metricName", it->metric ? it->metric : "");
-	labels = ok ? cJSON_AddObjectToObject(o, "metricLabels") : NULL;
-	ok = ok && labels;
-	for (size_t i = 0; i < it->n_labels && ok; i++)
-		ok =
-		    cJSON_AddStringToObject(labels, it->labels[i].name,
-		                            it->labels[i].value ? it->labels[i].value : "") != NULL;
-	ok = ok && cJSON_AddStringToObject(o, "timestamp", ts) &&
-	     (it->window_s == 0 || cJSON_AddNumberToObject(o, "window", it->window_s)) &&
-	     sm_api_add_quantity(o, "value", it->value);
-	return ok;
+	SM_API_JSONW_LIT(w, "{\"metricName\":");
+	sm_api_jsonw_string_memo(w, metric, it->metric ? it->metric : "");
+	SM_API_JSONW_LIT(w, ",\"metricLabels\":{");
+	for (size_t i = 0; i < it->n_labels; i++) {
+		if (i > 0)
+			SM_API_JSONW_LIT(w, ",");
+		sm_api_jsonw_string(w, it->labels[i].name);
+		SM_API_JSONW_LIT(w, ":");
+		sm_api_jsonw_string(w, it->labels[i].value ? it->labels[i].value : "");
+	}
+	SM_API_JSONW_LIT(w, "},\"timestamp\":");
+	sm_api_write_timestamp(w, memo,
+	                       it->timestamp_wall_ms > 0 ? it->timestamp_wall_ms : now_wall_ms);
+	if (it->window_s != 0) {
+		SM_API_JSONW_LIT(w, ",\"window\":");
+		sm_api_jsonw_uint(w, it->window_s);
+	}
+	SM_API_JSONW_LIT(w, ",\"value\":");
+	sm_api_write_quantity(w, memo, it->value);
+	SM_API_JSONW_LIT(w, "}");
 }
+
+/* Keys, punctuation, a timestamp, the longest window and quantity of one item; per label. */
+#define EXTERNAL_ITEM_FIXED  128
+#define EXTERNAL_LABEL_FIXED 6
 
 int sm_api_external_encode(const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
                            size_t *ret_len)
 {
-	cJSON *doc = cJSON_CreateObject();
-	cJSON *items;
-	char *body = NULL;
-	bool ok;
+	struct sm_api_jsonw w;
+	struct sm_api_jsonw_memo metric = {0};
+	struct sm_api_item_memo memo = {0};
+	size_t size = 128;
+	bool first = true;
 
-	ok = doc && cJSON_AddStringToObject(doc, "kind", "ExternalMetricValueList") &&
-	     cJSON_AddStringToObject(doc, "apiVersion", SM_API_EXTERNAL_GROUP "/v1beta1") &&
-	     cJSON_AddObjectToObject(doc, "metadata");
-	items = ok ? cJSON_AddArrayToObject(doc, "items") : NULL;
-	ok = ok && items;
-	for (size_t i = 0; i < r->n_items && ok; i++) {
+	/* Sized up front from the items' strings (escaping aside): one allocation. */
+	for (size_t i = 0; i < r->n_items; i++) {
+		const struct sm_query_item *it = &r->items[i];
+
+		size += EXTERNAL_ITEM_FIXED + (it->metric ? strlen(it->metric) : 0);
+		for (size_t k = 0; k < it->n_labels; k++)
+			size += EXTERNAL_LABEL_FIXED +
+			        (it->labels[k].name ? strlen(it->labels[k].name) : 0) +
+			        (it->labels[k].value ? strlen(it->labels[k].value) : 0);
+	}
+	sm_api_jsonw_init(&w, size);
+	SM_API_JSONW_LIT(
+	    &w, "{\"kind\":\"ExternalMetricValueList\",\"apiVersion\":\"" SM_API_EXTERNAL_GROUP
+	        "/v1beta1\",\"metadata\":{},\"items\":[");
+	for (size_t i = 0; i < r->n_items; i++) {
 		/* NaN has no Quantity form; such a series is left out. */
 		if (isnan(r->items[i].value))
 			continue;
-		ok = encode_item(items, &r->items[i], now_wall_ms);
+		if (!first)
+			SM_API_JSONW_LIT(&w, ",");
+		first = false;
+		write_item(&w, &metric, &memo, &r->items[i], now_wall_ms);
 	}
-	if (ok)
-		body = cJSON_PrintUnformatted(doc);
-	cJSON_Delete(doc);
-	if (!body)
-		return -ENOMEM;
-	*ret_body = body;
-	*ret_len = strlen(body);
-	return 0;
+	SM_API_JSONW_LIT(&w, "]}");
+	return sm_api_jsonw_finish(&w, ret_body, ret_len);
 }
 
 int sm_api_handle_external(const struct sm_api_call *c, struct sm_api_response *ret)

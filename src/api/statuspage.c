@@ -151,7 +151,7 @@ static void put_age(struct page *p, int64_t ms)
 		putf(p, "%" PRId64 "h%02" PRId64 "m", s / 3600, s / 60 % 60);
 }
 
-/* As the API serves it (sm_api_add_quantity). */
+/* As the API serves it (sm_api_write_quantity). */
 static void put_quantity(struct page *p, double v)
 {
 	char buf[SM_QUANTITY_MAX];

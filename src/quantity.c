@@ -75,6 +75,38 @@ static void nano_digits(double v, struct nano_digits *ret)
 
 static const char *const decimal_suffixes[] = {"n", "u", "m", "", "k", "M", "G", "T", "P", "E"};
 
+/* Integral values below 2^53 (queue lengths, counts: most of what is served) are exact in
+ * an int64: their digits come without printf, with trailing zeros as k, M, G, T, P. */
+static int format_integer(double v, char *buf)
+{
+	uint64_t u = (uint64_t)fabs(v);
+	char digits[24];
+	size_t n = 0, k = 0;
+	int group = 0;
+
+	if (u == 0) {
+		buf[0] = '0';
+		buf[1] = '\0';
+		return 1;
+	}
+	while (u % 1000 == 0) {
+		u /= 1000;
+		group++;
+	}
+	while (u > 0) {
+		digits[n++] = (char)('0' + u % 10);
+		u /= 10;
+	}
+	if (v < 0)
+		buf[k++] = '-';
+	while (n > 0)
+		buf[k++] = digits[--n];
+	for (const char *sfx = decimal_suffixes[3 + group]; *sfx; sfx++)
+		buf[k++] = *sfx;
+	buf[k] = '\0';
+	return (int)k;
+}
+
 int sm_quantity_format(double v, char *buf, size_t len)
 {
 	struct nano_digits d;
@@ -88,6 +120,8 @@ int sm_quantity_format(double v, char *buf, size_t len)
 		return -EDOM;
 	if (fabs(v) >= QUANTITY_ABS_MAX)
 		return -ERANGE;
+	if (fabs(v) < 9007199254740992.0 && v == trunc(v))
+		return format_integer(v, buf);
 
 	nano_digits(v, &d);
 	n = (size_t)snprintf(mantissa, sizeof(mantissa), "%s%s", d.integer, d.fraction);

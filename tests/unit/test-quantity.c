@@ -281,6 +281,46 @@ static void test_round_trip(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/* Integral values take a path of their own: the same text as the general one, which
+ * writes the exact digits with trailing zeros folded into k, M, G, T, P. */
+static void test_format_integers(void **state)
+{
+	static const char *const sfx[] = {"", "k", "M", "G", "T", "P"};
+	unsigned failures = 0;
+	uint64_t x = 88172645463325252u;
+
+	(void)state;
+	for (int i = 0; i < 20000 && failures < 10; i++) {
+		double v;
+		char got[SM_QUANTITY_MAX], want[SM_QUANTITY_MAX];
+		uint64_t u;
+		int g = 0;
+
+		/* Small ones, round ones, and random ones up to 2^53. */
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (i < 5000)
+			u = (uint64_t)i;
+		else if (i < 10000)
+			u = (uint64_t)(i - 5000) * 1000000;
+		else
+			u = x >> (11 + i % 40);
+		v = (i % 2 && u) ? -(double)u : (double)u;
+		while (u && u % 1000 == 0) {
+			u /= 1000;
+			g++;
+		}
+		(void)snprintf(want, sizeof(want), "%s%llu%s", v < 0 ? "-" : "",
+		               (unsigned long long)u, sfx[g]);
+		if (sm_quantity_format(v, got, sizeof(got)) < 0 || strcmp(got, want) != 0) {
+			print_error("%.17g: got '%s', want '%s'\n", v, got, want);
+			failures++;
+		}
+	}
+	assert_int_equal(failures, 0);
+}
+
 struct milli_case {
 	double value;
 	long long expected;
@@ -333,9 +373,9 @@ static void test_milli_value(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_format_table), cmocka_unit_test(test_format_small_buffer),
-	    cmocka_unit_test(test_parse_table),  cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_milli_value),
+	    cmocka_unit_test(test_format_table),        cmocka_unit_test(test_format_integers),
+	    cmocka_unit_test(test_format_small_buffer), cmocka_unit_test(test_parse_table),
+	    cmocka_unit_test(test_round_trip),          cmocka_unit_test(test_milli_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

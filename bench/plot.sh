@@ -22,6 +22,8 @@ plot "$R/scaling-series.dat" using 1:7 with linespoints title "ext1 p50 (labelSe
      "" using 1:8 with linespoints title "ext1 p99", \
      "" using 1:10 with linespoints title "obj1 p50 (one object, 1 of N)", \
      "" using 1:11 with linespoints title "obj1 p99", \
+     "" using 1:14 with linespoints title "ext1, a new URL each time (never cached) p50", \
+     "" using 1:15 with linespoints title "ext1, new URL each time, p99", \
      "" using 1:(\$1 * 0.00017) with lines dt 2 lc rgb "gray" title "linear in N (reference)"
 set ylabel "KiB / ms"
 plot "$R/scaling-series.dat" using 1:3 with linespoints title "RSS idle (KiB)", \

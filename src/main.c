@@ -3,6 +3,7 @@
  * what an HPA makes of the server's metrics, `check` (`--probe`: and runs every source once)
  * validates a config file, `version` says which build this is. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -216,6 +217,14 @@ static int cmd_serve(const char *path)
 	(void)sigemptyset(&sa.sa_mask);
 	(void)sigaction(SIGPIPE, &sa, NULL);
 
+	/* Memory (bench/README.md, footprint): blocks of 128 KiB and more (snapshot arrays,
+	 * string arenas, big answers) always come from mmap, so freeing them gives them back at
+	 * once (glibc otherwise raises its threshold after the first such free and keeps them
+	 * in the heap); and two malloc arenas rather than up to eight per core. At 10,000
+	 * series this keeps 2.5 MiB fewer resident for no CPU (malloc_trim per round did the
+	 * same for 50% more CPU per round). */
+	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	(void)mallopt(M_ARENA_MAX, 2);
 	if (load_config(path, &cfg) < 0)
 		return EXIT_FAILURE;
 	setup_logging(cfg);

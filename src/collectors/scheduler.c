@@ -13,7 +13,6 @@
 #include "scalemetrics/scheduler.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -236,10 +235,6 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		due = run_round(s, sl);
-		/* A round's replies and the previous snapshot's series were freed just now;
-		 * hand the pages they leave empty back to the kernel (glibc otherwise keeps
-		 * them: a few MiB at 10,000 series, bench/README.md footprint). */
-		(void)malloc_trim(0);
 
 		pthread_mutex_lock(&s->lock);
 		sl->due_mono_ms = due;

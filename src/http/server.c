@@ -664,8 +664,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (!info || !info->tls_session)
 		return;
 	/* Session resumption: TLS 1.3 tickets (and TLS 1.2 ones) sealed with the server's
-	 * ticket key, so a reconnecting client skips the certificate signature and key
-	 * exchange. libmicrohttpd does not enable them itself. */
+	 * ticket key, so a reconnecting client skips the certificate and its signature (and
+	 * keeps the identity its client certificate proved). libmicrohttpd does not enable
+	 * them itself. */
 	if (s->ticket_key.data)
 		(void)gnutls_session_ticket_enable_server((gnutls_session_t)info->tls_session,
 		                                          &s->ticket_key);

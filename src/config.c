@@ -272,16 +272,15 @@ bool sm_config_dns_label_is_valid(const char *s)
 void sm_config_url_redact(const char *url, char *buf, size_t len)
 {
 	const char *rest = strstr(url, "://");
-	const char *at = NULL;
+	const char *at;
 
 	if (len == 0)
 		return;
-	if (rest) {
-		rest += 3;
-		for (const char *q = rest; *q && *q != '?' && *q != '#'; q++)
-			if (*q == '@')
-				at = q;
-	}
+	/* The last '@' anywhere: a password may hold an unescaped '/', '?', '#' or '@' (which
+	 * curl then refuses, with the URL in its error). A path or query with an '@' is shown
+	 * cut short: over-redacting is the safe mistake. Without a scheme, from the start. */
+	rest = rest ? rest + 3 : url;
+	at = strrchr(rest, '@');
 	if (!at) {
 		(void)snprintf(buf, len, "%s", url);
 		return;

@@ -205,10 +205,11 @@ void sm_strv_done(struct sm_strv *v);
 /* A DNS-1123 label (namespaces, source names' rules): a-z, 0-9, '-', 1-63, no '-' at ends. */
 bool sm_config_dns_label_is_valid(const char *s);
 
-/* url for messages and logs: its userinfo ("user:password@", which libcurl sends as Basic auth)
- * replaced by "***@"; the userinfo ends at the last '@' before any '?' or '#', so a password
- * with an unescaped '/' is hidden too. Other strings are copied unchanged. Cut to fit len
- * (len >= strlen(url) + 4 always holds all of it). */
+/* url for messages and logs: everything from after "://" (or from the start, without a
+ * scheme) to the last '@' replaced by "***", so a userinfo ("user:password@", which libcurl
+ * sends as Basic auth) is hidden even when its password holds an unescaped '/', '?', '#' or
+ * '@'; a path or query with an '@' is shown cut short. Strings without '@' are copied
+ * unchanged. Cut to fit len (len >= strlen(url) + 4 always holds all of it). */
 void sm_config_url_redact(const char *url, char *buf, size_t len);
 
 #endif

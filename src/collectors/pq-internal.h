@@ -22,7 +22,9 @@ struct pq_conn {
 
 /* Whether libpq can parse dsn (key=value or URI): 0, -EINVAL with libpq's message in reterr,
  * its quoted pieces of the DSN redacted (keywords kept, a URI without its userinfo, anything
- * else "***"), or -ENOMEM. */
+ * else "***"), or -ENOMEM. A URI whose user name or password holds an unescaped '/' or '?'
+ * is refused too (libpq would read the rest of the password as a host, port or database
+ * and quote it in its errors). */
 int pq_dsn_check(const char *dsn, struct sm_error *reterr);
 
 /* Connects when not connected (or the connection went bad), within timeout_ms.

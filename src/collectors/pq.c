@@ -85,13 +85,37 @@ static void redact_parse_error(const char *msg, char *buf, size_t len)
 	PQconninfoFree(opts);
 }
 
+/* A URI whose userinfo holds an unescaped '/' or '?': libpq ends the authority there and
+ * takes the rest of the password for a host, port or database name, which its errors then
+ * quote ("invalid integer value "Ab3" for connection option "port""). */
+static bool uri_userinfo_spills(const char *dsn)
+{
+	const char *p = NULL;
+	const char *end;
+
+	if (strncmp(dsn, "postgresql://", 13) == 0)
+		p = dsn + 13;
+	else if (strncmp(dsn, "postgres://", 11) == 0)
+		p = dsn + 11;
+	if (!p)
+		return false;
+	end = p + strcspn(p, "/?");
+	return strchr(end, '@') != NULL;
+}
+
 int pq_dsn_check(const char *dsn, struct sm_error *reterr)
 {
 	char *errmsg = NULL;
-	PQconninfoOption *parsed = PQconninfoParse(dsn, &errmsg);
+	PQconninfoOption *parsed;
 	char msg[sizeof(reterr->message)];
 	size_t n;
 
+	if (uri_userinfo_spills(dsn)) {
+		sm_error_set(reterr, "invalid DSN: its user name or password holds a '/' or '?': "
+		                     "percent-encode them (%%2F, %%3F)");
+		return -EINVAL;
+	}
+	parsed = PQconninfoParse(dsn, &errmsg);
 	if (parsed) {
 		PQconninfoFree(parsed);
 		return 0;

@@ -80,16 +80,17 @@
 /* TLS 1.2 and 1.3 only; MHD advertises only http/1.1 and http/1.0 in ALPN, never h2. */
 #define HTTPS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 /* Request line plus headers are limited to max_header_bytes by on_request() (431, a Status
- * document). MHD keeps them in a per-connection memory pool that also holds its header
- * records (56 bytes per header line: AUTH_HEADERS_MAX of them must fit) and the response
- * header; the pool is sized 8 KiB above the limit (or above a URL_MAX request line) so that
- * requests somewhat over it still reach on_request() and get a clear answer. Far bigger ones
- * fill the pool and MHD answers 431 itself (an HTML body; 414 if the request line alone is
- * that big). No bigger than that: MHD zeroes the whole pool after every request, which at
- * twice the limit plus 8 KiB was a third of the work of a one-series answer (bench/README.md,
- * profile findings). */
+ * document), and to AUTH_HEADERS_MAX lines. MHD keeps them in a per-connection memory pool
+ * that also holds its header records (56 bytes per line) and the response header, so the
+ * pool holds the byte limit (or a URL_MAX request line), AUTH_HEADERS_MAX records and 8 KiB
+ * more: every request within both limits is answered, and requests somewhat over them still
+ * reach on_request() and get a clear answer. Far bigger ones fill the pool and MHD answers
+ * 431 itself (an HTML body; 414 if the request line alone is that big). MHD zeroes the whole
+ * pool after every request (bench/README.md, profile findings): a smaller max_header_bytes
+ * makes that cheaper. */
 #define POOL_SIZE(max_header_bytes)                                                                \
-	((size_t)((max_header_bytes) > URL_MAX + 1024 ? (max_header_bytes) : URL_MAX + 1024) + 8192)
+	((size_t)((max_header_bytes) > URL_MAX + 1024 ? (max_header_bytes) : URL_MAX + 1024) +     \
+	 AUTH_HEADERS_MAX * 64 + 8192)
 /* Request headers handed to the authenticator, and peer certificates read. */
 #define AUTH_HEADERS_MAX 256
 #define PEER_CERTS_MAX   16

@@ -86,6 +86,16 @@ def test_oversized_header_is_refused_cleanly(srv):
     assert srv.get("/healthz").status == 200
 
 
+def test_many_header_lines_within_the_limits_are_served(srv):
+    # A front-proxy user in ~250 groups sends ~250 X-Remote-Group lines: within the byte
+    # limit (16 KiB) and the line cap (256), so it must be answered, not refused by
+    # libmicrohttpd running out of its per-connection memory.
+    headers = {f"X-Pad-{i:03d}": "g" * 48 for i in range(250)}
+    assert sum(len(k) + len(v) + 4 for k, v in headers.items()) < 16000
+    r = srv.get(EMAILS, headers=headers)
+    assert r.status == 200, (r.status, r.body[:200])
+
+
 def test_no_retry_after_on_errors(srv):
     r = srv.get(f"{EXTERNAL}/namespaces/default/no_such_metric")
     assert r.status == 404

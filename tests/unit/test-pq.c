@@ -22,6 +22,12 @@ static const struct {
 } cases[] = {
     {"host=127.0.0.1 port=5432 dbname=app user=app password=SECRET", 0, NULL},
     {"postgresql://app:SECRET@127.0.0.1:5432/app?sslmode=disable", 0, NULL},
+    {"postgresql://app:Ab3/SECRET@db:5432/app", -EINVAL,
+     "invalid DSN: its user name or password holds a '/' or '?': percent-encode them (%2F, "
+     "%3F)"},
+    {"postgres://app:Ab3?SECRET@db/app", -EINVAL,
+     "invalid DSN: its user name or password holds a '/' or '?': percent-encode them (%2F, "
+     "%3F)"},
     {"postgresql://app:SECRET@[::1/app", -EINVAL,
      "invalid DSN: end of string reached when looking for matching \"]\" in IPv6 host address "
      "in URI: \"postgresql://***@[::1/app\""},

@@ -254,6 +254,7 @@ EOF
 }
 
 # run_wrk URL CONNS DURATION [extra wrk args...] -> prints "rps p50_ms p99_ms errors"
+# (WRK_CPUS: a taskset CPU list for wrk, e.g. 1 when the servers are pinned to 0)
 # (errors: socket errors + non-2xx/3xx). The raw output goes to $WORK/wrk.last.
 run_wrk()
 {
@@ -261,7 +262,7 @@ run_wrk()
 	shift 3
 	local threads=${WRK_THREADS:-2}
 	[ "$conns" -lt "$threads" ] && threads=$conns
-	OPENSSL_CONF=$WORK/client-openssl.cnf wrk -t "$threads" -c "$conns" -d "$dur" --latency \
+	OPENSSL_CONF=$WORK/client-openssl.cnf ${WRK_CPUS:+taskset -c "$WRK_CPUS"} wrk -t "$threads" -c "$conns" -d "$dur" --latency \
 		--timeout 5s "$@" "$url" >"$WORK/wrk.last" 2>&1 || true
 	cat "$WORK/wrk.last" >>"$WORK/wrk.all"
 	awk '

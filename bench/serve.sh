@@ -9,9 +9,12 @@
 # Knobs: DURATION (10s), CONNS ("1 10 50"), TLS_SUITE (TLS_AES_128_GCM_SHA256),
 #        MODES ("keepalive distinct close": keep-alive on one URL, keep-alive with a different
 #        URL per request (bench/distinct.lua: no answer is ever reused), a new connection per
-#        request), REPEAT (1: runs per point, alternating the two servers;
+#        request; "paced" is also known: every connection sends a request about every PACE_MS
+#        (10) ms, a different URL each time, bench/paced.lua), REPEAT (1: runs per point, alternating the two servers;
 #        the table shows the median of each column, errors summed), SM_BIN,
-#        QUERIES ("ext1 ext50 cust50 pods50"), CLOSE_QUERIES ("ext1 cust50"), PODS (50).
+#        QUERIES ("ext1 ext50 cust50 pods50"), CLOSE_QUERIES ("ext1 cust50"), PODS (50),
+#        OUT (results/serve.txt), SERVER_CPUS and WRK_CPUS (taskset CPU lists, e.g. 0 and 1:
+#        servers and client on different cores).
 #
 # pods50 is a custom pods query answered by a scrape source: the pods come from the Kubernetes
 # API stand-in of the integration tests (tests/integration/kube_standin.py), PODS pods labelled
@@ -29,7 +32,10 @@ REPEAT=${REPEAT:-1}
 PODS=${PODS:-50}
 QUERIES=${QUERIES:-ext1 ext50 cust50 pods50}
 CLOSE_QUERIES=${CLOSE_QUERIES:-ext1 cust50}
-OUT=$RESULTS/serve.txt
+OUT=${OUT:-$RESULTS/serve.txt}
+PACE_MS=${PACE_MS:-10}
+SERVER_CPUS=${SERVER_CPUS:-}
+export BENCH_DIR PACE_MS
 
 make_certs
 write_client_openssl_conf
@@ -73,6 +79,13 @@ for q in $MEASURED; do
 	printf '"%s" %s.json;\n' "${Q[$q]}" "$q" >>"$WORK/nginx.map"
 done
 start_nginx "$NG_PORT" "$WORK/www" "$WORK/nginx.map"
+if [ -n "$SERVER_CPUS" ]; then
+	# both servers (every thread, nginx's workers too) on SERVER_CPUS, wrk on WRK_CPUS: the
+	# client no longer steals the servers' cores, the nearest this machine gets to a second one
+	for pid in "$SM_PID" "$NGINX_PID" $(pgrep -P "$NGINX_PID"); do
+		taskset -a -p -c "$SERVER_CPUS" "$pid" >/dev/null
+	done
+fi
 for q in $MEASURED; do
 	curl -sf --cacert "$CA" -o "$WORK/$q.nginx" "https://127.0.0.1:$NG_PORT${Q[$q]}"
 	cmp -s "$WORK/www/$q.json" "$WORK/$q.nginx" || { echo "nginx answer for $q differs" >&2; exit 1; }
@@ -83,6 +96,8 @@ done
 	echo "# machine: $(machine_line)"
 	echo "# scalemetrics $("$SM_BIN" --version 2>/dev/null | head -1) ($SM_BIN); $(nginx -v 2>&1)"
 	echo "# wrk ${DURATION} per run, $REPEAT run(s) per point (median), --latency, threads = min(2, connections); client pinned to $TLS_SUITE"
+	[ -z "$SERVER_CPUS" ] || echo "# pinned: both servers on CPU(s) $SERVER_CPUS, wrk on CPU(s) ${WRK_CPUS:-any}"
+	case " $MODES " in *" paced "*) echo "# paced: each connection sends a request, then waits ${PACE_MS} ms on average (0.5x-1.5x), a different URL each time (bench/paced.lua)" ;; esac
 	echo "# queries:"
 	for q in $MEASURED; do
 		echo "#   $q: ${Q[$q]} ($(wc -c <"$WORK/www/$q.json") bytes, $($PY -c 'import json, sys; print(len(json.load(sys.stdin)["items"]))' <"$WORK/www/$q.json") items, byte-identical in nginx)"
@@ -106,6 +121,8 @@ for mode in $MODES; do
 		qs=$CLOSE_QUERIES
 	elif [ "$mode" = distinct ]; then
 		extra=(-s "$BENCH_DIR/distinct.lua")
+	elif [ "$mode" = paced ]; then
+		extra=(-s "$BENCH_DIR/paced.lua")
 	fi
 	for q in $qs; do
 		for c in $CONNS; do
@@ -123,5 +140,17 @@ for mode in $MODES; do
 		done
 	done
 done
+# the server's own time per request (request read to answer queued, without TLS and sockets),
+# from its /metrics histogram over every request of this run
+curl -sf --cacert "$CA" "https://127.0.0.1:$SM_PORT/metrics" | awk '
+	/^scalemetrics_http_request_duration_seconds_bucket/ {
+		match($0, /route="[^"]*"/); r = substr($0, RSTART + 7, RLENGTH - 8)
+		match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5)
+		n[r, le] = $2; if (le == "+Inf") tot[r] = $2
+	}
+	END {
+		for (r in tot) if (tot[r] > 0)
+			printf "# server-side time, route %s, %d requests: %.2f%% under 0.1 ms, %.2f%% under 0.25 ms, %.2f%% under 1 ms\n", r, tot[r], 100 * n[r, "0.0001"] / tot[r], 100 * n[r, "0.00025"] / tot[r], 100 * n[r, "0.001"] / tot[r]
+	}' | tee -a "$OUT"
 echo "# scalemetrics RSS after the runs: $(rss_kib "$SM_PID") KiB, threads: $(ls /proc/"$SM_PID"/task | wc -l)" | tee -a "$OUT"
-cp "$WORK/wrk.all" "$RESULTS/serve-wrk-raw.txt"
+cp "$WORK/wrk.all" "${OUT%.txt}-wrk-raw.txt"

@@ -31,6 +31,8 @@ struct sm_api_response {
 	char *body;               /* owned; freed by sm_api_response_done */
 	size_t body_len;
 	const char *reason; /* Status reason ("NotFound") or NULL on success; static */
+	/* A static Content-Security-Policy header value, or NULL for none (HTML pages). */
+	const char *content_security_policy;
 	const char *route;  /* a static name of the route that answered, for metrics/logs:
 	                     * "discovery", "custom", "external", "health", "openapi", ... */
 	bool reusable;      /* set by handlers: the same request gets these bytes again until the

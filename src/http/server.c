@@ -752,6 +752,8 @@ static enum MHD_Result send_response(struct sm_http_server *s, struct MHD_Connec
 	ok = (!resp->content_type ||
 	      add_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type)) &&
 	     add_header(mr, "X-Content-Type-Options", "nosniff") &&
+	     (!resp->content_security_policy ||
+	      add_header(mr, "Content-Security-Policy", resp->content_security_policy)) &&
 	     /* Every answer is live state (metric values, health, staleness errors). */
 	     add_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (ok && atomic_load(&s->draining))

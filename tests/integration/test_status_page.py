@@ -6,6 +6,8 @@ loaded in headless Chromium (Debian's chromium), which checks the DOM after the 
 script ran and takes a screenshot into the test artifacts (SM_TEST_ARTIFACTS, else
 <build dir>/test-artifacts)."""
 
+import base64
+import hashlib
 import os
 import re
 import shutil
@@ -241,6 +243,26 @@ def test_server_side_filter(srv):
     assert len(status_page(srv, "?filter=queue%3Dsms")[1].series) == 1
     page = status_page(srv, "?filter=nothing-like-this")[1]
     assert page.series == [] and page.shown == 0
+
+
+def test_content_security_policy_names_exactly_the_pages_own_blocks(srv):
+    r = srv.get("/status", headers={"Accept": "text/html"})
+    assert r.status == 200, r
+    csp = r.headers.get("content-security-policy")
+    assert csp, r.headers
+    directives = dict((d.split(" ", 1) + [""])[:2] for d in (x.strip() for x in csp.split(";")))
+    assert directives["default-src"] == "'none'", csp
+    assert directives["base-uri"] == "'none'" and directives["frame-ancestors"] == "'none'", csp
+    text = r.body.decode("utf-8")
+    for tag in ("style", "script"):
+        blocks = re.findall(r"<%s>(.*?)</%s>" % (tag, tag), text, re.S)
+        assert len(blocks) == 1, (tag, blocks)
+        digest = base64.b64encode(hashlib.sha256(blocks[0].encode("utf-8")).digest()).decode()
+        # exactly this block may run/apply, nothing inline besides it
+        assert directives[tag + "-src"] == "'sha256-%s'" % digest, (tag, csp)
+    # the JSON API answers carry no page policy
+    r = srv.get("/apis/external.metrics.k8s.io/v1beta1")
+    assert "content-security-policy" not in r.headers, r.headers
 
 
 def test_head_and_other_methods(srv):

@@ -1,7 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* Batches of series: what a collector produces in one round. Every string is copied into a
  * per-batch arena, so a batch costs a handful of allocations, and the store can take the
- * whole result over (sm_batch_steal) without copying it again. */
+ * whole result over (sm_batch_steal) without copying it again.
+ *
+ * Memory: a batch becomes the published snapshot and lives for a whole interval beside the
+ * next round's batch, so its bytes count twice. Strings that repeat across series (the
+ * metric, label names, the object resource and namespace, label values like kind=lag) are
+ * stored once: a small direct-mapped cache of the strings copied last finds them again. A
+ * small batch uses one small chunk and array from the heap (what a round frees, the next one
+ * reuses). Past that, the arena's chunks and the series array grow straight to 128 KiB and
+ * more, which malloc maps on their own (main.c sets that threshold): growing or shrinking them
+ * is a mremap, and freeing a snapshot gives its memory back, where heap blocks of that size
+ * would leave holes for the next rounds to fragment. */
 #include "scalemetrics/series.h"
 
 #include <errno.h>
@@ -11,8 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHUNK_MIN 4096
-#define CHUNK_MAX 65536
+#define MAPPED_MIN   (128 * 1024) /* bytes: main.c's M_MMAP_THRESHOLD */
+#define CHUNK_FIRST  4096
+#define CHUNK_MAX    (512 * 1024)
+#define SERIES_FIRST 16
+#define INTERN_SIZE  64 /* slots of the repeated-string cache; a power of two */
 
 struct chunk {
 	struct chunk *next;
@@ -26,12 +39,19 @@ struct sm_series_arena {
 	struct sm_series *series;
 };
 
+/* A string already in the arena. */
+struct interned {
+	const char *p; /* NULL: empty slot */
+	size_t len;
+};
+
 struct sm_batch {
 	size_t max_series;
 	size_t n;
 	size_t cap;
 	size_t dropped;
 	struct sm_series_arena *arena; /* NULL until the first series; holds the series array */
+	struct interned intern[INTERN_SIZE]; /* strings of arena; emptied with it */
 };
 
 static void *arena_alloc(struct sm_series_arena *a, size_t size, size_t align)
@@ -47,9 +67,11 @@ static void *arena_alloc(struct sm_series_arena *a, size_t size, size_t align)
 		}
 	}
 	{
-		size_t chunk_size = c ? c->size * 2 : CHUNK_MIN;
+		size_t chunk_size = c ? c->size * 2 : CHUNK_FIRST;
 		struct chunk *fresh;
 
+		if (c && chunk_size < MAPPED_MIN)
+			chunk_size = MAPPED_MIN;
 		if (chunk_size > CHUNK_MAX)
 			chunk_size = CHUNK_MAX;
 		if (chunk_size < size)
@@ -67,13 +89,33 @@ static void *arena_alloc(struct sm_series_arena *a, size_t size, size_t align)
 	}
 }
 
-static char *arena_strdup(struct sm_series_arena *a, const char *s)
+/* The cache slot of a string: its length, first byte and last 16 bytes (where the strings of
+ * a batch differ: numbered names, the metric's suffix) tell them apart well enough, for less
+ * than hashing all of it; a collision only costs a copy. */
+static size_t intern_slot(const char *s, size_t n)
+{
+	uint64_t h = n * 31 + (n > 0 ? (unsigned char)s[0] : 0);
+
+	for (size_t i = n > 16 ? n - 16 : 0; i < n; i++)
+		h = h * 31 + (unsigned char)s[i];
+	h *= 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 40) & (INTERN_SIZE - 1);
+}
+
+/* s, copied into b's arena unless an equal string is already there (in the cache). */
+static const char *batch_strdup(struct sm_batch *b, const char *s)
 {
 	size_t n = strlen(s);
-	char *p = arena_alloc(a, n + 1, 1);
+	struct interned *slot = &b->intern[intern_slot(s, n)];
+	char *p;
 
-	if (p)
-		memcpy(p, s, n + 1);
+	if (slot->p && slot->len == n && memcmp(slot->p, s, n) == 0)
+		return slot->p;
+	p = arena_alloc(b->arena, n + 1, 1);
+	if (!p)
+		return NULL;
+	memcpy(p, s, n + 1);
+	*slot = (struct interned){.p = p, .len = n};
 	return p;
 }
 
@@ -149,7 +191,7 @@ static bool labels_valid(const struct sm_label *labels, size_t n)
 }
 
 /* Copies, sanitises and sorts (insertion sort: label sets are small, names unique). */
-static int copy_labels(struct sm_series_arena *a, const struct sm_label *in, size_t n,
+static int copy_labels(struct sm_batch *b, const struct sm_label *in, size_t n,
                        struct sm_label **ret)
 {
 	struct sm_label *out;
@@ -160,7 +202,7 @@ static int copy_labels(struct sm_series_arena *a, const struct sm_label *in, siz
 	}
 	if (n > SIZE_MAX / sizeof(*out))
 		return -ENOMEM;
-	out = arena_alloc(a, n * sizeof(*out), alignof(struct sm_label));
+	out = arena_alloc(b->arena, n * sizeof(*out), alignof(struct sm_label));
 	if (!out)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
@@ -169,8 +211,8 @@ static int copy_labels(struct sm_series_arena *a, const struct sm_label *in, siz
 		size_t j = i;
 
 		sm_label_value_sanitize(in[i].value, value);
-		l.name = arena_strdup(a, in[i].name);
-		l.value = arena_strdup(a, value);
+		l.name = batch_strdup(b, in[i].name);
+		l.value = batch_strdup(b, value);
 		if (!l.name || !l.value)
 			return -ENOMEM;
 		while (j > 0 && strcmp(out[j - 1].name, l.name) > 0) {
@@ -205,9 +247,11 @@ int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in)
 			return -ENOMEM;
 	}
 	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 16;
+		size_t cap = b->cap ? b->cap * 2 : SERIES_FIRST;
 		struct sm_series *series;
 
+		if (b->cap && cap * sizeof(*series) < MAPPED_MIN)
+			cap = (MAPPED_MIN + sizeof(*series) - 1) / sizeof(*series);
 		if (cap > b->max_series)
 			cap = b->max_series;
 		if (cap > SIZE_MAX / sizeof(*series))
@@ -220,25 +264,25 @@ int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in)
 	}
 
 	/* On -ENOMEM below, what was already copied stays in the arena until it is freed. */
-	s.metric = arena_strdup(b->arena, in->metric);
+	s.metric = batch_strdup(b, in->metric);
 	if (!s.metric)
 		return -ENOMEM;
-	r = copy_labels(b->arena, in->labels, in->n_labels, &s.labels);
+	r = copy_labels(b, in->labels, in->n_labels, &s.labels);
 	if (r < 0)
 		return r;
 	s.n_labels = in->n_labels;
-	r = copy_labels(b->arena, in->object_labels, in->n_object_labels, &s.object_labels);
+	r = copy_labels(b, in->object_labels, in->n_object_labels, &s.object_labels);
 	if (r < 0)
 		return r;
 	s.n_object_labels = in->n_object_labels;
 	if (in->object) {
 		s.has_object = true;
-		s.object.resource = arena_strdup(b->arena, in->object->resource);
-		s.object.name = arena_strdup(b->arena, in->object->name);
+		s.object.resource = batch_strdup(b, in->object->resource);
+		s.object.name = batch_strdup(b, in->object->name);
 		if (!s.object.resource || !s.object.name)
 			return -ENOMEM;
 		if (in->object->namespace) {
-			s.object.namespace = arena_strdup(b->arena, in->object->namespace);
+			s.object.namespace = batch_strdup(b, in->object->namespace);
 			if (!s.object.namespace)
 				return -ENOMEM;
 		}
@@ -282,6 +326,7 @@ struct sm_series *sm_batch_steal(struct sm_batch *b, size_t *ret_n,
 	*ret_n = b->n;
 	*ret_arena = b->arena;
 	b->arena = NULL;
+	memset(b->intern, 0, sizeof(b->intern));
 	b->n = 0;
 	b->cap = 0;
 	return series;

@@ -33,11 +33,11 @@ struct sm_api_response {
 	const char *reason; /* Status reason ("NotFound") or NULL on success; static */
 	/* A static Content-Security-Policy header value, or NULL for none (HTML pages). */
 	const char *content_security_policy;
-	const char *route;  /* a static name of the route that answered, for metrics/logs:
-	                     * "discovery", "custom", "external", "health", "openapi", ... */
-	bool reusable;      /* set by handlers: the same request gets these bytes again until the
-	                     * store changes (sm_store_generation) or a source turns stale */
-	bool from_cache;    /* the body was copied from the answer cache */
+	const char *route; /* a static name of the route that answered, for metrics/logs:
+	                    * "discovery", "custom", "external", "health", "openapi", ... */
+	bool reusable;     /* set by handlers: the same request gets these bytes again until the
+	                    * store changes (sm_store_generation) or a source turns stale */
+	bool from_cache;   /* the body was copied from the answer cache */
 	/* Items whose value is a rule's fallback (source stale), for /metrics. */
 	unsigned n_fallbacks;
 };

@@ -61,21 +61,50 @@ struct group_stat {
 	double pending;
 };
 
-/* One key read in a round. */
-struct entry {
-	char *key; /* binary-safe: key_len bytes, NUL-terminated for messages */
-	size_t key_len;
-	char *label; /* the label value (raw; the batch sanitises it); NULL: no label */
-	size_t rule;
-	int type; /* enum redis_key_type resolved for this key; AUTO until TYPE answered */
-	double value;
-	bool skip;   /* per-series problem, or an optional key that does not exist */
-	bool ready;  /* value known without a read command (TYPE said "none") */
-	bool stream; /* value is XLEN; groups hold XINFO GROUPS */
+/* What few entries have: a stream's consumer groups, a dequeue counter. */
+struct extra {
 	struct group_stat *groups;
 	size_t n_groups;
 	bool has_counter; /* the dequeue counter's value */
 	double counter;
+};
+
+/* One key read in a round: 40 bytes, there may be max_series of them. */
+struct entry {
+	/* In the round's string pool: key_len bytes of key (binary-safe), a NUL (for
+	 * messages), then, if has_label, the label value (raw; the batch sanitises it) and a
+	 * NUL; see entry_label(). */
+	char *key;
+	double value;
+	uint32_t key_len; /* Redis keys are at most 512 MB */
+	uint32_t rule;    /* index in cfg->rules */
+	uint32_t extra;   /* index + 1 in the state's extras; 0: none */
+	int8_t type;      /* enum redis_key_type resolved for this key; AUTO until TYPE answered */
+	bool has_label;
+	bool skip;   /* per-series problem, or an optional key that does not exist */
+	bool ready;  /* value known without a read command (TYPE said "none") */
+	bool stream; /* value is XLEN; the extra's groups hold XINFO GROUPS */
+};
+static_assert(sizeof(struct entry) <= 40 || sizeof(void *) > 8, "struct entry grew");
+static_assert(REDIS_KEY_TYPE_MAX <= INT8_MAX, "enum redis_key_type fits struct entry's type");
+
+/* Where the keys and labels of a round live: chunks kept from round to round (a round needs
+ * about what the previous one did), so a round costs no allocation per key, no page faults
+ * and no holes in the heap. Chunks are big enough for malloc to map them on their own. */
+struct pool_chunk {
+	struct pool_chunk *next;
+	size_t size; /* bytes in data */
+	size_t used;
+	char data[];
+};
+
+#define MAPPED_MIN (128 * 1024) /* bytes: main.c's M_MMAP_THRESHOLD */
+#define POOL_CHUNK (MAPPED_MIN - sizeof(struct pool_chunk))
+
+struct pool {
+	struct pool_chunk *head;
+	struct pool_chunk *cur; /* being filled; the ones after it are unused this round */
+	bool dirty;             /* allocated from since the last reset */
 };
 
 struct names {
@@ -103,7 +132,14 @@ struct redis_state {
 	struct entry *entries;
 	size_t n_entries;
 	size_t cap_entries;
-	size_t *set; /* open addressing: entry index + 1, 0 = empty; keys of the current rule */
+	size_t entries_hint; /* the first capacity: the last round's count, at least 64 */
+	struct pool pool;    /* the entries' keys and labels */
+	struct extra *extras;
+	size_t n_extras;
+	size_t cap_extras;
+	char *scratch; /* a glob's label being built */
+	size_t scratch_cap;
+	uint32_t *set; /* open addressing: entry index + 1, 0 = empty; keys of the current rule */
 	size_t set_cap;
 	size_t set_first; /* first entry of the current rule */
 	size_t overflow;  /* keys not read because max_series was reached */
@@ -191,13 +227,14 @@ static int redis_create(const struct sm_source_config *src, void **ret_state)
 {
 	struct redis_state *s;
 
-	if (!src->priv)
+	if (!src->priv || ((const struct redis_config *)src->priv)->rules.n > UINT32_MAX)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->src = src;
 	s->cfg = src->priv;
+	s->entries_hint = 64;
 	s->history = sm_redis_history_new();
 	if (!s->history) {
 		free(s);
@@ -245,20 +282,141 @@ static int names_push(struct names *n, const char *s, size_t len)
 	return 0;
 }
 
-static void entry_done(struct entry *e)
+static void extra_done(struct extra *x)
 {
-	free(e->key);
-	free(e->label);
-	for (size_t g = 0; g < e->n_groups; g++)
-		free(e->groups[g].name);
-	free(e->groups);
+	for (size_t g = 0; g < x->n_groups; g++)
+		free(x->groups[g].name);
+	free(x->groups);
+}
+
+/* e's extra, added if it has none; NULL when out of memory. */
+static struct extra *entry_extra(struct redis_state *s, struct entry *e)
+{
+	if (e->extra == 0) {
+		if (s->n_extras == s->cap_extras) {
+			size_t cap = s->cap_extras ? s->cap_extras * 2 : 16;
+			struct extra *v;
+
+			if (cap > UINT32_MAX - 1 || cap > SIZE_MAX / sizeof(*v))
+				return NULL;
+			v = realloc(s->extras, cap * sizeof(*v));
+			if (!v)
+				return NULL;
+			s->extras = v;
+			s->cap_extras = cap;
+		}
+		s->extras[s->n_extras] = (struct extra){0};
+		e->extra = (uint32_t)++s->n_extras;
+	}
+	return &s->extras[e->extra - 1];
+}
+
+/* e's extra, or NULL when it has none. */
+static const struct extra *entry_extra_get(const struct redis_state *s, const struct entry *e)
+{
+	return e->extra ? &s->extras[e->extra - 1] : NULL;
+}
+
+/* The label value, or NULL for a rule without label. */
+static const char *entry_label(const struct entry *e)
+{
+	return e->has_label ? e->key + e->key_len + 1 : NULL;
+}
+
+/* Empties the pool for a new round, keeping the chunks the last round used and freeing the
+ * rest (a round that needed more than usual does not pin its memory for good). */
+static void pool_reset(struct pool *p)
+{
+	struct pool_chunk *c = p->cur ? p->cur->next : p->head;
+
+	if (!p->dirty && p->cur)
+		return; /* reset twice: keep what the last round used */
+	p->dirty = false;
+	if (p->cur)
+		p->cur->next = NULL;
+	else
+		p->head = NULL;
+	while (c) {
+		struct pool_chunk *next = c->next;
+
+		free(c);
+		c = next;
+	}
+	for (c = p->head; c; c = c->next)
+		c->used = 0;
+	p->cur = p->head;
+}
+
+static void pool_free(struct pool *p)
+{
+	p->cur = NULL;
+	p->dirty = true;
+	pool_reset(p);
+}
+
+static char *pool_alloc(struct pool *p, size_t size)
+{
+	struct pool_chunk *c = p->cur;
+	struct pool_chunk *fresh;
+	size_t chunk_size = size > POOL_CHUNK ? size : POOL_CHUNK;
+
+	p->dirty = true;
+	if (c && size <= c->size - c->used) {
+		c->used += size;
+		return c->data + c->used - size;
+	}
+	/* The next kept chunk, if this one is full. */
+	if (c && c->next && size <= c->next->size) {
+		p->cur = c->next;
+		p->cur->used = size;
+		return p->cur->data;
+	}
+	if (chunk_size > SIZE_MAX - sizeof(*fresh))
+		return NULL;
+	fresh = malloc(sizeof(*fresh) + chunk_size);
+	if (!fresh)
+		return NULL;
+	*fresh = (struct pool_chunk){.size = chunk_size, .used = size};
+	if (c) {
+		fresh->next = c->next;
+		c->next = fresh;
+	} else {
+		fresh->next = p->head;
+		p->head = fresh;
+	}
+	p->cur = fresh;
+	return fresh->data;
 }
 
 static void entries_clear(struct redis_state *s)
 {
-	for (size_t i = 0; i < s->n_entries; i++)
-		entry_done(&s->entries[i]);
+	for (size_t i = 0; i < s->n_extras; i++)
+		extra_done(&s->extras[i]);
+	s->n_extras = 0;
 	s->n_entries = 0;
+	pool_reset(&s->pool);
+}
+
+/* At the end of a round: the entry arrays, when malloc mapped them on their own (thousands of
+ * keys), go back to the system rather than staying resident for the whole interval between
+ * rounds; the next round maps them again at the size this one needed. At 10,000 keys that is
+ * 400 KiB less resident between rounds for about 100 page faults a round, about what the two
+ * allocations per key the pool saves used to cost. The pool and the key set stay: faults are
+ * dear (several microseconds each on a VM), and one fault per 4 KiB per round is the price
+ * of every block given back. */
+static void release_scratch(struct redis_state *s)
+{
+	entries_clear(s);
+	if (s->cap_entries * sizeof(*s->entries) >= MAPPED_MIN) {
+		free(s->entries);
+		s->entries = NULL;
+		s->cap_entries = 0;
+	}
+	if (s->cap_extras * sizeof(*s->extras) >= MAPPED_MIN) {
+		free(s->extras);
+		s->extras = NULL;
+		s->cap_extras = 0;
+	}
 }
 
 static void disconnect(struct redis_state *s)
@@ -277,6 +435,9 @@ static void redis_destroy(void *state)
 	disconnect(s);
 	entries_clear(s);
 	free(s->entries);
+	free(s->extras);
+	pool_free(&s->pool);
+	free(s->scratch);
 	free(s->set);
 	names_clear(&s->names);
 	free(s->names.v);
@@ -636,8 +797,10 @@ static size_t count_stars(const char *pat)
 	return n;
 }
 
-/* The label value: what the '*'s matched, joined by ':'; else the whole key. */
-static char *label_for(const char *pat, const char *key, size_t key_len)
+/* The label value: what the '*'s matched, joined by ':'; else the whole key. Built in
+ * s->scratch (valid until the next call); -ENOMEM. */
+static int label_for(struct redis_state *s, const char *pat, const char *key, size_t key_len,
+                     const char **ret, size_t *ret_len)
 {
 	struct capture caps[MAX_STARS];
 	size_t stars = pat ? count_stars(pat) : 0;
@@ -647,13 +810,20 @@ static char *label_for(const char *pat, const char *key, size_t key_len)
 
 	if (stars > MAX_STARS)
 		stars = MAX_STARS;
-	if (stars == 0 || !glob_match(pat, strlen(pat), key, key_len, caps, stars, &budget))
-		return strndup(key, key_len);
+	if (stars == 0 || !glob_match(pat, strlen(pat), key, key_len, caps, stars, &budget)) {
+		caps[0] = (struct capture){key, key_len};
+		stars = 1;
+	}
 	for (size_t i = 0; i < stars; i++)
 		len += caps[i].len + 1;
-	out = malloc(len + 1);
-	if (!out)
-		return NULL;
+	if (len > s->scratch_cap) {
+		out = realloc(s->scratch, len);
+		if (!out)
+			return -ENOMEM;
+		s->scratch = out;
+		s->scratch_cap = len;
+	}
+	out = s->scratch;
 	len = 0;
 	for (size_t i = 0; i < stars; i++) {
 		if (i > 0)
@@ -663,7 +833,9 @@ static char *label_for(const char *pat, const char *key, size_t key_len)
 	}
 	out[len] = '\0';
 	/* Keys may hold NUL bytes; the label is a C string and stops at the first. */
-	return out;
+	*ret = out;
+	*ret_len = strlen(out);
+	return 0;
 }
 
 static uint64_t hash_key(const char *k, size_t len)
@@ -696,13 +868,13 @@ static int set_reset(struct redis_state *s)
 }
 
 /* The slot for key: holding its entry, or empty. */
-static size_t *set_slot(struct redis_state *s, const char *key, size_t len)
+static uint32_t *set_slot(struct redis_state *s, const char *key, size_t len)
 {
 	size_t mask = s->set_cap - 1;
 	size_t i = (size_t)hash_key(key, len) & mask;
 
 	for (;;) {
-		size_t *slot = &s->set[i];
+		uint32_t *slot = &s->set[i];
 		const struct entry *e;
 
 		if (*slot == 0)
@@ -717,7 +889,7 @@ static size_t *set_slot(struct redis_state *s, const char *key, size_t len)
 static int set_grow(struct redis_state *s)
 {
 	size_t n = s->n_entries - s->set_first;
-	size_t *old = s->set;
+	uint32_t *old = s->set;
 
 	if ((n + 1) * 2 <= s->set_cap)
 		return 0;
@@ -729,7 +901,7 @@ static int set_grow(struct redis_state *s)
 	s->set_cap *= 2;
 	free(old);
 	for (size_t i = s->set_first; i < s->n_entries; i++)
-		*set_slot(s, s->entries[i].key, s->entries[i].key_len) = i + 1;
+		*set_slot(s, s->entries[i].key, s->entries[i].key_len) = (uint32_t)i + 1;
 	return 0;
 }
 
@@ -763,48 +935,54 @@ static void note(struct redis_state *s, struct sm_error *reterr, const char *key
 
 /* ---- discovery ---- */
 
-/* Adds key to the current rule unless already there; takes label (may be NULL for a rule
- * without label) in all cases. */
-static int add_key(struct redis_state *s, size_t rule, const char *key, size_t key_len, char *label)
+/* Adds key to the current rule unless already there, with label_len bytes of label (NULL for
+ * a rule without label). Both are copied. */
+static int add_key(struct redis_state *s, size_t rule, const char *key, size_t key_len,
+                   const char *label, size_t label_len)
 {
 	struct entry *e;
-	size_t *slot;
+	uint32_t *slot;
+	size_t size;
+	char *p;
 
+	if (key_len >= UINT32_MAX)
+		return 0; /* cannot be: Redis keys are at most 512 MB */
 	slot = set_slot(s, key, key_len);
-	if (*slot != 0) {
-		free(label);
+	if (*slot != 0)
 		return 0;
-	}
 	if (s->n_entries >= s->src->max_series) {
 		s->overflow++;
-		free(label);
 		return 0;
 	}
 	if (s->n_entries == s->cap_entries) {
-		size_t cap = s->cap_entries ? s->cap_entries * 2 : 64;
+		size_t cap = s->cap_entries ? s->cap_entries * 2 : s->entries_hint;
 		struct entry *v;
 
 		if (cap > s->src->max_series)
 			cap = s->src->max_series;
 		v = realloc(s->entries, cap * sizeof(*v));
-		if (!v) {
-			free(label);
+		if (!v)
 			return -ENOMEM;
-		}
 		s->entries = v;
 		s->cap_entries = cap;
 	}
-	e = &s->entries[s->n_entries];
-	*e = (struct entry){.rule = rule, .type = s->cfg->rules.v[rule].type, .label = label};
-	e->key = malloc(key_len + 1);
-	if (!e->key) {
-		free(label);
+	size = key_len + 1 + (label ? label_len + 1 : 0);
+	p = size < key_len ? NULL : pool_alloc(&s->pool, size);
+	if (!p)
 		return -ENOMEM;
+	memcpy(p, key, key_len);
+	p[key_len] = '\0';
+	if (label) {
+		memcpy(p + key_len + 1, label, label_len);
+		p[key_len + 1 + label_len] = '\0';
 	}
-	memcpy(e->key, key, key_len);
-	e->key[key_len] = '\0';
-	e->key_len = key_len;
-	*slot = ++s->n_entries;
+	e = &s->entries[s->n_entries];
+	*e = (struct entry){.key = p,
+	                    .key_len = (uint32_t)key_len,
+	                    .rule = (uint32_t)rule,
+	                    .type = (int8_t)s->cfg->rules.v[rule].type,
+	                    .has_label = label != NULL};
+	*slot = (uint32_t)++s->n_entries;
 	return set_grow(s);
 }
 
@@ -855,11 +1033,12 @@ static int add_scanned_key(struct redis_state *s, const char *pat, const char *k
                            void *ctx)
 {
 	size_t rule = *(const size_t *)ctx;
-	char *label = label_for(pat, key, len);
+	const char *label;
+	size_t label_len;
 
-	if (!label)
+	if (label_for(s, pat, key, len, &label, &label_len) < 0)
 		return -ENOMEM;
-	return add_key(s, rule, key, len, label);
+	return add_key(s, rule, key, len, label, label_len);
 }
 
 /* A queue name from a marker key: what the glob's first '*' matched. */
@@ -1035,18 +1214,12 @@ static int collect_keys(struct redis_state *s, size_t ri, struct sm_error *reter
 	if (rule->discover == REDIS_DISCOVER_KEYS) {
 		for (size_t k = 0; k < rule->keys.n && r >= 0; k++) {
 			const char *pat = rule->keys.v[k];
-			char *label = NULL;
 
 			if (!rule->literal && pattern_is_glob(pat)) {
 				r = scan_keys(s, pat, add_scanned_key, &ri, reterr);
 				continue;
 			}
-			if (rule->label) {
-				label = strdup(pat);
-				if (!label)
-					return -ENOMEM;
-			}
-			r = add_key(s, ri, pat, strlen(pat), label);
+			r = add_key(s, ri, pat, strlen(pat), rule->label ? pat : NULL, strlen(pat));
 		}
 		return r;
 	}
@@ -1060,14 +1233,11 @@ static int collect_keys(struct redis_state *s, size_t ri, struct sm_error *reter
 		for (size_t k = 0; k < rule->keys.n && r >= 0; k++) {
 			size_t len;
 			char *key = expand(rule->keys.v[k], "{name}", s->names.v[i], &len);
-			char *label = rule->label ? strdup(s->names.v[i]) : NULL;
 
-			if (!key || (rule->label && !label)) {
-				free(key);
-				free(label);
+			if (!key)
 				return -ENOMEM;
-			}
-			r = add_key(s, ri, key, len, label);
+			r = add_key(s, ri, key, len, rule->label ? s->names.v[i] : NULL,
+			            strlen(s->names.v[i]));
 			free(key);
 		}
 	}
@@ -1147,7 +1317,7 @@ static int resolve_types(struct redis_state *s, struct sm_error *reterr)
 				     e->key, reply->str, sm_redis_key_type_names[e->type]);
 				e->skip = true;
 			} else {
-				e->type = t;
+				e->type = (int8_t)t;
 			}
 			freeReplyObject(reply);
 		}
@@ -1165,7 +1335,7 @@ static char *counter_key(const struct redis_rule *rule, const struct entry *e)
 	if (!rule->label)
 		return strdup(rule->dequeue_counter);
 	snprintf(token, sizeof(token), "{%s}", rule->label);
-	return expand(rule->dequeue_counter, token, e->label ? e->label : "", NULL);
+	return expand(rule->dequeue_counter, token, e->has_label ? entry_label(e) : "", NULL);
 }
 
 /* How many commands append_reads queues for e. */
@@ -1235,6 +1405,8 @@ static const redisReply *map_get(const redisReply *m, const char *field)
 static int take_groups(struct redis_state *s, struct entry *e, const redisReply *reply,
                        struct sm_error *reterr)
 {
+	struct extra *x;
+
 	if (reply->type != REDIS_REPLY_ARRAY) {
 		note(s, reterr, e->key, "stream '%s': XINFO GROUPS failed: %s; no group series",
 		     e->key, reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
@@ -1242,8 +1414,11 @@ static int take_groups(struct redis_state *s, struct entry *e, const redisReply 
 	}
 	if (reply->elements == 0)
 		return 0;
-	e->groups = calloc(reply->elements, sizeof(*e->groups));
-	if (!e->groups)
+	x = entry_extra(s, e);
+	if (!x)
+		return -ENOMEM;
+	x->groups = calloc(reply->elements, sizeof(*x->groups));
+	if (!x->groups)
 		return -ENOMEM;
 	for (size_t i = 0; i < reply->elements; i++) {
 		const redisReply *g = reply->element[i];
@@ -1258,11 +1433,11 @@ static int take_groups(struct redis_state *s, struct entry *e, const redisReply 
 		if (!name || name->type != REDIS_REPLY_STRING || !pending ||
 		    pending->type != REDIS_REPLY_INTEGER)
 			continue;
-		gs = &e->groups[e->n_groups];
+		gs = &x->groups[x->n_groups];
 		gs->name = strndup(name->str, name->len);
 		if (!gs->name)
 			return -ENOMEM;
-		e->n_groups++;
+		x->n_groups++;
 		gs->pending = (double)pending->integer;
 		if (lag && lag->type == REDIS_REPLY_INTEGER) {
 			gs->lag = (double)lag->integer;
@@ -1281,6 +1456,17 @@ static int take_groups(struct redis_state *s, struct entry *e, const redisReply 
 			     e->key, gs->name);
 		}
 	}
+	return 0;
+}
+
+static int set_counter(struct redis_state *s, struct entry *e, double v)
+{
+	struct extra *x = entry_extra(s, e);
+
+	if (!x)
+		return -ENOMEM;
+	x->counter = v;
+	x->has_counter = true;
 	return 0;
 }
 
@@ -1345,17 +1531,14 @@ static int take_reads(struct redis_state *s, struct entry *e, struct sm_error *r
 			double v;
 
 			snprintf(buf, sizeof(buf), "%.*s", (int)reply->len, reply->str);
-			if (sm_number_parse_double(buf, &v) == 0) {
-				e->counter = v;
-				e->has_counter = true;
-			}
+			if (sm_number_parse_double(buf, &v) == 0)
+				r = set_counter(s, e, v);
 		} else if (reply->type == REDIS_REPLY_INTEGER) {
-			e->counter = (double)reply->integer;
-			e->has_counter = true;
+			r = set_counter(s, e, (double)reply->integer);
 		}
 		freeReplyObject(reply);
 	}
-	return 0;
+	return r;
 }
 
 static int read_values(struct redis_state *s, struct sm_error *reterr)
@@ -1414,7 +1597,7 @@ static int cmp_entry(const void *a, const void *b)
 
 	if (x->rule != y->rule)
 		return x->rule < y->rule ? -1 : 1;
-	c = strcmp(x->label ? x->label : "", y->label ? y->label : "");
+	c = strcmp(x->has_label ? entry_label(x) : "", y->has_label ? entry_label(y) : "");
 	if (c != 0)
 		return c;
 	if (x->key_len != y->key_len)
@@ -1425,7 +1608,7 @@ static int cmp_entry(const void *a, const void *b)
 static bool same_series(const struct entry *x, const struct entry *y)
 {
 	return x->rule == y->rule &&
-	       strcmp(x->label ? x->label : "", y->label ? y->label : "") == 0;
+	       strcmp(x->has_label ? entry_label(x) : "", y->has_label ? entry_label(y) : "") == 0;
 }
 
 /* -E2BIG (max_series: the batch counts it) and -EINVAL (a value the batch refuses) drop
@@ -1486,7 +1669,8 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 	while (i < s->n_entries && r >= 0) {
 		const struct entry *first = ord[i];
 		const struct redis_rule *rule = &s->cfg->rules.v[first->rule];
-		struct group_out g = {.rule = rule, .rule_idx = first->rule, .label = first->label};
+		const char *label = entry_label(first);
+		struct group_out g = {.rule = rule, .rule_idx = first->rule, .label = label};
 		bool max = rule->read == REDIS_READ_OLDEST_SIDEKIQ;
 		bool any = false, any_stream = false, has_counter = false;
 		double sum = 0, ssum = 0, counter = 0;
@@ -1494,12 +1678,13 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 
 		for (; end < s->n_entries && same_series(ord[end], first); end++) {
 			const struct entry *e = ord[end];
+			const struct extra *x = entry_extra_get(s, e);
 
 			if (e->skip)
 				continue;
-			if (e->has_counter && !has_counter) {
+			if (x && x->has_counter && !has_counter) {
 				has_counter = true;
-				counter = e->counter;
+				counter = x->counter;
 			}
 			if (e->stream) {
 				any_stream = true;
@@ -1512,8 +1697,8 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 				any = true;
 			}
 		}
-		if (rule->has_object && rule->label && first->label) {
-			g.obj_name = object_name(rule, first->label);
+		if (rule->has_object && rule->label && label) {
+			g.obj_name = object_name(rule, label);
 			if (!g.obj_name) {
 				r = -ENOMEM;
 				break;
@@ -1526,8 +1711,8 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 			if (r >= 0 && rule->derived) {
 				double growth, drain;
 				int k = sm_redis_history_update(
-				    s->history, rule, first->rule, first->label ? first->label : "",
-				    now_mono_ms, sum, has_counter, counter, &growth, &drain);
+				    s->history, rule, first->rule, label ? label : "", now_mono_ms,
+				    sum, has_counter, counter, &growth, &drain);
 				uint32_t w = (uint32_t)(rule->window_ms / 1000);
 
 				if (k < 0)
@@ -1545,9 +1730,10 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 			r = emit_one(batch, &g, rule->metric, ssum, "length", NULL, 0);
 		for (size_t k = i; any_stream && k < end && r >= 0; k++) {
 			const struct entry *e = ord[k];
+			const struct extra *x = entry_extra_get(s, e);
 
-			for (size_t j = 0; !e->skip && j < e->n_groups && r >= 0; j++) {
-				const struct group_stat *gs = &e->groups[j];
+			for (size_t j = 0; x && !e->skip && j < x->n_groups && r >= 0; j++) {
+				const struct group_stat *gs = &x->groups[j];
 
 				if (gs->has_lag)
 					r = emit_one(batch, &g, rule->metric, gs->lag, "lag",
@@ -1631,7 +1817,8 @@ static int read_round(struct redis_state *s, struct sm_batch *batch, struct sm_e
 		         " (and %zu more: %s)", s->n_notes, s->more);
 	}
 out:
-	entries_clear(s);
+	s->entries_hint = s->n_entries > 64 ? s->n_entries : 64;
+	release_scratch(s);
 	if (r == -ENOMEM)
 		sm_error_set(reterr, "out of memory");
 	return r;

@@ -331,6 +331,50 @@ static void test_time_never_goes_back(void **state)
 	sm_history_free(h);
 }
 
+/* Times are kept as offsets from a series' oldest point: over hours of thinning and expiry
+ * (each moving that origin), every point still reads back at the exact time it was recorded. */
+static void test_times_exact_over_hours(void **state)
+{
+	struct sm_history_point pts[SM_HISTORY_POINTS];
+	struct sm_history *h = sm_history_new(4);
+	struct sm_series s = series("depth", NULL, 0, 0);
+	int64_t t = T0;
+	size_t n;
+
+	(void)state;
+	assert_non_null(h);
+	for (int i = 0; i < 3 * 3600 / 7; i++) {
+		t = T0 + i * 7 * SEC;
+		s.value = i;
+		record1(h, 0, s, t);
+	}
+	n = get(h, 0, s, t, pts);
+	assert_true(n > SM_HISTORY_POINTS / 2);
+	assert_true(n <= SM_HISTORY_POINTS);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(pts[i].mono_ms >= t - HOUR);
+		assert_int_equal((pts[i].mono_ms - T0) % (7 * SEC), 0);
+		/* the value recorded at that time */
+		assert_true(pts[i].value == (double)((pts[i].mono_ms - T0) / (7 * SEC)));
+		if (i > 0)
+			assert_true(pts[i].mono_ms > pts[i - 1].mono_ms);
+	}
+	assert_true(pts[n - 1].mono_ms == t);
+
+	/* A series back after all its points expired starts again from its new time. */
+	s.value = 7;
+	record1(h, 0, s, t + 2 * HOUR - 30 * SEC);
+	s.value = 8;
+	record1(h, 0, s, t + 2 * HOUR);
+	n = get(h, 0, s, t + 2 * HOUR, pts);
+	assert_int_equal(n, 2);
+	assert_true(pts[0].mono_ms == t + 2 * HOUR - 30 * SEC);
+	assert_true(pts[0].value == 7);
+	assert_true(pts[1].mono_ms == t + 2 * HOUR);
+	assert_true(pts[1].value == 8);
+	sm_history_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +386,7 @@ int main(void)
 	    cmocka_unit_test(test_cap_and_forget),
 	    cmocka_unit_test(test_sweep_keeps_table_consistent),
 	    cmocka_unit_test(test_time_never_goes_back),
+	    cmocka_unit_test(test_times_exact_over_hours),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -291,6 +291,80 @@ static void test_sanitize(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/* Strings that repeat across series are stored once; a caller's buffer reused with other
+ * contents is never mistaken for the string it held before; a stolen arena shares nothing
+ * with the batch's next series. */
+static void test_repeated_strings(void **state)
+{
+	struct sm_batch *b = sm_batch_new(1000);
+	struct sm_series_arena *arena = NULL, *arena2 = NULL;
+	const struct sm_series *s;
+	struct sm_series *stolen;
+	char value[32], name[32], metric[32];
+	const char *old_metric;
+	size_t n, copies = 0;
+
+	(void)state;
+	assert_non_null(b);
+	for (int i = 0; i < 1000; i++) {
+		struct sm_label labels[] = {{.name = "queue", .value = value},
+		                            {.name = "kind", .value = i % 2 ? "lag" : "pending"}};
+		struct sm_object_ref obj = {.resource = "deployments.apps", .name = name};
+		struct sm_series_in in = {.metric = metric,
+		                          .labels = labels,
+		                          .n_labels = N_ELEMENTS(labels),
+		                          .value = i,
+		                          .object = &obj};
+
+		snprintf(metric, sizeof(metric), "%s", i < 500 ? "redis_queue_length" : "redis_q");
+		snprintf(value, sizeof(value), "q%d", i);
+		snprintf(name, sizeof(name), "w-q%d", i / 2);
+		assert_int_equal(sm_batch_add(b, &in), 0);
+	}
+	for (size_t i = 0; i < 1000; i++) {
+		char want[32];
+
+		s = sm_batch_get(b, i);
+		assert_string_equal(s->metric, i < 500 ? "redis_queue_length" : "redis_q");
+		/* A cache slot taken by another string costs one more copy, now and then. */
+		if (i > 0) {
+			const struct sm_series *prev = sm_batch_get(b, i - 1);
+
+			copies += i != 500 && s->metric != prev->metric;
+			copies += s->labels[1].name != prev->labels[1].name;
+			copies += s->object.resource != prev->object.resource;
+		}
+		assert_string_equal(s->labels[0].name, "kind");
+		assert_string_equal(s->labels[0].value, i % 2 ? "lag" : "pending");
+		assert_string_equal(s->labels[1].name, "queue");
+		snprintf(want, sizeof(want), "q%zu", i);
+		assert_string_equal(s->labels[1].value, want);
+		assert_string_equal(s->object.resource, "deployments.apps");
+		snprintf(want, sizeof(want), "w-q%zu", i / 2);
+		assert_string_equal(s->object.name, want);
+		assert_true(s->value == (double)i);
+	}
+	assert_true(copies < 3000 / 10);
+	stolen = sm_batch_steal(b, &n, &arena);
+	assert_int_equal(n, 1000);
+	old_metric = stolen[0].metric;
+
+	{
+		struct sm_series_in in = {.metric = "redis_queue_length", .value = 1};
+
+		assert_int_equal(sm_batch_add(b, &in), 0);
+	}
+	s = sm_batch_get(b, 0);
+	assert_ptr_not_equal(s->metric, old_metric);
+	sm_series_arena_free(arena);
+	assert_string_equal(s->metric, "redis_queue_length");
+	stolen = sm_batch_steal(b, &n, &arena2);
+	assert_int_equal(n, 1);
+	assert_string_equal(stolen[0].metric, "redis_queue_length");
+	sm_series_arena_free(arena2);
+	sm_batch_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +375,7 @@ int main(void)
 	    cmocka_unit_test(test_many_series),
 	    cmocka_unit_test(test_steal),
 	    cmocka_unit_test(test_sanitize),
+	    cmocka_unit_test(test_repeated_strings),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,7 @@
 struct sm_series;
 
 /* The last hour of values of each series, for the status page's sparklines. Bounded: at most
- * SM_HISTORY_POINTS points per series (8 bytes each) and max_series series; a series not
+ * SM_HISTORY_POINTS points per series (6 bytes each) and max_series series; a series not
  * recorded for SM_HISTORY_SPAN_MS is forgotten.
  *
  * Resolution adapts: every recorded value is kept until a series has SM_HISTORY_POINTS

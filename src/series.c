@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scalemetrics/hash.h"
+
 #define MAPPED_MIN   (128 * 1024) /* bytes: main.c's M_MMAP_THRESHOLD */
 #define CHUNK_FIRST  4096
 #define CHUNK_MAX    (512 * 1024)
@@ -94,12 +96,12 @@ static void *arena_alloc(struct sm_series_arena *a, size_t size, size_t align)
  * than hashing all of it; a collision only costs a copy. */
 static size_t intern_slot(const char *s, size_t n)
 {
-	uint64_t h = n * 31 + (n > 0 ? (unsigned char)s[0] : 0);
+	size_t tail = n > 16 ? 16 : n;
+	uint64_t h = sm_hash_update(SM_HASH_INIT, &n, sizeof(n));
 
-	for (size_t i = n > 16 ? n - 16 : 0; i < n; i++)
-		h = h * 31 + (unsigned char)s[i];
-	h *= 0x9e3779b97f4a7c15ULL;
-	return (size_t)(h >> 40) & (INTERN_SIZE - 1);
+	h = sm_hash_update(h, s, n > 0 ? 1 : 0);
+	h = sm_hash_update(h, s + n - tail, tail);
+	return (size_t)h & (INTERN_SIZE - 1);
 }
 
 /* s, copied into b's arena unless an equal string is already there (in the cache). */

@@ -144,7 +144,7 @@ static size_t encode_key(size_t source_idx, const struct sm_series *s, unsigned 
 	struct keyw w = {.buf = buf, .cap = cap};
 	uint64_t idx = source_idx;
 	uint32_t n_labels = (uint32_t)s->n_labels;
-	unsigned char has_object = s->has_object ? 1 : 0;
+	unsigned char has_object = s->object ? 1 : 0;
 
 	put_bytes(&w, &idx, sizeof(idx));
 	put_str(&w, s->metric);
@@ -154,10 +154,10 @@ static size_t encode_key(size_t source_idx, const struct sm_series *s, unsigned 
 		put_str(&w, s->labels[i].value);
 	}
 	put_bytes(&w, &has_object, 1);
-	if (s->has_object) {
-		put_str(&w, s->object.resource);
-		put_str(&w, s->object.namespace);
-		put_str(&w, s->object.name);
+	if (s->object) {
+		put_str(&w, s->object->resource);
+		put_str(&w, s->object->namespace);
+		put_str(&w, s->object->name);
 	}
 	return w.len;
 }

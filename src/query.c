@@ -96,10 +96,10 @@ static bool source_lists_namespace(const struct sm_source_config *src, const cha
 static bool series_visible(const struct sm_source_config *src, const struct sm_series *s,
                            const char *ns)
 {
-	const char *own = s->has_object ? s->object.namespace : NULL;
+	const char *own = s->object ? s->object->namespace : NULL;
 
 	if (!ns)
-		return s->has_object && !own;
+		return s->object && !own;
 	if (own)
 		return strcmp(own, ns) == 0;
 	return source_lists_namespace(src, ns);
@@ -114,8 +114,8 @@ static bool metric_visible(const struct sm_source_config *src, const struct sm_s
 	for (size_t i = 0; i < snap->n_series; i++) {
 		const struct sm_series *s = &snap->series[i];
 
-		if (s->has_object && s->object.namespace && strcmp(s->metric, metric) == 0 &&
-		    strcmp(s->object.namespace, ns) == 0)
+		if (s->object && s->object->namespace && strcmp(s->metric, metric) == 0 &&
+		    strcmp(s->object->namespace, ns) == 0)
 			return true;
 	}
 	return false;
@@ -174,18 +174,16 @@ static bool series_matches(const struct sm_query *q, const struct sm_source_conf
 	case SM_QUERY_NAMESPACE:
 		/* A pods metric is served per pod as a custom metric and as its aggregate series
 		 * (no object) as an external one: counting the pods too would double it. */
-		if (def->scope == SM_METRIC_PODS && s->has_object)
+		if (def->scope == SM_METRIC_PODS && s->object)
 			return false;
 		break;
 	case SM_QUERY_OBJECT:
-		if (!s->has_object || !s->object.resource || !s->object.name ||
-		    strcmp(s->object.resource, q->resource) != 0 ||
-		    strcmp(s->object.name, q->name) != 0)
+		if (!s->object || strcmp(s->object->resource, q->resource) != 0 ||
+		    strcmp(s->object->name, q->name) != 0)
 			return false;
 		break;
 	case SM_QUERY_OBJECTS:
-		if (!s->has_object || !s->object.resource || !s->object.name ||
-		    strcmp(s->object.resource, q->resource) != 0)
+		if (!s->object || strcmp(s->object->resource, q->resource) != 0)
 			return false;
 		if (!selector_ok(q->object_selector, s->object_labels, s->n_object_labels))
 			return false;
@@ -221,7 +219,8 @@ static int cmp_series_object(const void *pa, const void *pb)
 	const struct sm_series *a = *(const struct sm_series *const *)pa;
 	const struct sm_series *b = *(const struct sm_series *const *)pb;
 
-	return cmp_str_null_first(a->object.name, b->object.name);
+	return cmp_str_null_first(a->object ? a->object->name : NULL,
+	                          b->object ? b->object->name : NULL);
 }
 
 static int cmp_items(const void *pa, const void *pb)
@@ -271,8 +270,8 @@ static struct sm_query_item *item_add(struct builder *b, const struct sm_series 
 		break;
 	case SM_QUERY_OBJECT:
 	case SM_QUERY_OBJECTS:
-		it->object.resource = s ? s->object.resource : b->resource;
-		it->object.name = s ? s->object.name : b->name;
+		it->object.resource = s ? s->object->resource : b->resource;
+		it->object.name = s ? s->object->name : b->name;
 		it->object.namespace = b->ns;
 		break;
 	case SM_QUERY_NAMESPACE:
@@ -326,7 +325,7 @@ static void build_items(struct builder *b, const struct sm_series **match, size_
 		if (n_match > 1)
 			qsort(match, n_match, sizeof(*match), cmp_series_object);
 		for (size_t i = 0; i < n_match; i++) {
-			if (it && strcmp(it->object.name, match[i]->object.name) == 0)
+			if (it && strcmp(it->object.name, match[i]->object->name) == 0)
 				item_merge(b, it, match[i]);
 			else
 				it = item_add(b, match[i]);

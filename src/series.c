@@ -14,6 +14,7 @@
  * would leave holes for the next rounds to fragment. */
 #include "scalemetrics/series.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <math.h>
 #include <stdalign.h>
@@ -22,6 +23,8 @@
 #include <string.h>
 
 #include "scalemetrics/hash.h"
+
+static_assert(sizeof(struct sm_series) <= 56 || sizeof(void *) > 8, "struct sm_series grew");
 
 #define MAPPED_MIN   (128 * 1024) /* bytes: main.c's M_MMAP_THRESHOLD */
 #define CHUNK_FIRST  4096
@@ -234,6 +237,8 @@ int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in)
 
 	if (!in->metric || in->metric[0] == '\0' || !isfinite(in->value))
 		return -EINVAL;
+	if (in->n_labels > SM_SERIES_MAX_LABELS || in->n_object_labels > SM_SERIES_MAX_LABELS)
+		return -EINVAL;
 	if (!labels_valid(in->labels, in->n_labels) ||
 	    !labels_valid(in->object_labels, in->n_object_labels))
 		return -EINVAL;
@@ -272,22 +277,24 @@ int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in)
 	r = copy_labels(b, in->labels, in->n_labels, &s.labels);
 	if (r < 0)
 		return r;
-	s.n_labels = in->n_labels;
+	s.n_labels = (uint16_t)in->n_labels;
 	r = copy_labels(b, in->object_labels, in->n_object_labels, &s.object_labels);
 	if (r < 0)
 		return r;
-	s.n_object_labels = in->n_object_labels;
+	s.n_object_labels = (uint16_t)in->n_object_labels;
 	if (in->object) {
-		s.has_object = true;
-		s.object.resource = batch_strdup(b, in->object->resource);
-		s.object.name = batch_strdup(b, in->object->name);
-		if (!s.object.resource || !s.object.name)
+		struct sm_object_ref *o =
+		    arena_alloc(b->arena, sizeof(*o), alignof(struct sm_object_ref));
+
+		if (!o)
 			return -ENOMEM;
-		if (in->object->namespace) {
-			s.object.namespace = batch_strdup(b, in->object->namespace);
-			if (!s.object.namespace)
-				return -ENOMEM;
-		}
+		o->resource = batch_strdup(b, in->object->resource);
+		o->name = batch_strdup(b, in->object->name);
+		o->namespace =
+		    in->object->namespace ? batch_strdup(b, in->object->namespace) : NULL;
+		if (!o->resource || !o->name || (in->object->namespace && !o->namespace))
+			return -ENOMEM;
+		s.object = o;
 	}
 	s.value = in->value;
 	s.window_s = in->window_s;

@@ -38,18 +38,19 @@ struct sm_series_in {
 };
 
 /* A published series. Strings are owned by the snapshot; labels sorted by name,
- * values sanitised to valid Kubernetes label values (CONFIG.md "Label values"). */
+ * values sanitised to valid Kubernetes label values (CONFIG.md "Label values"). 56 bytes on
+ * 64-bit machines: a snapshot holds one per series and a round builds the next beside it. */
+#define SM_SERIES_MAX_LABELS UINT16_MAX
 struct sm_series {
 	const char *metric;
 	struct sm_label *labels;
-	size_t n_labels;
 	double value;
-	int64_t timestamp_wall_ms; /* for the API's timestamp */
-	bool has_object;
-	struct sm_object_ref object;
+	int64_t timestamp_wall_ms;          /* for the API's timestamp */
+	const struct sm_object_ref *object; /* NULL: not tied to an object */
 	struct sm_label *object_labels;
-	size_t n_object_labels;
 	uint32_t window_s;
+	uint16_t n_labels;
+	uint16_t n_object_labels;
 };
 
 /* A collector's output for one round, bounded by max_series (0 admits none). All strings and
@@ -64,7 +65,8 @@ struct sm_batch *sm_batch_new(size_t max_series);
 void sm_batch_free(struct sm_batch *b);
 /* Copies in. -E2BIG when max_series is reached (the series is dropped and counted),
  * -EINVAL for a NULL or empty metric name, a NaN or infinite value, a NULL label name or
- * value, a label name given twice, or an object with a NULL resource or name; -ENOMEM.
+ * value, a label name given twice, more than SM_SERIES_MAX_LABELS labels or object labels, or
+ * an object with a NULL resource or name; -ENOMEM.
  * Labels and object labels are sorted by name and their values sanitised
  * (sm_label_value_sanitize). timestamp_wall_ms is left 0 for the store to set. */
 int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in) SM_MUSTCHECK;

@@ -229,15 +229,15 @@ static void put_object(struct page *p, const struct sm_series *s, bool escape)
 {
 	void (*w)(struct page *, const char *) = escape ? put_esc : put;
 
-	if (!s->has_object)
+	if (!s->object)
 		return;
-	w(p, s->object.resource);
+	w(p, s->object->resource);
 	put(p, " ");
-	if (s->object.namespace) {
-		w(p, s->object.namespace);
+	if (s->object->namespace) {
+		w(p, s->object->namespace);
 		put(p, "/");
 	}
-	w(p, s->object.name);
+	w(p, s->object->name);
 }
 
 /* What the filter looks at, one field per line, unescaped: source, metric, labels, object.

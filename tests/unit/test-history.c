@@ -99,6 +99,9 @@ static void test_identity(void **state)
 	struct sm_history_point pts[SM_HISTORY_POINTS];
 	struct sm_history *h = sm_history_new(10);
 	struct sm_label pod_labels[] = {{"app", "web"}};
+	const struct sm_object_ref web1 = {.resource = "pods", .name = "web-1", .namespace = "ns"};
+	const struct sm_object_ref web2 = {.resource = "pods", .name = "web-2", .namespace = "ns"};
+	const struct sm_object_ref web1_no_ns = {.resource = "pods", .name = "web-1"};
 	struct sm_series obj = series("rps", NULL, 0, 7);
 	struct sm_series obj2;
 	struct sm_series batch[4];
@@ -106,8 +109,7 @@ static void test_identity(void **state)
 
 	(void)state;
 	assert_non_null(h);
-	obj.has_object = true;
-	obj.object = (struct sm_object_ref){.resource = "pods", .name = "web-1", .namespace = "ns"};
+	obj.object = &web1;
 	batch[0] = series("depth", queue_a, 1, 1);
 	batch[1] = series("depth", queue_b, 1, 2);
 	batch[2] = series("depth", NULL, 0, 3);
@@ -129,13 +131,11 @@ static void test_identity(void **state)
 	record1(h, 0, obj2, T0 + SEC);
 	assert_int_equal(get(h, 0, obj, T0 + SEC, pts), 2);
 	assert_true(pts[1].value == 8);
-	obj2.object.name = "web-2";
+	obj2.object = &web2;
 	assert_int_equal(get(h, 0, obj2, T0 + SEC, pts), 0);
-	obj2.object.name = "web-1";
-	obj2.object.namespace = NULL; /* a NULL namespace is not the empty one */
+	obj2.object = &web1_no_ns; /* a NULL namespace is not the empty one */
 	assert_int_equal(get(h, 0, obj2, T0 + SEC, pts), 0);
-	obj2.has_object = false;
-	obj2.object = (struct sm_object_ref){0};
+	obj2.object = NULL;
 	assert_int_equal(get(h, 0, obj2, T0 + SEC, pts), 0);
 
 	sm_history_stats(h, T0 + SEC, &st);

@@ -66,10 +66,10 @@ static void test_add_copies_and_sorts(void **state)
 	assert_string_equal(s->labels[1].value, "emails");
 	assert_string_equal(s->labels[2].name, "zone");
 	assert_string_equal(s->labels[2].value, "eu_west");
-	assert_true(s->has_object);
-	assert_string_equal(s->object.resource, "pods");
-	assert_string_equal(s->object.name, "web-1");
-	assert_string_equal(s->object.namespace, "prod");
+	assert_non_null(s->object);
+	assert_string_equal(s->object->resource, "pods");
+	assert_string_equal(s->object->name, "web-1");
+	assert_string_equal(s->object->namespace, "prod");
 	assert_int_equal(s->n_object_labels, 2);
 	assert_string_equal(s->object_labels[0].name, "app");
 	assert_string_equal(s->object_labels[1].name, "tier");
@@ -89,16 +89,16 @@ static void test_minimal_series(void **state)
 	s = sm_batch_get(b, 0);
 	assert_int_equal(s->n_labels, 0);
 	assert_int_equal(s->n_object_labels, 0);
-	assert_false(s->has_object);
+	assert_null(s->object);
 	assert_true(s->value == -1.5);
 	assert_int_equal(s->timestamp_wall_ms, 0);
 
 	in.object = &obj;
 	assert_int_equal(sm_batch_add(b, &in), 0);
 	s = sm_batch_get(b, 1);
-	assert_true(s->has_object);
-	assert_null(s->object.namespace);
-	assert_string_equal(s->object.resource, "deployments.apps");
+	assert_non_null(s->object);
+	assert_null(s->object->namespace);
+	assert_string_equal(s->object->resource, "deployments.apps");
 	sm_batch_free(b);
 }
 
@@ -125,6 +125,17 @@ static void test_rejects(void **state)
 	     {.metric = "m", .value = 1, .object_labels = dup, .n_object_labels = 2}},
 	    {"object without name", {.metric = "m", .value = 1, .object = &no_name}},
 	    {"labels NULL, n 1", {.metric = "m", .value = 1, .labels = NULL, .n_labels = 1}},
+	    /* Counts are checked before any label is read. */
+	    {"too many labels",
+	     {.metric = "m",
+	      .value = 1,
+	      .labels = dup,
+	      .n_labels = (size_t)SM_SERIES_MAX_LABELS + 1}},
+	    {"too many object labels",
+	     {.metric = "m",
+	      .value = 1,
+	      .object_labels = dup,
+	      .n_object_labels = (size_t)SM_SERIES_MAX_LABELS + 1}},
 	};
 	struct sm_batch *b = sm_batch_new(100);
 	unsigned failures = 0;
@@ -332,16 +343,16 @@ static void test_repeated_strings(void **state)
 
 			copies += i != 500 && s->metric != prev->metric;
 			copies += s->labels[1].name != prev->labels[1].name;
-			copies += s->object.resource != prev->object.resource;
+			copies += s->object->resource != prev->object->resource;
 		}
 		assert_string_equal(s->labels[0].name, "kind");
 		assert_string_equal(s->labels[0].value, i % 2 ? "lag" : "pending");
 		assert_string_equal(s->labels[1].name, "queue");
 		snprintf(want, sizeof(want), "q%zu", i);
 		assert_string_equal(s->labels[1].value, want);
-		assert_string_equal(s->object.resource, "deployments.apps");
+		assert_string_equal(s->object->resource, "deployments.apps");
 		snprintf(want, sizeof(want), "w-q%zu", i / 2);
-		assert_string_equal(s->object.name, want);
+		assert_string_equal(s->object->name, want);
 		assert_true(s->value == (double)i);
 	}
 	assert_true(copies < 3000 / 10);

@@ -137,12 +137,12 @@ static void test_publish_acquire(void **state)
 		for (size_t i = 0; i < a->n_series; i++) {
 			const struct sm_series *s = &a->series[i];
 
-			if (!s->has_object)
+			if (!s->object)
 				continue;
 			seen = true;
-			assert_string_equal(s->object.resource, "deployments.apps");
-			assert_string_equal(s->object.name, "worker");
-			assert_null(s->object.namespace);
+			assert_string_equal(s->object->resource, "deployments.apps");
+			assert_string_equal(s->object->name, "worker");
+			assert_null(s->object->namespace);
 			assert_int_equal(s->n_object_labels, 1);
 			assert_string_equal(s->object_labels[0].name, "app");
 			assert_string_equal(s->object_labels[0].value, "web");

@@ -23,6 +23,8 @@
 #include "scalemetrics/store.h"
 #include "scalemetrics/telemetry.h"
 
+#include "commit.h"
+
 #define LOG_CTX "main"
 
 #define EXIT_USAGE 2

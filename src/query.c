@@ -11,6 +11,7 @@
 
 #include "scalemetrics/config.h"
 #include "scalemetrics/selector.h"
+#include "scalemetrics/series_index.h"
 #include "scalemetrics/store.h"
 
 /*
@@ -192,6 +193,64 @@ static bool series_matches(const struct sm_query *q, const struct sm_source_conf
 		return false;
 	}
 	return selector_ok(q->metric_selector, s->labels, s->n_labels);
+}
+
+/* The first requirement that pins one label value (k=v, k==v, k in (v)), or NULL. */
+static const struct sm_selector_requirement *pinned_label(const struct sm_selector *sel)
+{
+	for (size_t i = 0; i < sm_selector_count(sel); i++) {
+		const struct sm_selector_requirement *r = sm_selector_get(sel, i);
+
+		if (r->op == SM_SELECTOR_OP_EQUALS || r->op == SM_SELECTOR_OP_DOUBLE_EQUALS ||
+		    (r->op == SM_SELECTOR_OP_IN && r->n_values == 1))
+			return r;
+	}
+	return NULL;
+}
+
+static int match_push(const struct sm_series ***match, size_t *n, size_t *cap,
+                      const struct sm_series *s)
+{
+	if (*n == *cap) {
+		size_t new_cap = *cap ? 2 * *cap : 16;
+		const struct sm_series **m = realloc(*match, new_cap * sizeof(*m));
+
+		if (!m)
+			return -ENOMEM;
+		*match = m;
+		*cap = new_cap;
+	}
+	(*match)[(*n)++] = s;
+	return 0;
+}
+
+/* The series that answer q, in snapshot order. One object, or a selector that pins a label
+ * value, is looked up in the snapshot's index (a superset, checked like a scan); anything
+ * else, or a snapshot too small to have an index, is a scan. */
+static int collect(const struct sm_query *q, const struct sm_source_config *src,
+                   const struct sm_metric_def *def, const struct sm_snapshot *snap,
+                   const struct sm_series ***ret, size_t *ret_n)
+{
+	const struct sm_selector_requirement *pin = pinned_label(q->metric_selector);
+	struct sm_series_cursor c;
+	size_t i, cap = 0;
+
+	if (snap->index && q->kind == SM_QUERY_OBJECT) {
+		sm_series_index_object(snap->index, q->metric, q->resource, q->name, &c);
+	} else if (snap->index && pin) {
+		sm_series_index_label(snap->index, q->metric, pin->key, pin->values[0], &c);
+	} else {
+		for (i = 0; i < snap->n_series; i++)
+			if (series_matches(q, src, def, &snap->series[i]) &&
+			    match_push(ret, ret_n, &cap, &snap->series[i]) < 0)
+				return -ENOMEM;
+		return 0;
+	}
+	while (sm_series_cursor_next(&c, &i))
+		if (series_matches(q, src, def, &snap->series[i]) &&
+		    match_push(ret, ret_n, &cap, &snap->series[i]) < 0)
+			return -ENOMEM;
+	return 0;
 }
 
 static int cmp_str_null_first(const char *a, const char *b)
@@ -434,16 +493,9 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 		b.now_wall_ms = q.now_wall_ms ? q.now_wall_ms : sm_time_wall_ms();
 	}
 
-	if (snap->n_series) {
-		match = malloc(snap->n_series * sizeof(*match));
-		if (!match) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < snap->n_series; i++)
-		if (series_matches(&q, src, def, &snap->series[i]))
-			match[n_match++] = &snap->series[i];
+	r = collect(&q, src, def, snap, &match, &n_match);
+	if (r < 0)
+		goto out;
 
 	/* At most one item per matching series, plus one synthesised item; then the copies. */
 	cap = n_match + 1;

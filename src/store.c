@@ -15,6 +15,7 @@
 #include "scalemetrics/config.h"
 #include "scalemetrics/history.h"
 #include "scalemetrics/series.h"
+#include "scalemetrics/series_index.h"
 
 /*
  * Design
@@ -26,7 +27,8 @@
  * Objects:
  * - struct series_block: the series of one successful round, taken out of the collector's
  *   batch without copying (sm_batch_steal: the arena owns the array, labels and strings),
- *   with an atomic reference count. Consecutive snapshots share it: a failed round's
+ *   with the index over them (series_index.h, built by the publishing thread before any lock)
+ *   and an atomic reference count. Consecutive snapshots share it: a failed round's
  *   snapshot references the previous block instead of copying series.
  * - struct snapshot: the public struct sm_snapshot (first member, so the public pointer is the
  *   private one) plus an atomic reference count, its block reference and its own error text.
@@ -56,6 +58,7 @@ struct series_block {
 	struct sm_series *series; /* stolen from the round's batch */
 	size_t n_series;
 	struct sm_series_arena *arena; /* owns series and everything they point to */
+	struct sm_series_index *index; /* NULL: too few series to be worth it, or no memory */
 };
 
 struct snapshot {
@@ -95,6 +98,7 @@ static void block_unref(struct series_block *b)
 		return;
 	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	sm_series_index_free(b->index);
 	sm_series_arena_free(b->arena);
 	free(b);
 }
@@ -110,6 +114,7 @@ static struct series_block *block_from_batch(struct sm_batch *batch, int64_t wal
 	b->series = sm_batch_steal(batch, &b->n_series, &b->arena);
 	for (size_t i = 0; i < b->n_series; i++)
 		b->series[i].timestamp_wall_ms = wall_ms;
+	b->index = sm_series_index_build(b->series, b->n_series);
 	return b;
 }
 
@@ -132,6 +137,7 @@ static void snapshot_set_block(struct snapshot *s, struct series_block *b)
 	s->block = b;
 	s->pub.series = b ? b->series : NULL;
 	s->pub.n_series = b ? b->n_series : 0;
+	s->pub.index = b ? b->index : NULL;
 }
 
 void sm_snapshot_unref(struct sm_snapshot *snap)

@@ -16,6 +16,7 @@
 #include "scalemetrics/query.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
+#include "scalemetrics/series_index.h"
 #include "scalemetrics/store.h"
 
 #define T0_MONO 100000
@@ -47,28 +48,47 @@ struct in_series {
 	const char *app; /* object label app=..., or NULL */
 };
 
-static struct sm_batch *batch_of(const struct in_series *in, size_t n)
+static void add_series(struct sm_batch *b, const struct in_series *in)
 {
-	struct sm_batch *b = sm_batch_new(100);
+	struct sm_label label = {in->label_name, in->label_value};
+	struct sm_label app = {"app", in->app};
+	struct sm_object_ref obj = {in->resource, in->name, in->namespace};
+	struct sm_series_in s = {
+	    .metric = in->metric,
+	    .labels = in->label_name ? &label : NULL,
+	    .n_labels = in->label_name ? 1 : 0,
+	    .value = in->value,
+	    .object = in->resource ? &obj : NULL,
+	    .object_labels = in->app ? &app : NULL,
+	    .n_object_labels = in->app ? 1 : 0,
+	};
+
+	assert_int_equal(sm_batch_add(b, &s), 0);
+}
+
+/* The series in[], between `filler` series of another metric that carry the same labels and
+ * objects (half before, half after): enough filler gives the snapshot an index
+ * (series_index.h), and every answer must be the same as without. */
+static struct sm_batch *batch_padded(const struct in_series *in, size_t n, size_t filler)
+{
+	struct sm_batch *b = sm_batch_new(n + filler);
 
 	assert_non_null(b);
-	for (size_t i = 0; i < n; i++) {
-		struct sm_label label = {in[i].label_name, in[i].label_value};
-		struct sm_label app = {"app", in[i].app};
-		struct sm_object_ref obj = {in[i].resource, in[i].name, in[i].namespace};
-		struct sm_series_in s = {
-		    .metric = in[i].metric,
-		    .labels = in[i].label_name ? &label : NULL,
-		    .n_labels = in[i].label_name ? 1 : 0,
-		    .value = in[i].value,
-		    .object = in[i].resource ? &obj : NULL,
-		    .object_labels = in[i].app ? &app : NULL,
-		    .n_object_labels = in[i].app ? 1 : 0,
-		};
-
-		assert_int_equal(sm_batch_add(b, &s), 0);
-	}
+	for (size_t i = 0; i < filler / 2; i++)
+		add_series(b,
+		           &(struct in_series){"filler", "queue", "emails", 1, "deployments.apps",
+		                               "worker-emails", NULL, "web"});
+	for (size_t i = 0; i < n; i++)
+		add_series(b, &in[i]);
+	for (size_t i = filler / 2; i < filler; i++)
+		add_series(b, &(struct in_series){"filler", "code", "200", 1, "pods", "web-1",
+		                                  "prod", "web"});
 	return b;
+}
+
+static struct sm_batch *batch_of(const struct in_series *in, size_t n)
+{
+	return batch_padded(in, n, 0);
 }
 
 static const struct in_series jobs_series[] = {
@@ -87,7 +107,7 @@ static const struct in_series backend_series[] = {
     {"http_rps", "code", "200", 40, "pods", "web-3", "staging", "web"},
 };
 
-static void world_init(struct world *w)
+static void world_init(struct world *w, size_t filler)
 {
 	memset(w, 0, sizeof(*w));
 	w->ns_jobs[0] = "default";
@@ -149,15 +169,17 @@ static void world_init(struct world *w)
 	w->cfg.n_sources = N_SRC;
 	w->st = sm_store_new(&w->cfg);
 	assert_non_null(w->st);
-	assert_int_equal(sm_store_publish_success(
-	                     w->st, SRC_JOBS,
-	                     batch_of(jobs_series, sizeof(jobs_series) / sizeof(jobs_series[0])),
-	                     T0_MONO, T0_WALL),
-	                 0);
+	assert_int_equal(
+	    sm_store_publish_success(
+	        w->st, SRC_JOBS,
+	        batch_padded(jobs_series, sizeof(jobs_series) / sizeof(jobs_series[0]), filler),
+	        T0_MONO, T0_WALL),
+	    0);
 	assert_int_equal(
 	    sm_store_publish_success(
 	        w->st, SRC_BACKEND,
-	        batch_of(backend_series, sizeof(backend_series) / sizeof(backend_series[0])),
+	        batch_padded(backend_series, sizeof(backend_series) / sizeof(backend_series[0]),
+	                     filler),
 	        T0_MONO, T0_WALL),
 	    0);
 }
@@ -166,7 +188,23 @@ static int setup(void **state)
 {
 	static struct world w;
 
-	world_init(&w);
+	world_init(&w, 0);
+	*state = &w;
+	return 0;
+}
+
+/* The same world, each published source padded to well over SM_SERIES_INDEX_MIN series. */
+static int setup_indexed(void **state)
+{
+	static struct world w;
+	struct sm_snapshot *snap;
+
+	world_init(&w, 4 * SM_SERIES_INDEX_MIN);
+	for (size_t i = SRC_JOBS; i <= SRC_BACKEND; i++) {
+		snap = sm_store_acquire(w.st, i);
+		assert_non_null(snap->index);
+		sm_snapshot_unref(snap);
+	}
 	*state = &w;
 	return 0;
 }
@@ -834,6 +872,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_ok_cases, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_err_cases, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ok_cases, setup_indexed, teardown),
+	    cmocka_unit_test_setup_teardown(test_err_cases, setup_indexed, teardown),
 	    cmocka_unit_test_setup_teardown(test_stale_without_fallback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_never_succeeded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),

@@ -36,7 +36,7 @@ static const char *get_label(const struct sm_series *s, const char *name)
 }
 
 /* Walks a cursor: candidates strictly ascending and in range; returns how many carry
- * name=value on metric (name NULL: are about object resource/name). */
+ * name=a on metric (b unused), or, name NULL, are about object a/b. */
 static size_t walk(const struct sm_series *series, size_t n, struct sm_series_cursor *c,
                    const char *metric, const char *name, const char *a, const char *b,
                    size_t *ret_candidates, size_t *ret_first)
@@ -120,8 +120,8 @@ static void test_one_label_value(void **state)
 		const char *metric = i < 100 ? "m2" : "m";
 
 		sm_series_index_label(ix, metric, "queue", w.strings[i][0], &c);
-		assert_int_equal(walk(w.series, N_SERIES, &c, metric, "queue", w.strings[i][0],
-		                      NULL, &candidates, &first),
+		assert_int_equal(walk(w.series, N_SERIES, &c, metric, "queue", w.strings[i][0], "",
+		                      &candidates, &first),
 		                 1);
 		assert_int_equal(first, i);
 		if (candidates > most)
@@ -129,7 +129,7 @@ static void test_one_label_value(void **state)
 		/* The other metric's name finds nothing of this one. */
 		sm_series_index_label(ix, i < 100 ? "m" : "m2", "queue", w.strings[i][0], &c);
 		assert_int_equal(walk(w.series, N_SERIES, &c, i < 100 ? "m" : "m2", "queue",
-		                      w.strings[i][0], NULL, &candidates, &first),
+		                      w.strings[i][0], "", &candidates, &first),
 		                 0);
 	}
 	/* A chain is a bucket: a handful of candidates, not a scan. */
@@ -137,10 +137,10 @@ static void test_one_label_value(void **state)
 
 	sm_series_index_label(ix, "m", "queue", "absent", &c);
 	assert_int_equal(
-	    walk(w.series, N_SERIES, &c, "m", "queue", "absent", NULL, &candidates, &first), 0);
+	    walk(w.series, N_SERIES, &c, "m", "queue", "absent", "", &candidates, &first), 0);
 	sm_series_index_label(ix, "m", "absent", "q5", &c);
-	assert_int_equal(
-	    walk(w.series, N_SERIES, &c, "m", "absent", "q5", NULL, &candidates, &first), 0);
+	assert_int_equal(walk(w.series, N_SERIES, &c, "m", "absent", "q5", "", &candidates, &first),
+	                 0);
 	sm_series_index_free(ix);
 }
 
@@ -156,9 +156,8 @@ static void test_shared_value_lists_all(void **state)
 	ix = sm_series_index_build(w.series, N_SERIES);
 	assert_non_null(ix);
 	sm_series_index_label(ix, "m", "type", "list", &c);
-	assert_int_equal(
-	    walk(w.series, N_SERIES, &c, "m", "type", "list", NULL, &candidates, &first),
-	    N_SERIES - 100);
+	assert_int_equal(walk(w.series, N_SERIES, &c, "m", "type", "list", "", &candidates, &first),
+	                 N_SERIES - 100);
 	assert_int_equal(first, 100);
 	sm_series_index_free(ix);
 }
@@ -220,7 +219,7 @@ static void test_wide_series_each_once(void **state)
 	for (size_t i = 0; i < N_WIDE; i++) {
 		for (size_t j = 0; j < WIDE; j++) {
 			sm_series_index_label(ix, "w", names[j], values[i], &c);
-			assert_int_equal(walk(series, N_WIDE, &c, "w", names[j], values[i], NULL,
+			assert_int_equal(walk(series, N_WIDE, &c, "w", names[j], values[i], "",
 			                      &candidates, &first),
 			                 1);
 			assert_int_equal(first, i);

@@ -72,7 +72,7 @@ static size_t walk(const struct sm_series *series, size_t n, struct sm_series_cu
 }
 
 /* Series i: metric "m" (the first 100: "m2"), labels queue=q<i> and type=list, and for even i
- * the object deployments.apps/w-q<i>. */
+ * the object deployments.apps/w-q<i>; series 901 is about w-q900 too. */
 static void world_init(struct world *w)
 {
 	for (size_t i = 0; i < N_SERIES; i++) {
@@ -89,6 +89,31 @@ static void world_init(struct world *w)
 		    .object = i % 2 == 0 ? &w->objects[i] : NULL,
 		};
 	}
+	w->series[901].object = &w->objects[900]; /* two series about one object */
+}
+
+struct fixture {
+	struct world w;
+	struct sm_series_index *ix;
+};
+
+static int setup(void **state)
+{
+	static struct fixture f;
+
+	world_init(&f.w);
+	f.ix = sm_series_index_build(f.w.series, N_SERIES);
+	assert_non_null(f.ix);
+	*state = &f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	sm_series_index_free(f->ix);
+	return 0;
 }
 
 static void test_small_gets_none(void **state)
@@ -104,32 +129,29 @@ static void test_small_gets_none(void **state)
 
 static void test_one_label_value(void **state)
 {
-	static struct world w;
-	struct sm_series_index *ix;
+	struct fixture *f = *state;
+	struct world *w = &f->w;
+	const struct sm_series_index *ix = f->ix;
 	struct sm_series_cursor c;
 	size_t candidates, first, most = 0;
 
-	(void)state;
-	world_init(&w);
-	ix = sm_series_index_build(w.series, N_SERIES);
-	assert_non_null(ix);
-	/* Load factor at most 1: 2,500 keys (labels and objects) in 4,096 buckets, 8 bytes an
+	/* Load factor at most 1: 2,501 keys (labels and objects) in 4,096 buckets, 8 bytes an
 	 * entry. */
-	assert_true(sm_series_index_bytes(ix) <= 4096 * 4 + 2500 * 8 + 64);
+	assert_true(sm_series_index_bytes(ix) <= 4096 * 4 + 2501 * 8 + 64);
 	for (size_t i = 0; i < N_SERIES; i++) {
 		const char *metric = i < 100 ? "m2" : "m";
 
-		sm_series_index_label(ix, metric, "queue", w.strings[i][0], &c);
-		assert_int_equal(walk(w.series, N_SERIES, &c, metric, "queue", w.strings[i][0], "",
-		                      &candidates, &first),
+		sm_series_index_label(ix, metric, "queue", w->strings[i][0], &c);
+		assert_int_equal(walk(w->series, N_SERIES, &c, metric, "queue", w->strings[i][0],
+		                      "", &candidates, &first),
 		                 1);
 		assert_int_equal(first, i);
 		if (candidates > most)
 			most = candidates;
 		/* The other metric's name finds nothing of this one. */
-		sm_series_index_label(ix, i < 100 ? "m" : "m2", "queue", w.strings[i][0], &c);
-		assert_int_equal(walk(w.series, N_SERIES, &c, i < 100 ? "m" : "m2", "queue",
-		                      w.strings[i][0], "", &candidates, &first),
+		sm_series_index_label(ix, i < 100 ? "m" : "m2", "queue", w->strings[i][0], &c);
+		assert_int_equal(walk(w->series, N_SERIES, &c, i < 100 ? "m" : "m2", "queue",
+		                      w->strings[i][0], "", &candidates, &first),
 		                 0);
 	}
 	/* A chain is a bucket: a handful of candidates, not a scan. */
@@ -137,60 +159,50 @@ static void test_one_label_value(void **state)
 
 	sm_series_index_label(ix, "m", "queue", "absent", &c);
 	assert_int_equal(
-	    walk(w.series, N_SERIES, &c, "m", "queue", "absent", "", &candidates, &first), 0);
+	    walk(w->series, N_SERIES, &c, "m", "queue", "absent", "", &candidates, &first), 0);
 	sm_series_index_label(ix, "m", "absent", "q5", &c);
-	assert_int_equal(walk(w.series, N_SERIES, &c, "m", "absent", "q5", "", &candidates, &first),
-	                 0);
-	sm_series_index_free(ix);
+	assert_int_equal(
+	    walk(w->series, N_SERIES, &c, "m", "absent", "q5", "", &candidates, &first), 0);
 }
 
 static void test_shared_value_lists_all(void **state)
 {
-	static struct world w;
-	struct sm_series_index *ix;
+	struct fixture *f = *state;
+	struct world *w = &f->w;
+	const struct sm_series_index *ix = f->ix;
 	struct sm_series_cursor c;
 	size_t candidates, first;
 
-	(void)state;
-	world_init(&w);
-	ix = sm_series_index_build(w.series, N_SERIES);
-	assert_non_null(ix);
 	sm_series_index_label(ix, "m", "type", "list", &c);
-	assert_int_equal(walk(w.series, N_SERIES, &c, "m", "type", "list", "", &candidates, &first),
-	                 N_SERIES - 100);
+	assert_int_equal(
+	    walk(w->series, N_SERIES, &c, "m", "type", "list", "", &candidates, &first),
+	    N_SERIES - 100);
 	assert_int_equal(first, 100);
-	sm_series_index_free(ix);
 }
 
 static void test_objects(void **state)
 {
-	static struct world w;
-	struct sm_series_index *ix;
+	struct fixture *f = *state;
+	struct world *w = &f->w;
+	const struct sm_series_index *ix = f->ix;
 	struct sm_series_cursor c;
 	size_t candidates, first;
 
-	(void)state;
-	world_init(&w);
-	/* Two series about one object: both found, in order. */
-	w.series[901].object = &w.objects[900];
-	ix = sm_series_index_build(w.series, N_SERIES);
-	assert_non_null(ix);
 	for (size_t i = 100; i < N_SERIES; i += 2) {
-		sm_series_index_object(ix, "m", "deployments.apps", w.strings[i][1], &c);
-		assert_int_equal(walk(w.series, N_SERIES, &c, "m", NULL, "deployments.apps",
-		                      w.strings[i][1], &candidates, &first),
+		sm_series_index_object(ix, "m", "deployments.apps", w->strings[i][1], &c);
+		assert_int_equal(walk(w->series, N_SERIES, &c, "m", NULL, "deployments.apps",
+		                      w->strings[i][1], &candidates, &first),
 		                 i == 900 ? 2 : 1);
 		assert_int_equal(first, i);
-		sm_series_index_object(ix, "m", "pods", w.strings[i][1], &c);
-		assert_int_equal(walk(w.series, N_SERIES, &c, "m", NULL, "pods", w.strings[i][1],
+		sm_series_index_object(ix, "m", "pods", w->strings[i][1], &c);
+		assert_int_equal(walk(w->series, N_SERIES, &c, "m", NULL, "pods", w->strings[i][1],
 		                      &candidates, &first),
 		                 0);
 	}
 	sm_series_index_object(ix, "m", "deployments.apps", "w-q101", &c); /* odd: no object */
-	assert_int_equal(walk(w.series, N_SERIES, &c, "m", NULL, "deployments.apps", "w-q101",
+	assert_int_equal(walk(w->series, N_SERIES, &c, "m", NULL, "deployments.apps", "w-q101",
 	                      &candidates, &first),
 	                 0);
-	sm_series_index_free(ix);
 }
 
 /* N_WIDE series of WIDE labels each, l<j>=v<i>: many pairs of one series' labels share a
@@ -234,8 +246,10 @@ static void test_wide_series_each_once(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_small_gets_none),        cmocka_unit_test(test_one_label_value),
-	    cmocka_unit_test(test_shared_value_lists_all), cmocka_unit_test(test_objects),
+	    cmocka_unit_test(test_small_gets_none),
+	    cmocka_unit_test_setup_teardown(test_one_label_value, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shared_value_lists_all, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
 	    cmocka_unit_test(test_wide_series_each_once),
 	};
 

@@ -138,5 +138,12 @@ void sm_auth_free(struct sm_auth *a);
  * refused, 503 the API server unreachable for a needed SubjectAccessReview). */
 bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
                    struct sm_api_response *ret);
+/* The same without waiting: decides only what needs no TokenReview or SubjectAccessReview
+ * beyond the caches (client certificates, cached tokens and decisions). 1: serve; 0:
+ * refused, *ret holds the answer (both counted like sm_auth_check); -EWOULDBLOCK: the
+ * decision needs the API server, nothing counted, *ret untouched: call sm_auth_check from a
+ * thread that may wait. */
+int sm_auth_check_cached(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
+                         struct sm_api_response *ret);
 
 #endif

@@ -82,9 +82,10 @@ void sm_authz_free(struct sm_authz *z);
 /* Decides. 0 with *ret (and a malloc'd reason or NULL) when decided; when a
  * SubjectAccessReview was needed and failed: -EHOSTUNREACH (transport: unreachable,
  * timeout) or -EPROTO (the API server answered something else than a review), with
- * reterr. */
+ * reterr. cached_only: never asks the API server; -EWOULDBLOCK (nothing counted) when the
+ * decision would need it. */
 int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
-                       const struct sm_authz_attributes *a, int64_t now_mono_ms,
+                       const struct sm_authz_attributes *a, int64_t now_mono_ms, bool cached_only,
                        enum sm_authz_decision *ret, char **ret_reason,
                        struct sm_error *reterr) SM_MUSTCHECK;
 

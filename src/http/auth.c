@@ -1074,8 +1074,9 @@ static char *common_name(X509 *x)
 
 enum authn_result {
 	AUTHN_OK,
-	AUTHN_NONE,  /* nothing applied */
-	AUTHN_ERROR, /* a credential was presented and did not authenticate */
+	AUTHN_NONE,        /* nothing applied */
+	AUTHN_ERROR,       /* a credential was presented and did not authenticate */
+	AUTHN_WOULD_BLOCK, /* cached_only, and the answer needs the API server */
 };
 
 static enum authn_result authn_requestheader(struct trust *t, const struct sm_auth_request *req,
@@ -1160,8 +1161,8 @@ static void sha256_hex(const char *s, size_t len, char *out)
 }
 
 static enum authn_result authn_token(struct sm_auth *a, const char *token, size_t len,
-                                     int64_t now_ms, struct sm_auth_user *ret, char *why,
-                                     size_t why_len)
+                                     int64_t now_ms, bool cached_only, struct sm_auth_user *ret,
+                                     char *why, size_t why_len)
 {
 	struct sm_error err = {0};
 	struct sm_auth_user u = {0};
@@ -1188,6 +1189,8 @@ static enum authn_result authn_token(struct sm_auth *a, const char *token, size_
 		free(cached);
 		return res;
 	}
+	if (cached_only)
+		return AUTHN_WOULD_BLOCK;
 	sm_telemetry_auth_cache(a->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, false);
 	tok = strndup(token, len);
 	req = tok ? sm_auth_token_review_request(tok) : NULL;
@@ -1250,9 +1253,10 @@ static const char *header(const struct sm_auth_request *req, const char *name)
 	return NULL;
 }
 
-/* The union of authenticators, then anonymous (§7.4). 0 with *ret, or -EACCES (401). */
+/* The union of authenticators, then anonymous (§7.4). 0 with *ret, or -EACCES (401);
+ * cached_only: -EWOULDBLOCK when a bearer token would need a TokenReview. */
 static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_ms,
-                        struct sm_auth_user *ret, char *why, size_t why_len)
+                        bool cached_only, struct sm_auth_user *ret, char *why, size_t why_len)
 {
 	struct trust *t = trust_get(a);
 	enum authn_result res = AUTHN_NONE;
@@ -1279,7 +1283,9 @@ static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, in
 	trust_unref(t);
 	if (res != AUTHN_OK &&
 	    sm_auth_bearer_token(header(req, "Authorization"), &token, &token_len)) {
-		res = authn_token(a, token, token_len, now_ms, ret, why, why_len);
+		res = authn_token(a, token, token_len, now_ms, cached_only, ret, why, why_len);
+		if (res == AUTHN_WOULD_BLOCK)
+			return -EWOULDBLOCK;
 		failed |= res == AUTHN_ERROR;
 	}
 	if (res == AUTHN_OK) {
@@ -1306,8 +1312,10 @@ static void oom_status(struct sm_api_response *ret)
 	(void)sm_api_status(500, "InternalError", "Internal error occurred: out of memory", ret);
 }
 
-bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
-                   struct sm_api_response *ret)
+/* 1: serve; 0: refused, *ret holds the answer; -EWOULDBLOCK (cached_only: the decision needs
+ * the API server; nothing counted, *ret untouched). */
+static int check(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
+                 bool cached_only, struct sm_api_response *ret)
 {
 	struct sm_authz_attributes attrs = {0};
 	struct sm_auth_user user = {0};
@@ -1318,13 +1326,12 @@ bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t
 	char *reason = NULL;
 	char why[256];
 	char msg[700];
-	bool allowed = false;
-	int r;
+	int r, result = 0;
 
 	/* Health endpoints answer everyone without asking anything (kubelet probes must not
 	 * depend on the API server). */
 	if (sm_authz_path_always_allowed(NULL, req->path))
-		return true;
+		return 1;
 	r = sm_authz_attributes_from_request(req->method, req->path, req->query, &attrs, &err);
 	if (r == -EINVAL) {
 		(void)sm_api_status(400, "BadRequest", err.message, ret);
@@ -1334,7 +1341,11 @@ bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t
 		oom_status(ret);
 		goto out;
 	}
-	r = authenticate(a, req, now_mono_ms, &user, why, sizeof(why));
+	r = authenticate(a, req, now_mono_ms, cached_only, &user, why, sizeof(why));
+	if (r == -EWOULDBLOCK) {
+		result = r;
+		goto out;
+	}
 	if (r == -EACCES) {
 		sm_log_debug(LOG_CTX, "401 for %s '%s': %s", req->method, req->path, why);
 		(void)sm_api_status(401, "Unauthorized", "Unauthorized", ret);
@@ -1345,7 +1356,12 @@ bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t
 		oom_status(ret);
 		goto out;
 	}
-	r = sm_authz_authorize(a->authz, &user, &attrs, now_mono_ms, &d, &reason, &err);
+	r = sm_authz_authorize(a->authz, &user, &attrs, now_mono_ms, cached_only, &d, &reason,
+	                       &err);
+	if (r == -EWOULDBLOCK) {
+		result = r;
+		goto out;
+	}
 	if (r == -EHOSTUNREACH) {
 		sm_log_warn(LOG_CTX, "cannot authorize %s '%s' for user '%s': %s (answering 503)",
 		            req->method, req->path, user.name, err.message);
@@ -1369,7 +1385,7 @@ bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t
 		goto out;
 	}
 	if (d == SM_AUTHZ_ALLOW) {
-		allowed = true;
+		result = 1;
 		verdict = SM_TELEMETRY_AUTH_ALLOWED;
 		goto out;
 	}
@@ -1379,9 +1395,22 @@ bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t
 	if (sm_authz_forbidden(&user, &attrs, reason, ret) < 0)
 		oom_status(ret);
 out:
-	sm_telemetry_auth_decision(a->telemetry, verdict);
+	if (result != -EWOULDBLOCK)
+		sm_telemetry_auth_decision(a->telemetry, verdict);
 	free(reason);
 	sm_auth_user_done(&user);
 	sm_authz_attributes_done(&attrs);
-	return allowed;
+	return result;
+}
+
+bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
+                   struct sm_api_response *ret)
+{
+	return check(a, req, now_mono_ms, false, ret) > 0;
+}
+
+int sm_auth_check_cached(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
+                         struct sm_api_response *ret)
+{
+	return check(a, req, now_mono_ms, true, ret);
 }

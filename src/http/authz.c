@@ -660,7 +660,7 @@ static int status_message(const cJSON *doc, char *buf, size_t len)
 }
 
 int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
-                       const struct sm_authz_attributes *a, int64_t now_mono_ms,
+                       const struct sm_authz_attributes *a, int64_t now_mono_ms, bool cached_only,
                        enum sm_authz_decision *ret, char **ret_reason, struct sm_error *reterr)
 {
 	cJSON *req = NULL, *resp = NULL;
@@ -702,6 +702,10 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 		*ret = cached[0] == 'D' ? SM_AUTHZ_DENY : SM_AUTHZ_NO_OPINION;
 		*ret_reason = cached[1] ? strdup(cached + 1) : NULL;
 		r = 0;
+		goto out;
+	}
+	if (cached_only) {
+		r = -EWOULDBLOCK;
 		goto out;
 	}
 	sm_telemetry_auth_cache(z->telemetry, SM_TELEMETRY_CACHE_SUBJECTACCESSREVIEW, false);

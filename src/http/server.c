@@ -28,12 +28,15 @@
  *   (holding the registry lock) never touches a closed or reused descriptor.
  * - Authentication and authorization (server.auth.mode delegated): a client certificate is
  *   requested (not required) on every connection. Before sm_api_handle(), every request but
- *   the health endpoints is suspended (MHD_suspend_connection) and handed, with its headers
- *   and the TLS peer's certificates, to a small pool of auth worker threads that run
- *   sm_auth_check() (which may wait on the Kubernetes API for a TokenReview or a
- *   SubjectAccessReview); the worker stores the verdict in the request and resumes the
- *   connection, and MHD calls on_request() again, which answers. A slow API server thus
- *   never blocks MHD's threads: health checks and other connections go on. The header
+ *   the health endpoints is checked in MHD's thread with sm_auth_check_cached(), which
+ *   decides whatever needs no call to the Kubernetes API (client certificates, tokens and
+ *   decisions in the caches: the steady state of an HPA controller's requests). A request
+ *   that needs a TokenReview or a SubjectAccessReview is suspended
+ *   (MHD_suspend_connection) and handed, with its headers and the TLS peer's certificates,
+ *   to a small pool of auth worker threads that run sm_auth_check(); the worker stores the
+ *   verdict in the request and resumes the connection, and MHD calls on_request() again,
+ *   which answers. A slow API server thus never blocks MHD's threads: health checks and
+ *   other connections go on. The header
  *   strings and certificates stay valid while the connection is suspended (they live in the
  *   connection's memory pool and TLS session). stop() drains requests, then lets the workers
  *   finish their queue (each job resumes its connection) before stopping MHD.
@@ -863,18 +866,21 @@ static void *auth_worker(void *arg)
 	}
 }
 
-/* Suspends the connection and queues its access check: 0, or -errno with *resp filled
- * (the connection is not suspended then). */
-static int start_access_check(struct sm_http_server *s, struct MHD_Connection *conn,
-                              struct request *rq, const char *method, struct sm_api_response *resp)
+/* Checks the request's access. 1: serve it now; 0: answer with *resp (refused, or the check
+ * could not be made); -EINPROGRESS: the decision needs the API server, so the connection is
+ * suspended and its check queued for an auth worker. */
+static int access_check(struct sm_http_server *s, struct MHD_Connection *conn, struct request *rq,
+                        const char *method, struct sm_api_response *resp)
 {
 	const union MHD_ConnectionInfo *info;
 	struct auth_job *j = calloc(1, sizeof(*j));
 
+	int r;
+
 	if (!j) {
 		(void)sm_api_status(500, "InternalError", "Internal error occurred: out of memory",
 		                    resp);
-		return -ENOMEM;
+		return 0;
 	}
 	j->s = s;
 	j->conn = conn;
@@ -885,7 +891,7 @@ static int start_access_check(struct sm_http_server *s, struct MHD_Connection *c
 	if (j->ar.n_headers > AUTH_HEADERS_MAX) {
 		free(j);
 		(void)sm_api_status(431, NULL, "too many request header lines", resp);
-		return -E2BIG;
+		return 0;
 	}
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	if (info && info->tls_session) {
@@ -901,6 +907,13 @@ static int start_access_check(struct sm_http_server *s, struct MHD_Connection *c
 		j->ar.peer_certs = j->certs;
 		j->ar.peer_cert_lens = j->cert_lens;
 	}
+	/* Most requests are decided here, in MHD's thread: a client certificate, or a token and a
+	 * decision the caches hold. Only the rest pay the hand-off to a worker and back. */
+	r = sm_auth_check_cached(s->auth, &j->ar, sm_time_mono_ms(), resp);
+	if (r != -EWOULDBLOCK) {
+		free(j);
+		return r;
+	}
 	rq->auth = AUTH_PENDING;
 	/* Suspend before a worker can resume. */
 	MHD_suspend_connection(conn);
@@ -912,7 +925,7 @@ static int start_access_check(struct sm_http_server *s, struct MHD_Connection *c
 	s->jobs_tail = j;
 	(void)pthread_cond_signal(&s->jobs_cond);
 	(void)pthread_mutex_unlock(&s->jobs_lock);
-	return 0;
+	return -EINPROGRESS;
 }
 
 /* Sends resp (taking its body) and logs the request. */
@@ -990,11 +1003,15 @@ static enum MHD_Result answer(struct sm_http_server *s, struct MHD_Connection *c
 		               s->max_header_bytes);
 		(void)sm_api_status(431, NULL, msg, &resp);
 	} else {
+		int r = 1;
+
 		split_target(rq->target, &rq->path, &rq->query);
-		if (!s->auth || sm_authz_path_always_allowed(NULL, rq->path))
-			handle(s, conn, rq, method, &resp);
-		else if (start_access_check(s, conn, rq, method, &resp) == 0)
+		if (s->auth && !sm_authz_path_always_allowed(NULL, rq->path))
+			r = access_check(s, conn, rq, method, &resp);
+		if (r == -EINPROGRESS)
 			return MHD_YES; /* suspended until an auth worker resumes it */
+		if (r > 0)
+			handle(s, conn, rq, method, &resp);
 	}
 	return finish(s, conn, rq, method, &resp);
 }

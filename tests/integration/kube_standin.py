@@ -27,6 +27,7 @@ import re
 import ssl
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -236,6 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
                     standin.posts.append((req.path, req.body))
             fail = standin.fail_with
             review_status = standin.review_status
+            review_delay = standin.review_delay
+        if review_delay and req.path in REVIEW_PATHS:
+            time.sleep(review_delay)
         if review_status and req.path in REVIEW_PATHS:
             status, body = review_status, status_doc(
                 review_status, "Forbidden" if review_status == 403 else "InternalError",
@@ -279,6 +283,7 @@ class KubeStandin:
         self.sar_rules = []  # SubjectAccessReview rules, see subject_access_review()
         self.auth_configmap = None  # data of kube-system/extension-apiserver-authentication
         self.review_status = None  # answer reviews with this HTTP status instead
+        self.review_delay = 0  # seconds to wait before answering a review
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.standin = self

@@ -652,6 +652,43 @@ def test_decisions_cached_separately(servers, kube, redis_server, redis_db):
     assert sars(kube)[2]["spec"]["resourceAttributes"]["namespace"] == "other"
 
 
+def test_cached_decisions_do_not_wait_behind_reviews(servers, kube, redis_server, redis_db):
+    """A request whose token and decision are cached is decided in the HTTP thread: it is
+    served at once while slow reviews of other requests keep every auth worker busy (four
+    workers, five requests to review; the Kubernetes client sends one review at a time)."""
+    s = servers.start([redis_source(redis_server, redis_db)], kube.url,
+                      auth={"cache_ttl": "1m"})
+    wait_until(lambda: s.get("/readyz").status == 200, 10, what="readyz")
+    kube.tokens["tok-ok"] = {"username": "ok-user"}
+    kube.sar_rules = [{"user": "ok-user", "allowed": True}]
+    ok = [("Authorization", "Bearer tok-ok")]
+    served(get(s, METRIC_PATH, headers=ok))  # now cached: token and decision
+    kube.review_delay = 2
+    results = {}
+
+    def slow(i):
+        results[i] = get(s, METRIC_PATH, timeout=40,
+                         headers=[("Authorization", f"Bearer tok-new-{i}")])
+
+    threads = [threading.Thread(target=slow, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: len(token_reviews(kube)) >= 2, 10, what="a review in flight")
+        time.sleep(0.3)  # the other requests reach the workers and wait for the client
+        for _ in range(5):
+            t0 = time.monotonic()
+            served(get(s, METRIC_PATH, headers=ok, timeout=10))
+            assert time.monotonic() - t0 < 1.0 * SLOW
+    finally:
+        kube.review_delay = 0
+        for t in threads:
+            t.join(60)
+    for i in range(5):
+        refused(results[i], 401, "Unauthorized")  # unknown tokens, once reviewed
+    assert len(sars(kube)) == 1  # the cached decision was never asked again
+
+
 # ---------------------------------------------------------------------------------------------
 # auth: none
 

@@ -4,15 +4,16 @@
 # One command for every figure in bench/README.md:
 #   bench/run.sh                      build (release) and run all parts
 #   PARTS="serve footprint" bench/run.sh
-# Parts: serve (items 1-2), footprint (3), scaling (4) + plot, soak (6), profile (callgrind),
-# diagnose (the small measurements behind the profile findings).
+# Parts: serve (items 1-2), auth (delegated auth on the serving path; SM_BIN_BEFORE adds
+# an older binary beside it), footprint (3), scaling (4) + plot, soak (6), profile
+# (callgrind), diagnose (the small measurements behind the profile findings).
 # Each part's knobs are in its script's header (DURATION, CONNS, SERIES, SOAK_SECONDS, ...).
-# Everything binds 127.0.0.1 and is stopped when a script exits. About 35 minutes with the
-# defaults, of which the soak is 10 and the serving benchmark 12.
+# Everything binds 127.0.0.1 and is stopped when a script exits. About 40 minutes with the
+# defaults, of which the soak is 10, the serving benchmark 12 and auth 4.
 set -euo pipefail
 B=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$B")
-PARTS=${PARTS:-serve footprint scaling soak profile diagnose}
+PARTS=${PARTS:-serve auth footprint scaling soak profile diagnose}
 export SM_BIN=${SM_BIN:-$ROOT/build-bench/scalemetrics}
 
 if [ -z "${NO_BUILD:-}" ]; then
@@ -25,6 +26,7 @@ for p in $PARTS; do
 	echo "=== $p"
 	case $p in
 	serve) REPEAT=${REPEAT:-3} CLOSE_QUERIES=${CLOSE_QUERIES:-ext1} "$B/serve.sh" ;;
+	auth) "$B/auth.sh" ;;
 	footprint) "$B/footprint.sh" ;;
 	scaling) "$B/scaling.sh" && "$B/plot.sh" ;;
 	soak) "$B/soak.sh" ;;

@@ -36,10 +36,10 @@
  *   to a small pool of auth worker threads that run sm_auth_check(); the worker stores the
  *   verdict in the request and resumes the connection, and MHD calls on_request() again,
  *   which answers. A slow API server thus never blocks MHD's threads: health checks and
- *   other connections go on. The header
- *   strings and certificates stay valid while the connection is suspended (they live in the
- *   connection's memory pool and TLS session). stop() drains requests, then lets the workers
- *   finish their queue (each job resumes its connection) before stopping MHD.
+ *   other connections go on. The header strings and certificates stay valid while the
+ *   connection is suspended (they live in the connection's memory pool and TLS session).
+ *   stop() drains requests, then lets the workers finish their queue (each job resumes its
+ *   connection) before stopping MHD.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -874,7 +874,6 @@ static int access_check(struct sm_http_server *s, struct MHD_Connection *conn, s
 {
 	const union MHD_ConnectionInfo *info;
 	struct auth_job *j = calloc(1, sizeof(*j));
-
 	int r;
 
 	if (!j) {

@@ -1160,9 +1160,11 @@ static void sha256_hex(const char *s, size_t len, char *out)
 	out[2 * (n < 32 ? n : 32)] = '\0';
 }
 
+/* cached_only: a hit is not counted but noted in *ret_hit, for check() to count once the
+ * request is decided (a request handed to a worker looks the token up again). */
 static enum authn_result authn_token(struct sm_auth *a, const char *token, size_t len,
-                                     int64_t now_ms, bool cached_only, struct sm_auth_user *ret,
-                                     char *why, size_t why_len)
+                                     int64_t now_ms, bool cached_only, bool *ret_hit,
+                                     struct sm_auth_user *ret, char *why, size_t why_len)
 {
 	struct sm_error err = {0};
 	struct sm_auth_user u = {0};
@@ -1177,7 +1179,10 @@ static enum authn_result authn_token(struct sm_auth *a, const char *token, size_
 	if (sm_auth_cache_get(a->tokens, key, now_ms, &cached)) {
 		cJSON *j = cached[0] ? cJSON_Parse(cached) : NULL;
 
-		sm_telemetry_auth_cache(a->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, true);
+		if (cached_only)
+			*ret_hit = true;
+		else
+			sm_telemetry_auth_cache(a->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, true);
 
 		if (j && sm_auth_user_from_json(j, &u) == 0) {
 			*ret = u;
@@ -1254,9 +1259,11 @@ static const char *header(const struct sm_auth_request *req, const char *name)
 }
 
 /* The union of authenticators, then anonymous (§7.4). 0 with *ret, or -EACCES (401);
- * cached_only: -EWOULDBLOCK when a bearer token would need a TokenReview. */
+ * cached_only: -EWOULDBLOCK when a bearer token would need a TokenReview, and *ret_token_hit
+ * set (not counted) when it was found in the cache. */
 static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_ms,
-                        bool cached_only, struct sm_auth_user *ret, char *why, size_t why_len)
+                        bool cached_only, bool *ret_token_hit, struct sm_auth_user *ret, char *why,
+                        size_t why_len)
 {
 	struct trust *t = trust_get(a);
 	enum authn_result res = AUTHN_NONE;
@@ -1283,7 +1290,8 @@ static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, in
 	trust_unref(t);
 	if (res != AUTHN_OK &&
 	    sm_auth_bearer_token(header(req, "Authorization"), &token, &token_len)) {
-		res = authn_token(a, token, token_len, now_ms, cached_only, ret, why, why_len);
+		res = authn_token(a, token, token_len, now_ms, cached_only, ret_token_hit, ret, why,
+		                  why_len);
 		if (res == AUTHN_WOULD_BLOCK)
 			return -EWOULDBLOCK;
 		failed |= res == AUTHN_ERROR;
@@ -1326,6 +1334,7 @@ static int check(struct sm_auth *a, const struct sm_auth_request *req, int64_t n
 	char *reason = NULL;
 	char why[256];
 	char msg[700];
+	bool token_hit = false;
 	int r, result = 0;
 
 	/* Health endpoints answer everyone without asking anything (kubelet probes must not
@@ -1341,7 +1350,7 @@ static int check(struct sm_auth *a, const struct sm_auth_request *req, int64_t n
 		oom_status(ret);
 		goto out;
 	}
-	r = authenticate(a, req, now_mono_ms, cached_only, &user, why, sizeof(why));
+	r = authenticate(a, req, now_mono_ms, cached_only, &token_hit, &user, why, sizeof(why));
 	if (r == -EWOULDBLOCK) {
 		result = r;
 		goto out;
@@ -1395,8 +1404,11 @@ static int check(struct sm_auth *a, const struct sm_auth_request *req, int64_t n
 	if (sm_authz_forbidden(&user, &attrs, reason, ret) < 0)
 		oom_status(ret);
 out:
-	if (result != -EWOULDBLOCK)
+	if (result != -EWOULDBLOCK) {
+		if (token_hit)
+			sm_telemetry_auth_cache(a->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, true);
 		sm_telemetry_auth_decision(a->telemetry, verdict);
+	}
 	free(reason);
 	sm_auth_user_done(&user);
 	sm_authz_attributes_done(&attrs);

@@ -307,6 +307,9 @@ def test_auth_counters_move_by_exactly_what_was_decided(asrv, kube, redis_server
     for _ in range(2):  # review, then both caches
         r = asrv.get(METRIC_PATH, headers=bearer("tok-alice"))
         assert r.status == 200 and r.json()["kind"] == "ExternalMetricValueList", r
+    # The token cached, the decision not (another namespace): the request goes to an auth
+    # worker, which looks the token up again; its cache hit still counts once.
+    asrv.get(f"{EXTERNAL}/namespaces/other/redis_queue_length", headers=bearer("tok-alice"))
     for _ in range(2):  # TokenReview says no, then the cached no
         assert asrv.get(METRIC_PATH, headers=bearer("tok-nobody")).status == 401
     for _ in range(2):  # anonymous: reviewed and denied, then the cached denial
@@ -316,7 +319,7 @@ def test_auth_counters_move_by_exactly_what_was_decided(asrv, kube, redis_server
     token_reviews = reviews(kube, "TokenReview")
     sars = reviews(kube, "SubjectAccessReview")
     assert sorted(t["spec"]["token"] for t in token_reviews) == ["tok-alice", "tok-nobody"]
-    assert sorted(s["spec"]["user"] for s in sars) == ["alice", "system:anonymous"]
+    assert sorted(s["spec"]["user"] for s in sars) == ["alice", "alice", "system:anonymous"]
 
     def delta(name, **labels):
         return val(after, name, **labels) - val(before, name, **labels)
@@ -324,16 +327,16 @@ def test_auth_counters_move_by_exactly_what_was_decided(asrv, kube, redis_server
     # The second scrape's own access check happens before it renders: it is included.
     decisions = {d: delta("scalemetrics_auth_decisions_total", decision=d)
                  for d in ("allowed", "denied", "unauthenticated", "error")}
-    assert decisions == {"allowed": 3, "denied": 2, "unauthenticated": 2, "error": 0}
+    assert decisions == {"allowed": 4, "denied": 2, "unauthenticated": 2, "error": 0}
     cache = {(c, res): delta("scalemetrics_auth_cache_lookups_total", cache=c, result=res)
              for c in ("tokenreview", "subjectaccessreview") for res in ("hit", "miss")}
     assert cache == {
         ("tokenreview", "miss"): len(token_reviews),          # alice, nobody
-        ("tokenreview", "hit"): 3,                            # alice, nobody, scraper
-        ("subjectaccessreview", "miss"): len(sars),           # alice, anonymous
+        ("tokenreview", "hit"): 4,                            # alice x2, nobody, scraper
+        ("subjectaccessreview", "miss"): len(sars),           # alice x2, anonymous
         ("subjectaccessreview", "hit"): 3,                    # alice, anonymous, scraper
     }, cache
-    assert len(token_reviews) == 2 and len(sars) == 2
+    assert len(token_reviews) == 2 and len(sars) == 3
 
     # Refused requests count under their API group with route "other".
     assert requests_total(after, EXT, "external", 200) - requests_total(before, EXT,

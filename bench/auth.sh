@@ -50,11 +50,9 @@ start()
 {
 	local v=$1 bin=$2 mode=$3 port
 	port=$(free_port)
-	write_config "$WORK/$v.yaml" "$port" 10000 5s 1024 256 "kubernetes:
+	SM_AUTH_YAML="    mode: $mode
+    cache_ttl: 10m" write_config "$WORK/$v.yaml" "$port" 10000 5s 1024 256 "kubernetes:
   server: \"http://127.0.0.1:$KUBE_PORT\""
-	if [ "$mode" = delegated ]; then
-		sed -i 's/^    mode: none$/    mode: delegated\n    cache_ttl: 10m/' "$WORK/$v.yaml"
-	fi
 	SM_BIN=$bin start_sm "$WORK/$v.yaml" "$port"
 	PORT[$v]=$port
 	BIN[$v]=$bin

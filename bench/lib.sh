@@ -109,6 +109,7 @@ fill_queues()
 }
 
 # write_config FILE PORT MAX_SERIES [INTERVAL] [MAX_CONN] [MAX_CONN_PER_IP] [EXTRA_SOURCE_YAML]
+# (SM_AUTH_YAML: the lines under server.auth, indented 4; default "mode: none")
 write_config()
 {
 	local file=$1 port=$2 max_series=$3 interval=${4:-5s} maxc=${5:-1024} maxip=${6:-256}
@@ -120,7 +121,7 @@ server:
     cert_file: "$CERT"
     key_file: "$KEY"
   auth:
-    mode: none
+${SM_AUTH_YAML:-    mode: none}
   limits:
     max_connections: $maxc
     max_connections_per_ip: $maxip

@@ -208,9 +208,13 @@ static const struct sm_selector_requirement *pinned_label(const struct sm_select
 	return NULL;
 }
 
-static int match_push(const struct sm_series ***match, size_t *n, size_t *cap,
-                      const struct sm_series *s)
+/* Appends s to *match when it answers q. */
+static int keep_if_matches(const struct sm_query *q, const struct sm_source_config *src,
+                           const struct sm_metric_def *def, const struct sm_series *s,
+                           const struct sm_series ***match, size_t *n, size_t *cap)
 {
+	if (!series_matches(q, src, def, s))
+		return 0;
 	if (*n == *cap) {
 		size_t new_cap = *cap ? 2 * *cap : 16;
 		const struct sm_series **m = realloc(*match, new_cap * sizeof(*m));
@@ -235,20 +239,18 @@ static int collect(const struct sm_query *q, const struct sm_source_config *src,
 	struct sm_series_cursor c;
 	size_t i, cap = 0;
 
-	if (snap->index && q->kind == SM_QUERY_OBJECT) {
-		sm_series_index_object(snap->index, q->metric, q->resource, q->name, &c);
-	} else if (snap->index && pin) {
-		sm_series_index_label(snap->index, q->metric, pin->key, pin->values[0], &c);
-	} else {
+	if (!snap->index || (q->kind != SM_QUERY_OBJECT && !pin)) {
 		for (i = 0; i < snap->n_series; i++)
-			if (series_matches(q, src, def, &snap->series[i]) &&
-			    match_push(ret, ret_n, &cap, &snap->series[i]) < 0)
+			if (keep_if_matches(q, src, def, &snap->series[i], ret, ret_n, &cap) < 0)
 				return -ENOMEM;
 		return 0;
 	}
+	if (q->kind == SM_QUERY_OBJECT)
+		sm_series_index_object(snap->index, q->metric, q->resource, q->name, &c);
+	else
+		sm_series_index_label(snap->index, q->metric, pin->key, pin->values[0], &c);
 	while (sm_series_cursor_next(&c, &i))
-		if (series_matches(q, src, def, &snap->series[i]) &&
-		    match_push(ret, ret_n, &cap, &snap->series[i]) < 0)
+		if (keep_if_matches(q, src, def, &snap->series[i], ret, ret_n, &cap) < 0)
 			return -ENOMEM;
 	return 0;
 }

@@ -47,7 +47,7 @@ static bool increment_decimal(char *s, size_t len)
 static void nano_digits(double v, struct nano_digits *ret)
 {
 	double a = fabs(v);
-	double scaled = ldexp(a, 10);
+	double scaled = a * 1024.0; /* exact: a power of two */
 	char text[48];
 	char *dot;
 	int n;
@@ -249,7 +249,7 @@ static int build_value(const char *digits, size_t n_digits, int64_t exp10, int s
 	free(text);
 	if (r < 0)
 		return r;
-	v = ldexp(v, shift);
+	v *= (double)(UINT64_C(1) << shift); /* exact: shift is 0..60 */
 	if (!isfinite(v))
 		return -ERANGE;
 	*ret = negative ? -v : v;

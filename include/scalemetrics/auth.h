@@ -105,6 +105,10 @@ int sm_auth_cache_put(struct sm_auth_cache *c, const char *key, const char *valu
 /* true with a malloc'd copy of the value in *ret_value while the entry is fresh. */
 bool sm_auth_cache_get(struct sm_auth_cache *c, const char *key, int64_t now_ms, char **ret_value);
 size_t sm_auth_cache_count(struct sm_auth_cache *c);
+/* A cache key: the SHA-256 of data as 64 lowercase hex digits and a NUL in out. The digest
+ * is fetched once per process (an implicit fetch per call costs more than hashing a few
+ * hundred bytes). -EIO when OpenSSL fails: then nothing may be looked up or stored. */
+int sm_auth_cache_key(const void *data, size_t len, char out[65]) SM_MUSTCHECK;
 
 /* ---- the request gate ---- */
 

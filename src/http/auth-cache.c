@@ -2,6 +2,7 @@
 /* A small TTL cache for authentication and authorization decisions: string keys and values,
  * a fixed maximum size (expired entries evicted first, then the oldest), one mutex. */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -192,4 +193,30 @@ size_t sm_auth_cache_count(struct sm_auth_cache *c)
 	n = c->n;
 	(void)pthread_mutex_unlock(&c->lock);
 	return n;
+}
+
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+int sm_auth_cache_key(const void *data, size_t len, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	out[0] = '\0';
+	if (pthread_once(&sha256_once, fetch_sha256) != 0 || !sha256 ||
+	    EVP_Digest(data, len, md, &n, sha256, NULL) != 1 || n != 32)
+		return -EIO;
+	for (unsigned int i = 0; i < n; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+	return 0;
 }

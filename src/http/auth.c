@@ -1145,21 +1145,6 @@ static enum authn_result authn_client_cert(struct trust *t, const struct sm_auth
 	return AUTHN_OK;
 }
 
-static void sha256_hex(const char *s, size_t len, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	if (EVP_Digest(s, len, md, &n, EVP_sha256(), NULL) != 1)
-		n = 0;
-	for (unsigned int i = 0; i < n && i < 32; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[2 * (n < 32 ? n : 32)] = '\0';
-}
-
 /* cached_only: a hit is not counted but noted in *ret_hit, for check() to count once the
  * request is decided (a request handed to a worker looks the token up again). */
 static enum authn_result authn_token(struct sm_auth *a, const char *token, size_t len,
@@ -1175,7 +1160,10 @@ static enum authn_result authn_token(struct sm_auth *a, const char *token, size_
 	long status = 0;
 	int r;
 
-	sha256_hex(token, len, key);
+	if (sm_auth_cache_key(token, len, key) < 0) {
+		(void)snprintf(why, why_len, "cannot hash the token");
+		return AUTHN_ERROR;
+	}
 	if (sm_auth_cache_get(a->tokens, key, now_ms, &cached)) {
 		cJSON *j = cached[0] ? cJSON_Parse(cached) : NULL;
 

@@ -5,7 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,14 +411,22 @@ struct sbuf {
 	bool oom;
 };
 
-static void sb_putc(struct sbuf *b, char c)
+/* n bytes, keeping a NUL after them. */
+static void sb_put(struct sbuf *b, const void *p, size_t n)
 {
 	if (b->oom)
 		return;
-	if (b->len + 2 > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 256;
-		char *s = realloc(b->s, cap);
+	if (n > SIZE_MAX / 2 - 2 - b->len) {
+		b->oom = true;
+		return;
+	}
+	if (b->len + n + 2 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *s;
 
+		while (cap < b->len + n + 2)
+			cap *= 2;
+		s = realloc(b->s, cap);
 		if (!s) {
 			b->oom = true;
 			return;
@@ -426,8 +434,15 @@ static void sb_putc(struct sbuf *b, char c)
 		b->s = s;
 		b->cap = cap;
 	}
-	b->s[b->len++] = c;
+	if (n > 0)
+		memcpy(b->s + b->len, p, n);
+	b->len += n;
 	b->s[b->len] = '\0';
+}
+
+static void sb_putc(struct sbuf *b, char c)
+{
+	sb_put(b, &c, 1);
 }
 
 static void sb_puts(struct sbuf *b, const char *s)
@@ -636,20 +651,55 @@ void sm_authz_free(struct sm_authz *z)
 	free(z);
 }
 
-/* Hex SHA-256 of s into out[65]. */
-static void sha256_hex(const char *s, char *out)
+/* A string of the cache key: its length in 8 bytes, then its bytes. NULL is "", as in the
+ * review (add_nonempty leaves out both). */
+static void key_str(struct sbuf *b, const char *v)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	static const char hex[] = "0123456789abcdef";
+	uint64_t n = v ? strlen(v) : 0;
 
-	if (EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL) != 1)
-		n = 0;
-	for (unsigned int i = 0; i < n && i < 32; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
+	sb_put(b, &n, sizeof(n));
+	sb_put(b, v, (size_t)n);
+}
+
+static void key_strv(struct sbuf *b, const struct sm_strv *v)
+{
+	uint64_t n = v->n;
+
+	sb_put(b, &n, sizeof(n));
+	for (size_t i = 0; i < v->n; i++)
+		key_str(b, v->v[i]);
+}
+
+int sm_authz_cache_key(const struct sm_auth_user *u, const struct sm_authz_attributes *a,
+                       char out[65])
+{
+	struct sbuf b = {0};
+	uint64_t n_extra = u->n_extra;
+	int r;
+
+	sb_putc(&b, a->resource_request ? 'R' : 'N');
+	key_str(&b, a->verb);
+	if (a->resource_request) {
+		key_str(&b, a->namespace);
+		key_str(&b, a->group);
+		key_str(&b, a->version);
+		key_str(&b, a->resource);
+		key_str(&b, a->subresource);
+		key_str(&b, a->name);
+	} else {
+		key_str(&b, a->path);
 	}
-	out[2 * (n < 32 ? n : 32)] = '\0';
+	key_str(&b, u->name);
+	key_str(&b, u->uid);
+	key_strv(&b, &u->groups);
+	sb_put(&b, &n_extra, sizeof(n_extra));
+	for (size_t i = 0; i < u->n_extra; i++) {
+		key_str(&b, u->extra[i].key);
+		key_strv(&b, &u->extra[i].values);
+	}
+	r = b.oom ? -ENOMEM : sm_auth_cache_key(b.s, b.len, out);
+	free(b.s);
+	return r;
 }
 
 static int status_message(const cJSON *doc, char *buf, size_t len)
@@ -664,7 +714,7 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
                        enum sm_authz_decision *ret, char **ret_reason, struct sm_error *reterr)
 {
 	cJSON *req = NULL, *resp = NULL;
-	char *spec = NULL, *cached = NULL, *reason = NULL;
+	char *cached = NULL, *reason = NULL;
 	char key[65];
 	char msg[256];
 	enum sm_authz_decision d;
@@ -683,13 +733,9 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 		return 0;
 	}
 
-	req = sm_authz_sar_request(u, a);
-	spec = req ? cJSON_PrintUnformatted(req) : NULL;
-	if (!spec) {
-		r = -ENOMEM;
+	r = sm_authz_cache_key(u, a, key);
+	if (r < 0)
 		goto out;
-	}
-	sha256_hex(spec, key);
 	if (sm_auth_cache_get(z->allowed, key, now_mono_ms, &cached)) {
 		sm_telemetry_auth_cache(z->telemetry, SM_TELEMETRY_CACHE_SUBJECTACCESSREVIEW, true);
 		*ret = SM_AUTHZ_ALLOW;
@@ -712,6 +758,11 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 	if (!z->kube) {
 		sm_error_set(reterr, "no Kubernetes API client to ask");
 		r = -EHOSTUNREACH;
+		goto out;
+	}
+	req = sm_authz_sar_request(u, a);
+	if (!req) {
+		r = -ENOMEM;
 		goto out;
 	}
 	r = sm_kube_post(z->kube, SAR_PATH, req, &status, &resp, reterr);
@@ -756,7 +807,6 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 out:
 	free(reason);
 	free(cached);
-	free(spec);
 	cJSON_Delete(req);
 	cJSON_Delete(resp);
 	return r;

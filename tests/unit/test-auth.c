@@ -524,6 +524,106 @@ static void test_sar(void **state)
 	}
 }
 
+/* The decision cache's key stands for the review: two requests share a key exactly when
+ * their SubjectAccessReviews are the same document. */
+static void test_decision_key(void **state)
+{
+	char *g1[] = {"g1", "system:authenticated", NULL};
+	char *g2[] = {"g1", NULL};
+	char *g3[] = {"system:authenticated", "g1", NULL};
+	char *g4[] = {"g", "1system:authenticated", NULL};
+	char *ev1[] = {"x", NULL};
+	char *ev2[] = {"y", NULL};
+	char *ev3[] = {"x", "y", NULL};
+	struct sm_auth_extra ex[] = {
+	    {.key = "k/1", .values = {ev1, 1}},
+	    {.key = "k/1", .values = {ev2, 1}},
+	    {.key = "k/2", .values = {ev1, 1}},
+	    {.key = "k/1", .values = {ev3, 2}},
+	};
+	const struct sm_auth_user base_user = {
+	    .name = "hpa", .uid = "u1", .groups = {g1, 2}, .extra = &ex[0], .n_extra = 1};
+	const struct sm_authz_attributes base_attrs = {.resource_request = true,
+	                                               .verb = "get",
+	                                               .group = "custom.metrics.k8s.io",
+	                                               .version = "v1beta2",
+	                                               .namespace = "default",
+	                                               .resource = "pods",
+	                                               .subresource = "http_requests",
+	                                               .name = "*"};
+	struct {
+		struct sm_auth_user u;
+		struct sm_authz_attributes a;
+		char key[65];
+		char *sar;
+	} v[32];
+	size_t n = 0;
+
+	(void)state;
+#define VARIANT(...)                                                                              \
+	do {                                                                                      \
+		struct sm_auth_user *u = &v[n].u;                                                 \
+		struct sm_authz_attributes *a = &v[n].a;                                          \
+		*u = base_user;                                                                   \
+		*a = base_attrs;                                                                  \
+		__VA_ARGS__;                                                                      \
+		(void)u;                                                                          \
+		(void)a;                                                                          \
+		n++;                                                                              \
+	} while (0)
+	VARIANT((void)0);
+	VARIANT((void)0); /* the same again */
+	VARIANT(a->verb = "list");
+	VARIANT(a->namespace = "other");
+	VARIANT(a->namespace = NULL);
+	VARIANT(a->namespace = ""); /* the review leaves out "" as it does NULL */
+	VARIANT(a->group = "external.metrics.k8s.io");
+	VARIANT(a->version = "v1beta1");
+	VARIANT(a->resource = "deployments.apps");
+	VARIANT(a->subresource = "http_requests_total");
+	VARIANT(a->name = "web-1");
+	VARIANT((a->resource = "pods/http_requests", a->subresource = NULL));
+	VARIANT((a->resource_request = false, a->path = "/apis"));
+	VARIANT((a->resource_request = false, a->path = "/apis/"));
+	VARIANT(u->name = "hpa2");
+	VARIANT(u->uid = NULL);
+	VARIANT(u->uid = "");
+	VARIANT(u->uid = "u2");
+	VARIANT(u->groups = (struct sm_strv){g2, 1});
+	VARIANT(u->groups = (struct sm_strv){g3, 2});
+	VARIANT(u->groups = (struct sm_strv){g4, 2});
+	VARIANT(u->groups = (struct sm_strv){0});
+	VARIANT((u->name = "hpag1", u->groups = (struct sm_strv){&g1[1], 1}));
+	VARIANT(u->n_extra = 0);
+	VARIANT(u->extra = &ex[1]);
+	VARIANT(u->extra = &ex[2]);
+	VARIANT(u->extra = &ex[3]);
+	VARIANT(u->n_extra = 2);
+#undef VARIANT
+	for (size_t i = 0; i < n; i++) {
+		cJSON *doc = sm_authz_sar_request(&v[i].u, &v[i].a);
+
+		assert_non_null(doc);
+		v[i].sar = cJSON_PrintUnformatted(doc);
+		cJSON_Delete(doc);
+		assert_int_equal(sm_authz_cache_key(&v[i].u, &v[i].a, v[i].key), 0);
+		assert_int_equal(strlen(v[i].key), 64);
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++) {
+			bool same_review = strcmp(v[i].sar, v[j].sar) == 0;
+			bool same_key = strcmp(v[i].key, v[j].key) == 0;
+
+			if (same_review != same_key)
+				fail_msg("variants %zu and %zu: same review %d, same key %d (%s / %s)",
+				         i, j, same_review, same_key, v[i].sar, v[j].sar);
+		}
+	assert_string_equal(v[0].key, v[1].key);
+	assert_string_equal(v[3 + 1].key, v[3 + 2].key); /* namespace NULL and "" */
+	for (size_t i = 0; i < n; i++)
+		free(v[i].sar);
+}
+
 static void test_forbidden(void **state)
 {
 	static const struct {
@@ -703,6 +803,7 @@ int main(void)
 	    cmocka_unit_test(test_bearer),
 	    cmocka_unit_test(test_token_review),
 	    cmocka_unit_test(test_sar),
+	    cmocka_unit_test(test_decision_key),
 	    cmocka_unit_test(test_forbidden),
 	    cmocka_unit_test(test_cache_ttl_and_bounds),
 	    cmocka_unit_test(test_cache_threads),

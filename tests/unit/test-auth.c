@@ -560,16 +560,16 @@ static void test_decision_key(void **state)
 	size_t n = 0;
 
 	(void)state;
-#define VARIANT(...)                                                                              \
-	do {                                                                                      \
-		struct sm_auth_user *u = &v[n].u;                                                 \
-		struct sm_authz_attributes *a = &v[n].a;                                          \
-		*u = base_user;                                                                   \
-		*a = base_attrs;                                                                  \
-		__VA_ARGS__;                                                                      \
-		(void)u;                                                                          \
-		(void)a;                                                                          \
-		n++;                                                                              \
+#define VARIANT(...)                                                                               \
+	do {                                                                                       \
+		struct sm_auth_user *u = &v[n].u;                                                  \
+		struct sm_authz_attributes *a = &v[n].a;                                           \
+		*u = base_user;                                                                    \
+		*a = base_attrs;                                                                   \
+		__VA_ARGS__;                                                                       \
+		(void)u;                                                                           \
+		(void)a;                                                                           \
+		n++;                                                                               \
 	} while (0)
 	VARIANT((void)0);
 	VARIANT((void)0); /* the same again */
@@ -615,8 +615,9 @@ static void test_decision_key(void **state)
 			bool same_key = strcmp(v[i].key, v[j].key) == 0;
 
 			if (same_review != same_key)
-				fail_msg("variants %zu and %zu: same review %d, same key %d (%s / %s)",
-				         i, j, same_review, same_key, v[i].sar, v[j].sar);
+				fail_msg(
+				    "variants %zu and %zu: same review %d, same key %d (%s / %s)",
+				    i, j, same_review, same_key, v[i].sar, v[j].sar);
 		}
 	assert_string_equal(v[0].key, v[1].key);
 	assert_string_equal(v[3 + 1].key, v[3 + 2].key); /* namespace NULL and "" */
@@ -796,18 +797,12 @@ static void test_user_json_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_attributes),
-	    cmocka_unit_test(test_open_and_discovery_paths),
-	    cmocka_unit_test(test_headers),
-	    cmocka_unit_test(test_configmap),
-	    cmocka_unit_test(test_bearer),
-	    cmocka_unit_test(test_token_review),
-	    cmocka_unit_test(test_sar),
-	    cmocka_unit_test(test_decision_key),
-	    cmocka_unit_test(test_forbidden),
-	    cmocka_unit_test(test_cache_ttl_and_bounds),
-	    cmocka_unit_test(test_cache_threads),
-	    cmocka_unit_test(test_user_json_round_trip),
+	    cmocka_unit_test(test_attributes),    cmocka_unit_test(test_open_and_discovery_paths),
+	    cmocka_unit_test(test_headers),       cmocka_unit_test(test_configmap),
+	    cmocka_unit_test(test_bearer),        cmocka_unit_test(test_token_review),
+	    cmocka_unit_test(test_sar),           cmocka_unit_test(test_decision_key),
+	    cmocka_unit_test(test_forbidden),     cmocka_unit_test(test_cache_ttl_and_bounds),
+	    cmocka_unit_test(test_cache_threads), cmocka_unit_test(test_user_json_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,11 +8,13 @@
 # (tests/integration/kube_standin.py). Three servers in the same run, runs alternating, medians:
 #   none:     server.auth.mode none (no check at all), SM_BIN;
 #   handoff:  delegated, SM_BIN_BEFORE: every request suspended, checked on an auth worker
-#             thread and resumed (skipped when SM_BIN_BEFORE is unset);
+#             thread and resumed (skipped when SM_BIN_BEFORE is unset; BEFORE_NAME names
+#             the variant when SM_BIN_BEFORE is another earlier binary);
 #   inline:   delegated, SM_BIN: decided in MHD's thread when the caches hold the answer.
 # Writes results/auth.txt.
 #
-# Knobs: DURATION (8s), CONNS ("1 10 50"), REPEAT (3), SM_BIN, SM_BIN_BEFORE, TLS_SUITE.
+# Knobs: DURATION (8s), CONNS ("1 10 50"), REPEAT (3), SM_BIN, SM_BIN_BEFORE, BEFORE_NAME,
+# TLS_SUITE.
 
 source "$(dirname "$0")/lib.sh"
 
@@ -21,6 +23,7 @@ CONNS=${CONNS:-1 10 50}
 REPEAT=${REPEAT:-3}
 TLS_SUITE=${TLS_SUITE:-TLS_AES_128_GCM_SHA256}
 OUT=${OUT:-$RESULTS/auth.txt}
+BEFORE_NAME=${BEFORE_NAME:-handoff}
 TOKEN=bench-token
 Q=/apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length?labelSelector=queue%3Dq7
 
@@ -67,8 +70,8 @@ VARIANTS="none inline"
 start none "$SM_BIN" none
 start inline "$SM_BIN" delegated
 if [ -n "${SM_BIN_BEFORE:-}" ]; then
-	start handoff "$SM_BIN_BEFORE" delegated
-	VARIANTS="none handoff inline"
+	start "$BEFORE_NAME" "$SM_BIN_BEFORE" delegated
+	VARIANTS="none $BEFORE_NAME inline"
 fi
 
 {

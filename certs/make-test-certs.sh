@@ -17,15 +17,19 @@
 #                                     front-proxy-ca, expired in 2020
 #
 # Usage: certs/make-test-certs.sh OUTDIR   (always remakes these files; fast)
+#        certs/make-test-certs.sh OUTDIR --short-lived NAME SECONDS
+#            only NAME.crt, .key: CN=front-proxy-client, clientAuth, signed by the
+#            front-proxy-ca already in OUTDIR, valid from an hour ago to SECONDS from now
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-	echo "usage: $0 OUTDIR" >&2
+if { [ $# -ne 1 ] && [ $# -ne 4 ]; } || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] ||
+	{ [ $# -eq 4 ] && [ "$2" != --short-lived ]; }; then
+	echo "usage: $0 OUTDIR [--short-lived NAME SECONDS]" >&2
 	exit 2
 fi
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/make-certs.sh" "$out" >/dev/null
+[ $# -eq 4 ] || bash "$here/make-certs.sh" "$out" >/dev/null
 umask 077
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -91,6 +95,11 @@ make_leaf() {
 	install -m 644 "$tmp/$name.crt" "$out/$name.crt"
 }
 
+if [ $# -eq 4 ]; then
+	make_leaf "$3" front-proxy-ca "/CN=front-proxy-client" clientAuth \
+		"$(date -u -d '-1 hour' +%Y%m%d%H%M%SZ)" "$(date -u -d "+$4 seconds" +%Y%m%d%H%M%SZ)"
+	exit 0
+fi
 make_ca client-ca "scalemetrics-test-client-ca"
 make_leaf client-user client-ca "/O=team-a/O=team-b/CN=alice" clientAuth
 make_leaf client-expired client-ca "/CN=alice" clientAuth 20200101000000Z 20200201000000Z

@@ -47,6 +47,8 @@
 #define ANONYMOUS_USER      "system:anonymous"
 #define ANONYMOUS_GROUP     "system:unauthenticated"
 #define MAX_PEER_CERTS      16
+#define VERIFIED_MAX        1024
+#define VERIFIED_TTL_S      300
 
 /* ---- users ---- */
 
@@ -498,6 +500,7 @@ struct trust {
 	bool loaded; /* false: nothing could be read yet (no certificate is trusted) */
 	X509_STORE *requestheader;
 	X509_STORE *client;
+	struct sm_auth_cache *verified; /* see peer_subject() */
 	struct sm_strv allowed_names;
 	struct sm_auth_header_names headers;
 	char *summary; /* what it was built from, to log changes */
@@ -509,6 +512,7 @@ static void trust_unref(struct trust *t)
 		return;
 	X509_STORE_free(t->requestheader);
 	X509_STORE_free(t->client);
+	sm_auth_cache_free(t->verified);
 	sm_strv_done(&t->allowed_names);
 	sm_strv_done(&t->headers.username);
 	sm_strv_done(&t->headers.group);
@@ -698,6 +702,9 @@ static int trust_build(struct sm_auth *a, struct trust **ret, struct sm_error *r
 		goto out;
 	atomic_init(&t->refs, 1);
 	t->loaded = true;
+	t->verified = sm_auth_cache_new(VERIFIED_MAX, (int64_t)VERIFIED_TTL_S * 1000);
+	if (!t->verified)
+		goto out;
 	if (a->requestheader_ca_file) {
 		rh_pem = read_file(a->requestheader_ca_file, reterr);
 		if (!rh_pem) {
@@ -985,9 +992,11 @@ fail:
 	return r;
 }
 
-/* Verifies the peer's chain against store for client use; the leaf on success (owned). */
-static X509 *verify_peer(X509_STORE *store, const struct sm_auth_request *req, char *why,
-                         size_t why_len)
+/* Verifies the peer's chain against store for client use; the leaf on success (owned), with
+ * *ret_keep true when every certificate of the verified chain is still valid VERIFIED_TTL_S
+ * from now (the verdict may then be remembered that long). */
+static X509 *verify_peer(X509_STORE *store, const struct sm_auth_request *req, bool *ret_keep,
+                         char *why, size_t why_len)
 {
 	const unsigned char *p;
 	X509 *leaf = NULL;
@@ -1021,9 +1030,19 @@ static X509 *verify_peer(X509_STORE *store, const struct sm_auth_request *req, c
 		goto out;
 	}
 	ok = X509_verify_cert(ctx) == 1;
-	if (!ok)
+	if (!ok) {
 		(void)snprintf(why, why_len, "%s",
 		               X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	} else {
+		STACK_OF(X509) *verified = X509_STORE_CTX_get0_chain(ctx);
+		time_t limit = time(NULL) + VERIFIED_TTL_S;
+
+		*ret_keep = verified != NULL;
+		for (int i = 0; verified && i < sk_X509_num(verified); i++)
+			if (X509_cmp_time(X509_get0_notAfter(sk_X509_value(verified, i)), &limit) !=
+			    1)
+				*ret_keep = false;
+	}
 out:
 	X509_STORE_CTX_free(ctx);
 	sk_X509_pop_free(chain, X509_free);
@@ -1079,27 +1098,123 @@ enum authn_result {
 	AUTHN_WOULD_BLOCK, /* cached_only, and the answer needs the API server */
 };
 
-static enum authn_result authn_requestheader(struct trust *t, const struct sm_auth_request *req,
-                                             struct sm_auth_user *ret, char *why, size_t why_len)
+/* The subject of the leaf as a user: the last CN as name (NULL when none), the non-empty
+ * O's as groups, as Kubernetes' x509 authenticator reads it. */
+static int subject_user(X509 *leaf, struct sm_auth_user *ret)
 {
-	X509 *leaf = verify_peer(t->requestheader, req, why, why_len);
-	char *cn;
+	struct sm_auth_user u = {0};
+	char *o;
+	int pos = -1;
+
+	u.name = common_name(leaf);
+	for (;;) {
+		int r;
+
+		o = name_entry(X509_get_subject_name(leaf), NID_organizationName, &pos);
+		if (!o)
+			break;
+		r = o[0] ? strv_push(&u.groups, o, strlen(o)) : 0;
+		free(o);
+		if (r < 0) {
+			sm_auth_user_done(&u);
+			return -ENOMEM;
+		}
+	}
+	*ret = u;
+	return 0;
+}
+
+/* The subject of the peer's leaf certificate once its chain verifies against store: 1 with
+ * *ret, 0 (with why) when it does not verify, -ENOMEM. Parsing the certificates and checking
+ * their signatures cost about 20 times the rest of a request, and the front proxy presents
+ * the same chain on every request, so a verified chain is remembered per trust (a new trust
+ * starts afresh) for VERIFIED_TTL_S, and only when all of it is still valid by then. The key
+ * is a digest of the store's role and every certificate presented; a failure is never kept. */
+static int peer_subject(struct trust *t, X509_STORE *store, char role,
+                        const struct sm_auth_request *req, int64_t now_ms, struct sm_auth_user *ret,
+                        char *why, size_t why_len)
+{
+	size_t n = req->n_peer_certs < MAX_PEER_CERTS ? req->n_peer_certs : MAX_PEER_CERTS;
+	size_t len = 1;
+	unsigned char *data = NULL;
+	char key[65] = "";
+	char *cached = NULL;
+	bool keep = false;
+	X509 *leaf;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		len += sizeof(uint64_t) + req->peer_cert_lens[i];
+	data = malloc(len);
+	if (data) {
+		unsigned char *p = data;
+
+		*p++ = (unsigned char)role;
+		for (size_t i = 0; i < n; i++) {
+			uint64_t l = req->peer_cert_lens[i];
+
+			memcpy(p, &l, sizeof(l));
+			memcpy(p + sizeof(l), req->peer_certs[i], req->peer_cert_lens[i]);
+			p += sizeof(l) + req->peer_cert_lens[i];
+		}
+		if (sm_auth_cache_key(data, len, key) < 0)
+			key[0] = '\0';
+		free(data);
+	}
+	if (key[0] && sm_auth_cache_get(t->verified, key, now_ms, &cached)) {
+		cJSON *j = cJSON_Parse(cached);
+
+		free(cached);
+		r = j ? sm_auth_user_from_json(j, ret) : -ENOMEM;
+		cJSON_Delete(j);
+		if (r == 0)
+			return 1;
+		if (r == -ENOMEM)
+			return r;
+	}
+	leaf = verify_peer(store, req, &keep, why, why_len);
+	if (!leaf)
+		return 0;
+	r = subject_user(leaf, ret);
+	X509_free(leaf);
+	if (r < 0)
+		return r;
+	/* Kept only with a name: sm_auth_user_from_json wants one. */
+	if (key[0] && keep && ret->name && ret->name[0]) {
+		cJSON *j = sm_auth_user_to_json(ret);
+		char *v = j ? cJSON_PrintUnformatted(j) : NULL;
+
+		if (!v || sm_auth_cache_put(t->verified, key, v, now_ms) < 0)
+			sm_log_debug(LOG_CTX, "verified certificates: out of memory");
+		free(v);
+		cJSON_Delete(j);
+	}
+	return 1;
+}
+
+static enum authn_result authn_requestheader(struct trust *t, const struct sm_auth_request *req,
+                                             int64_t now_ms, struct sm_auth_user *ret, char *why,
+                                             size_t why_len)
+{
+	struct sm_auth_user subject = {0};
 	bool allowed = t->allowed_names.n == 0;
 	int r;
 
-	if (!leaf)
-		return AUTHN_ERROR;
-	cn = common_name(leaf);
-	X509_free(leaf);
-	for (size_t i = 0; cn && i < t->allowed_names.n; i++)
-		allowed = allowed || strcmp(cn, t->allowed_names.v[i]) == 0;
-	if (!allowed) {
-		(void)snprintf(why, why_len, "subject with cn=%s is not in the allowed list",
-		               cn ? cn : "");
-		free(cn);
+	r = peer_subject(t, t->requestheader, 'R', req, now_ms, &subject, why, why_len);
+	if (r <= 0) {
+		if (r < 0)
+			(void)snprintf(why, why_len, "out of memory");
 		return AUTHN_ERROR;
 	}
-	free(cn);
+	for (size_t i = 0; subject.name && i < t->allowed_names.n; i++)
+		allowed = allowed || strcmp(subject.name, t->allowed_names.v[i]) == 0;
+	if (!allowed) {
+		(void)snprintf(why, why_len, "subject with cn=%s is not in the allowed list",
+		               subject.name ? subject.name : "");
+		sm_auth_user_done(&subject);
+		return AUTHN_ERROR;
+	}
+	sm_auth_user_done(&subject);
 	r = sm_auth_user_from_headers(&t->headers, req->headers, req->n_headers, ret);
 	if (r < 0) {
 		(void)snprintf(why, why_len, "out of memory");
@@ -1109,38 +1224,21 @@ static enum authn_result authn_requestheader(struct trust *t, const struct sm_au
 }
 
 static enum authn_result authn_client_cert(struct trust *t, const struct sm_auth_request *req,
-                                           struct sm_auth_user *ret, char *why, size_t why_len)
+                                           int64_t now_ms, struct sm_auth_user *ret, char *why,
+                                           size_t why_len)
 {
-	X509 *leaf = verify_peer(t->client, req, why, why_len);
 	struct sm_auth_user u = {0};
-	char *o;
-	int pos = -1;
+	int r = peer_subject(t, t->client, 'C', req, now_ms, &u, why, why_len);
 
-	if (!leaf)
+	if (r <= 0) {
+		if (r < 0)
+			(void)snprintf(why, why_len, "out of memory");
 		return AUTHN_ERROR;
-	u.name = common_name(leaf);
+	}
 	if (!u.name || !u.name[0]) {
-		X509_free(leaf);
 		sm_auth_user_done(&u);
 		return AUTHN_NONE;
 	}
-	for (;;) {
-		int r;
-
-		o = name_entry(X509_get_subject_name(leaf), NID_organizationName, &pos);
-		if (!o)
-			break;
-		r = o[0] ? strv_push(&u.groups, o, strlen(o)) : 0;
-
-		free(o);
-		if (r < 0) {
-			X509_free(leaf);
-			sm_auth_user_done(&u);
-			(void)snprintf(why, why_len, "out of memory");
-			return AUTHN_ERROR;
-		}
-	}
-	X509_free(leaf);
 	*ret = u;
 	return AUTHN_OK;
 }
@@ -1267,11 +1365,11 @@ static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, in
 			(void)snprintf(why, why_len, "no client certificate authority loaded yet");
 		}
 		if (t->requestheader) {
-			res = authn_requestheader(t, req, ret, why, why_len);
+			res = authn_requestheader(t, req, now_ms, ret, why, why_len);
 			failed |= res == AUTHN_ERROR;
 		}
 		if (res != AUTHN_OK && t->client) {
-			res = authn_client_cert(t, req, ret, why, why_len);
+			res = authn_client_cert(t, req, now_ms, ret, why, why_len);
 			failed |= res == AUTHN_ERROR;
 		}
 	}

@@ -309,6 +309,23 @@ def test_front_proxy_without_user_header_is_401(srv, kube, tcerts):
     assert kube.posts == []
 
 
+def test_remembered_certificate_is_refused_once_it_expires(srv, kube, tcerts):
+    """A verified chain is remembered (its signatures are not checked again on every request),
+    but never past the validity of its certificates: a proxy certificate served a few
+    seconds before it expires is refused after, although the same bytes come again."""
+    subprocess.run(["bash", str(MAKE_TEST_CERTS), str(tcerts["dir"]), "--short-lived",
+                    "front-proxy-short", "4"], check=True, capture_output=True)
+    cert = pair(tcerts, "front-proxy-short")
+    headers = [("X-Remote-User", "system:kube-aggregator"), ("X-Remote-Group", "system:masters")]
+    started = time.monotonic()
+    served(get(srv, METRIC_PATH, cert=cert, headers=headers))
+    served(get(srv, METRIC_PATH, cert=cert, headers=headers))
+    assert time.monotonic() - started < 4, "too slow to see the certificate while valid"
+    time.sleep(max(0, started + 5.5 - time.monotonic()))
+    refused(get(srv, METRIC_PATH, cert=cert, headers=headers), 401, "Unauthorized")
+    assert kube.posts == []
+
+
 def test_spoofed_remote_user_from_client_ca_cert_is_ignored(srv, kube, tcerts):
     kube.sar_rules = [{"user": "alice", "denied": True, "reason": "alice may not"}]
     headers = [("X-Remote-User", "system:admin"), ("X-Remote-Group", "system:masters"),
@@ -596,6 +613,18 @@ def test_configmap_unreadable_trusts_no_certificate(servers, kube, tcerts, redis
         wait_until(lambda: get(s, METRIC_PATH, cert=pair(tcerts, "front-proxy-client"),
                                headers=headers)[0] == 401, 10, interval=0.3,
                    what="the new allowed names in use")
+        # The proxy CA changes: a chain verified (and remembered) under the old one is
+        # refused once the new one is in use.
+        k.auth_configmap = configmap_data(tcerts)
+        wait_until(lambda: get(s, METRIC_PATH, cert=pair(tcerts, "front-proxy-client"),
+                               headers=headers)[0] == 200, 10, interval=0.3,
+                   what="the proxy CN allowed again")
+        rotated = configmap_data(tcerts)
+        rotated["requestheader-client-ca-file"] = (tcerts["dir"] / "client-ca.crt").read_text()
+        k.auth_configmap = rotated
+        wait_until(lambda: get(s, METRIC_PATH, cert=pair(tcerts, "front-proxy-client"),
+                               headers=headers)[0] == 401, 10, interval=0.3,
+                   what="the new proxy CA in use")
     finally:
         k.stop()
 

@@ -734,8 +734,10 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 	}
 
 	r = sm_authz_cache_key(u, a, key);
-	if (r < 0)
+	if (r < 0) {
+		sm_error_set(reterr, "cannot make the decision cache's key (SHA-256)");
 		goto out;
+	}
 	if (sm_auth_cache_get(z->allowed, key, now_mono_ms, &cached)) {
 		sm_telemetry_auth_cache(z->telemetry, SM_TELEMETRY_CACHE_SUBJECTACCESSREVIEW, true);
 		*ret = SM_AUTHZ_ALLOW;

@@ -18,7 +18,7 @@ REPEAT=${REPEAT:-5}
 TLS_SUITE=${TLS_SUITE:-TLS_AES_128_GCM_SHA256}
 OUT=${OUT:-$RESULTS/auth-proxy.txt}
 USER_NAME=system:serviceaccount:kube-system:horizontal-pod-autoscaler
-Q=/apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length?labelSelector=queue%3Dq7
+Q='/apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length?labelSelector=queue%3Dq7'
 
 make_certs
 start_redis
@@ -27,18 +27,7 @@ TC=$WORK/test-certs
 mkdir -p "$TC"
 bash "$ROOT/certs/make-test-certs.sh" "$TC" >/dev/null 2>&1
 
-KUBE_PORT=$(free_port)
-cat >"$WORK/kube.py" <<PYEOF
-import sys
-sys.path.insert(0, "$ROOT/tests/integration")
-from kube_standin import KubeStandin  # noqa: E402
-kube = KubeStandin($KUBE_PORT)
-kube.sar_rules = [{"user": "$USER_NAME", "allowed": True}]
-kube.httpd.serve_forever()
-PYEOF
-$PY "$WORK/kube.py" >"$WORK/kube.log" 2>&1 &
-BENCH_PIDS+=($!)
-wait_port "$KUBE_PORT" || { cat "$WORK/kube.log" >&2; exit 1; }
+start_kube "kube.sar_rules = [{'user': '$USER_NAME', 'allowed': True}]" || exit 1
 
 declare -A PORT BIN
 VARIANTS=after

@@ -25,27 +25,16 @@ TLS_SUITE=${TLS_SUITE:-TLS_AES_128_GCM_SHA256}
 OUT=${OUT:-$RESULTS/auth.txt}
 BEFORE_NAME=${BEFORE_NAME:-handoff}
 TOKEN=bench-token
-Q=/apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length?labelSelector=queue%3Dq7
+Q='/apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length?labelSelector=queue%3Dq7'
 
 make_certs
 write_client_openssl_conf
 start_redis
 fill_queues 50
 
-KUBE_PORT=$(free_port)
-cat >"$WORK/kube.py" <<PYEOF
-import sys
-sys.path.insert(0, "$ROOT/tests/integration")
-from kube_standin import KubeStandin  # noqa: E402
-kube = KubeStandin($KUBE_PORT)
-kube.tokens["$TOKEN"] = {"username": "system:serviceaccount:kube-system:horizontal-pod-autoscaler"}
-kube.sar_rules = [{"user": "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
-                   "allowed": True}]
-kube.httpd.serve_forever()
-PYEOF
-$PY "$WORK/kube.py" >"$WORK/kube.log" 2>&1 &
-BENCH_PIDS+=($!)
-wait_port "$KUBE_PORT" || { cat "$WORK/kube.log" >&2; exit 1; }
+HPA_USER=system:serviceaccount:kube-system:horizontal-pod-autoscaler
+start_kube "kube.tokens['$TOKEN'] = {'username': '$HPA_USER'}
+kube.sar_rules = [{'user': '$HPA_USER', 'allowed': True}]" || exit 1
 
 # start VARIANT BINARY MODE: one server, its port in PORT[VARIANT]
 declare -A PORT BIN

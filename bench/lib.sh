@@ -343,6 +343,25 @@ median_rows()
 	echo "$out$(awk '{ s += $4 } END { print s + 0 }' "$f")"
 }
 
+# start_kube PYTHON_LINES: the Kubernetes API stand-in of the integration tests
+# (tests/integration/kube_standin.py) on 127.0.0.1:KUBE_PORT, as `kube`, after PYTHON_LINES
+# (e.g. its tokens and sar_rules). Sets KUBE_PORT.
+start_kube()
+{
+	KUBE_PORT=$(free_port)
+	cat >"$WORK/kube.py" <<PYEOF
+import sys
+sys.path.insert(0, "$ROOT/tests/integration")
+from kube_standin import KubeStandin  # noqa: E402
+kube = KubeStandin($KUBE_PORT)
+$1
+kube.httpd.serve_forever()
+PYEOF
+	$PY "$WORK/kube.py" >"$WORK/kube.log" 2>&1 &
+	BENCH_PIDS+=($!)
+	wait_port "$KUBE_PORT" || { cat "$WORK/kube.log" >&2; return 1; }
+}
+
 # start_pods N PORT [SELECTOR_LABEL]: one python process that runs the Kubernetes API stand-in
 # of the integration tests (tests/integration/kube_standin.py, imported) on 127.0.0.1:KUBE_PORT
 # with N Running+Ready pods web-6b7c9d8f5-XXXXX in namespace default labelled app=web

@@ -3,7 +3,7 @@
 """Counts individual test cases after `meson test`, from BUILD_DIR/meson-logs/testlog.json:
 
 - cmocka binaries (suite unit): the cases in their summary lines;
-- pytest (suite integration): the <testcase> elements of the JUnit XML it wrote;
+- pytest (suites integration, e2e): the <testcase> elements of the JUnit XML it wrote;
 - anything else (lint): one check per meson test.
 
 A meson test that failed although its own output shows no failed case (a crash, a timeout,
@@ -71,8 +71,8 @@ def main():
         result = t.get("result", "FAIL")
         text = (t.get("stdout") or "") + "\n" + (t.get("stderr") or "")
         counts = None
-        if suite == "integration":
-            xml = build / "tests" / "integration" / "pytest.xml"
+        if suite in ("integration", "e2e"):
+            xml = build / "tests" / suite / "pytest.xml"
             if xml.exists():  # test.sh removes it before each run
                 try:
                     counts = junit_counts(xml)

@@ -11,7 +11,8 @@ SM_BUILD_PACKAGES=(build-essential meson ninja-build pkg-config git
 	libcmocka-dev libyaml-dev libssl-dev libpq-dev)
 SM_TEST_PACKAGES=(redis-server redis-tools postgresql pgbouncer
 	python3 python3-pytest python3-redis python3-psycopg2 python3-prometheus-client
-	clang-format openssl curl ca-certificates python3-yaml chromium)
+	clang-format openssl curl ca-certificates python3-yaml chromium
+	etcd-server)
 # What scripts/fuzz.sh needs: clang with its libFuzzer and sanitizer runtimes.
 SM_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 

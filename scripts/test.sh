@@ -3,12 +3,14 @@
 #
 # The one test command (README and CI call it): installs what is missing (as root, Debian
 # bookworm), builds with meson, runs every suite (unit: cmocka, lint: style + clang-format,
-# integration: pytest against the real binary, redis-server, kubectl, curl) and ends with one
-# line `N passed, N failed[, N skipped]` counting individual test cases.
+# integration: pytest against the real binary, redis-server, kubectl, curl; e2e: the binary
+# behind a real kube-apiserver and HPA controller, see tests/e2e/) and ends with one line
+# `N passed, N failed[, N skipped]` counting individual test cases.
 #
-# Usage: scripts/test.sh [-B BUILD_DIR] [--suite SUITE]... [-- MESON_SETUP_ARGS...]
+# Usage: scripts/test.sh [-B BUILD_DIR] [--[no-]suite SUITE]... [-- MESON_SETUP_ARGS...]
 #   -B DIR        build directory (default: $SM_BUILD_DIR or build/)
-#   --suite S     run only this meson suite (unit, lint, integration); repeatable
+#   --suite S     run only this meson suite (unit, lint, integration, e2e); repeatable
+#   --no-suite S  leave this suite out (CI's sanitizer run: --no-suite e2e); repeatable
 #   -- ARGS       extra `meson setup` arguments, e.g.
 #                 -- -Db_sanitize=address,undefined -Db_lundef=false
 # Environment: SM_BUILD_DIR, SM_MESON_ARGS (extra setup args, split on spaces),
@@ -28,8 +30,9 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	-B | --build-dir) build=$2; shift 2 ;;
 	--suite) suites+=(--suite "$2"); shift 2 ;;
+	--no-suite) suites+=(--no-suite "$2"); shift 2 ;;
 	--) shift; setup_args+=("$@"); break ;;
-	-h | --help) sed -n '3,17p' "$0"; exit 0 ;;
+	-h | --help) sed -n '3,19p' "$0"; exit 0 ;;
 	*) sm_die "unknown argument: $1 (see --help)" ;;
 	esac
 done

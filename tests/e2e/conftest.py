@@ -143,6 +143,7 @@ def pg(workdir):
     pg = Postgres(max_connections=30)
     pg.start()
     pg.sql("CREATE DATABASE app")
+    pg.sql("CREATE TABLE jobs (id serial, queue text, state text)", dbname="app")
     bouncer = PgBouncer(pg, pool_size=5)
     bouncer.start()
     yield pg, bouncer
@@ -198,11 +199,16 @@ def scalemetrics(workdir, cluster, sm_certs, redis, pg, pod_apps):
              {"metric": "worker_queue_length", "keys": ["work:*"], "label": "queue",
               "object": {"resource": "deployments.apps", "name": "worker-{queue}"}},
              {"preset": "celery"}]},
+        {"name": "app-db", "type": "postgresql", "dsn_file": str(workdir / "app-db.dsn"),
+         "interval": INTERVAL, "namespaces": [NS],
+         "queries": [{"metric": "pending_jobs",
+                      "sql": "SELECT count(*) FROM jobs WHERE state = 'pending'"}]},
         {"name": "bouncer", "type": "pgbouncer", "dsn_file": str(workdir / "bouncer.dsn"),
          "interval": INTERVAL, "namespaces": [NS]},
         scrape_source(pod_apps.port, INTERVAL),
     ]
     (workdir / "bouncer.dsn").write_text(bouncer.admin_dsn() + "\n")
+    (workdir / "app-db.dsn").write_text(pg[0].dsn("app") + "\n")
     d = workdir / "scalemetrics"
     d.mkdir()
     s = Scalemetrics(d, sm_config(port, sm_certs, cluster, token_file, sources), port, sm_certs,

@@ -880,6 +880,9 @@ static int parse_tls(struct sm_config_parser *p, const struct sm_config_node *v,
 }
 
 static const struct sm_config_key server_keys[] = {
+    {.name = "access_log",
+     .type = SM_CONFIG_BOOL,
+     .offset = offsetof(struct sm_server_config, access_log)},
     {.name = "auth", .type = SM_CONFIG_CUSTOM, .parse = parse_auth},
     {.name = "limits", .type = SM_CONFIG_CUSTOM, .parse = parse_limits},
     {.name = "listen",

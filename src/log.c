@@ -5,6 +5,7 @@
 #include "scalemetrics/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -133,14 +134,13 @@ static size_t utf8_len(const unsigned char *s)
 	return 0;
 }
 
-/* A double-quoted string with JSON escapes, valid in both JSON and logfmt: quote, backslash
- * and control characters escaped, invalid UTF-8 replaced by U+FFFD. */
-static void out_quoted(struct out *o, const char *s)
+/* The inside of a double-quoted string with JSON escapes, valid in both JSON and logfmt:
+ * quote, backslash and control characters escaped, invalid UTF-8 replaced by U+FFFD. */
+static void out_escaped(struct out *o, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
 
-	out_bytes(o, "\"", 1);
 	while (*p) {
 		size_t n = utf8_len(p);
 
@@ -168,21 +168,130 @@ static void out_quoted(struct out *o, const char *s)
 		}
 		p++;
 	}
+}
+
+static void out_quoted(struct out *o, const char *s)
+{
 	out_bytes(o, "\"", 1);
+	out_escaped(o, s);
+	out_bytes(o, "\"", 1);
+}
+
+static bool logfmt_plain(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p >= 0x7f)
+			return false;
+	return true;
 }
 
 /* logfmt values are bare when they are a plain token, else quoted. */
 static void out_logfmt_value(struct out *o, const char *s)
 {
-	bool bare = *s != '\0';
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if (*p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p >= 0x7f)
-			bare = false;
-	if (bare)
+	if (*s != '\0' && logfmt_plain(s))
 		out_str(o, s);
 	else
 		out_quoted(o, s);
+}
+
+/* Microseconds as milliseconds with three decimals ("0.412"). */
+static void out_millis(struct out *o, int64_t us)
+{
+	char buf[32];
+	uint64_t u = us < 0 ? 0 - (uint64_t)us : (uint64_t)us;
+
+	(void)snprintf(buf, sizeof(buf), "%s%" PRIu64 ".%03u", us < 0 ? "-" : "", u / 1000,
+	               (unsigned)(u % 1000));
+	out_str(o, buf);
+}
+
+static void out_int(struct out *o, int64_t v)
+{
+	char buf[32];
+
+	(void)snprintf(buf, sizeof(buf), "%" PRId64, v);
+	out_str(o, buf);
+}
+
+static bool field_present(const struct sm_log_field *f)
+{
+	switch (f->type) {
+	case SM_LOG_FIELD_STRING:
+		return f->str != NULL;
+	case SM_LOG_FIELD_STRV:
+		return f->n_strv > 0;
+	case SM_LOG_FIELD_INT:
+	case SM_LOG_FIELD_MILLIS:
+		return true;
+	case SM_LOG_FIELD_TYPE_MAX:
+		break;
+	}
+	return false;
+}
+
+static void out_field_json(struct out *o, const struct sm_log_field *f)
+{
+	out_str(o, ",");
+	out_quoted(o, f->key);
+	out_str(o, ":");
+	switch (f->type) {
+	case SM_LOG_FIELD_STRING:
+		out_quoted(o, f->str);
+		break;
+	case SM_LOG_FIELD_INT:
+		out_int(o, f->num);
+		break;
+	case SM_LOG_FIELD_MILLIS:
+		out_millis(o, f->num);
+		break;
+	case SM_LOG_FIELD_STRV:
+		out_str(o, "[");
+		for (size_t i = 0; i < f->n_strv; i++) {
+			if (i > 0)
+				out_str(o, ",");
+			out_quoted(o, f->strv[i]);
+		}
+		out_str(o, "]");
+		break;
+	case SM_LOG_FIELD_TYPE_MAX:
+		break;
+	}
+}
+
+static void out_field_logfmt(struct out *o, const struct sm_log_field *f)
+{
+	bool bare = true;
+
+	out_str(o, " ");
+	out_str(o, f->key);
+	out_str(o, "=");
+	switch (f->type) {
+	case SM_LOG_FIELD_STRING:
+		out_logfmt_value(o, f->str);
+		break;
+	case SM_LOG_FIELD_INT:
+		out_int(o, f->num);
+		break;
+	case SM_LOG_FIELD_MILLIS:
+		out_millis(o, f->num);
+		break;
+	case SM_LOG_FIELD_STRV:
+		/* One value, the items joined by commas. */
+		for (size_t i = 0; i < f->n_strv; i++)
+			bare = bare && f->strv[i][0] != '\0' && logfmt_plain(f->strv[i]);
+		if (!bare)
+			out_str(o, "\"");
+		for (size_t i = 0; i < f->n_strv; i++) {
+			if (i > 0)
+				out_str(o, ",");
+			out_escaped(o, f->strv[i]);
+		}
+		if (!bare)
+			out_str(o, "\"");
+		break;
+	case SM_LOG_FIELD_TYPE_MAX:
+		break;
+	}
 }
 
 static void format_timestamp(char *buf, size_t len)
@@ -215,19 +324,78 @@ static void write_all(const char *buf, size_t len)
 	}
 }
 
-void sm_log_write(enum sm_log_level level, const char *ctx, const char *fmt, ...)
+void sm_log_fields(enum sm_log_level level, const char *ctx, const char *msg,
+                   const struct sm_log_field *fields, size_t n_fields)
 {
-	char msg_stack[1024];
 	char line_stack[4096];
-	char *msg = msg_stack, *msg_heap = NULL, *line_heap = NULL;
+	char *line_heap = NULL;
 	struct out o = {.buf = line_stack, .cap = sizeof(line_stack)};
 	const char *level_name = sm_log_level_to_string(level);
 	char ts[48];
-	va_list ap;
-	int n;
 
 	if (!level_name)
 		level_name = "unknown";
+	format_timestamp(ts, sizeof(ts));
+
+	/* Two passes at most: the second with a buffer of the exact size. */
+	for (int pass = 0; pass < 2; pass++) {
+		o.len = 0;
+		if (atomic_load(&log_format) == SM_LOG_FORMAT_JSON) {
+			out_str(&o, "{\"ts\":\"");
+			out_str(&o, ts);
+			out_str(&o, "\",\"level\":\"");
+			out_str(&o, level_name);
+			out_str(&o, "\"");
+			if (ctx) {
+				out_str(&o, ",\"ctx\":");
+				out_quoted(&o, ctx);
+			}
+			out_str(&o, ",\"msg\":");
+			out_quoted(&o, msg);
+			for (size_t i = 0; i < n_fields; i++)
+				if (field_present(&fields[i]))
+					out_field_json(&o, &fields[i]);
+			out_str(&o, "}\n");
+		} else {
+			out_str(&o, "ts=");
+			out_str(&o, ts);
+			out_str(&o, " level=");
+			out_str(&o, level_name);
+			if (ctx) {
+				out_str(&o, " ctx=");
+				out_logfmt_value(&o, ctx);
+			}
+			out_str(&o, " msg=");
+			out_quoted(&o, msg);
+			for (size_t i = 0; i < n_fields; i++)
+				if (field_present(&fields[i]))
+					out_field_logfmt(&o, &fields[i]);
+			out_str(&o, "\n");
+		}
+		if (o.len <= o.cap || pass == 1)
+			break;
+		line_heap = malloc(o.len);
+		if (!line_heap)
+			break;
+		o.buf = line_heap;
+		o.cap = o.len;
+	}
+	if (o.len > o.cap) {
+		/* Out of memory for a long line: keep what fits, still one line. */
+		o.len = o.cap;
+		o.buf[o.len - 1] = '\n';
+	}
+	write_all(o.buf, o.len);
+	free(line_heap);
+}
+
+void sm_log_write(enum sm_log_level level, const char *ctx, const char *fmt, ...)
+{
+	char msg_stack[1024];
+	char *msg = msg_stack, *msg_heap = NULL;
+	va_list ap;
+	int n;
+
 	va_start(ap, fmt);
 	n = vsnprintf(msg_stack, sizeof(msg_stack), fmt, ap);
 	va_end(ap);
@@ -248,51 +416,6 @@ void sm_log_write(enum sm_log_level level, const char *ctx, const char *fmt, ...
 			memcpy(msg_stack + sizeof(msg_stack) - 4, "...", 4);
 		}
 	}
-	format_timestamp(ts, sizeof(ts));
-
-	/* Two passes at most: the second with a buffer of the exact size. */
-	for (int pass = 0; pass < 2; pass++) {
-		o.len = 0;
-		if (atomic_load(&log_format) == SM_LOG_FORMAT_JSON) {
-			out_str(&o, "{\"ts\":\"");
-			out_str(&o, ts);
-			out_str(&o, "\",\"level\":\"");
-			out_str(&o, level_name);
-			out_str(&o, "\"");
-			if (ctx) {
-				out_str(&o, ",\"ctx\":");
-				out_quoted(&o, ctx);
-			}
-			out_str(&o, ",\"msg\":");
-			out_quoted(&o, msg);
-			out_str(&o, "}\n");
-		} else {
-			out_str(&o, "ts=");
-			out_str(&o, ts);
-			out_str(&o, " level=");
-			out_str(&o, level_name);
-			if (ctx) {
-				out_str(&o, " ctx=");
-				out_logfmt_value(&o, ctx);
-			}
-			out_str(&o, " msg=");
-			out_quoted(&o, msg);
-			out_str(&o, "\n");
-		}
-		if (o.len <= o.cap || pass == 1)
-			break;
-		line_heap = malloc(o.len);
-		if (!line_heap)
-			break;
-		o.buf = line_heap;
-		o.cap = o.len;
-	}
-	if (o.len > o.cap) {
-		/* Out of memory for a long line: keep what fits, still one line. */
-		o.len = o.cap;
-		o.buf[o.len - 1] = '\n';
-	}
-	write_all(o.buf, o.len);
-	free(line_heap);
+	sm_log_fields(level, ctx, msg, NULL, 0);
 	free(msg_heap);
 }

@@ -126,6 +126,30 @@ struct sm_auth_request {
 
 struct sm_auth;
 
+/* How a request's user was established, for the access log. */
+enum sm_auth_method {
+	SM_AUTH_METHOD_NONE,        /* not checked (the request was refused before) */
+	SM_AUTH_METHOD_ANONYMOUS,   /* no credential: system:anonymous */
+	SM_AUTH_METHOD_FRONT_PROXY, /* the front proxy's certificate and X-Remote-* headers */
+	SM_AUTH_METHOD_CLIENT_CERT, /* a certificate signed by the client CA */
+	SM_AUTH_METHOD_TOKEN,       /* a bearer token (TokenReview) */
+	SM_AUTH_METHOD_MAX,
+};
+
+/* "none", "anonymous", "front-proxy", "client-cert", "token"; NULL out of range. */
+const char *sm_auth_method_to_string(enum sm_auth_method m);
+
+/* Who made a request and why it was refused. */
+struct sm_auth_outcome {
+	enum sm_auth_method method; /* for a 401: the credential that failed last */
+	struct sm_auth_user user;   /* name NULL when nobody was authenticated (401) */
+	/* Why a 401 or 403 was given (the failed credential's error, the authorizer's reason;
+	 * never a credential), or NULL. */
+	char *reason;
+};
+
+void sm_auth_outcome_done(struct sm_auth_outcome *o);
+
 /* For server.auth.mode delegated: builds the authenticator and authorizer, with a Kubernetes
  * API client made from cfg->kubernetes, reads the trust material once (files, or the
  * ConfigMap; a ConfigMap that cannot be read is logged and retried in the background: until
@@ -139,15 +163,17 @@ void sm_auth_free(struct sm_auth *a);
 
 /* Authenticates and authorizes one request. true: serve it. false: *ret holds the Status
  * answer (400 malformed path, 401 Unauthorized, 403 Forbidden, 500 a review the API server
- * refused, 503 the API server unreachable for a needed SubjectAccessReview). */
+ * refused, 503 the API server unreachable for a needed SubjectAccessReview). Either way
+ * *ret_outcome (which may be NULL) says who asked and, for a 401 or 403, why it was refused;
+ * the caller logs that (the refusal is not logged here). */
 bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
-                   struct sm_api_response *ret);
+                   struct sm_api_response *ret, struct sm_auth_outcome *ret_outcome);
 /* The same without waiting: decides only what needs no TokenReview or SubjectAccessReview
  * beyond the caches (client certificates, cached tokens and decisions). 1: serve; 0:
- * refused, *ret holds the answer (both counted like sm_auth_check); -EWOULDBLOCK: the
- * decision needs the API server, nothing counted, *ret untouched: call sm_auth_check from a
- * thread that may wait. */
+ * refused, *ret holds the answer (both counted like sm_auth_check, *ret_outcome set);
+ * -EWOULDBLOCK: the decision needs the API server, nothing counted, *ret and *ret_outcome
+ * untouched: call sm_auth_check from a thread that may wait. */
 int sm_auth_check_cached(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
-                         struct sm_api_response *ret);
+                         struct sm_api_response *ret, struct sm_auth_outcome *ret_outcome);
 
 #endif

@@ -61,6 +61,7 @@ struct sm_server_config {
 	char *namespace;                   /* default "default" */
 	char *log_level;                   /* extension: "info" default; error|warn|info|debug */
 	char *log_format;                  /* extension: "logfmt" default; logfmt|json */
+	bool access_log; /* one log line per request (src/http/server.c); default false */
 };
 
 struct sm_kube_config {

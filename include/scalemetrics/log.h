@@ -3,6 +3,8 @@
 #define SM_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "scalemetrics/error.h"
 
@@ -37,6 +39,32 @@ const char *sm_log_format_to_string(enum sm_log_format f);
  * ctx is the source name or request id; may be NULL (then omitted). Messages longer than 16 KiB
  * are cut. */
 void sm_log_write(enum sm_log_level level, const char *ctx, const char *fmt, ...) SM_PRINTF(3, 4);
+
+enum sm_log_field_type {
+	SM_LOG_FIELD_STRING, /* str; NULL: the field is left out */
+	SM_LOG_FIELD_INT,    /* num */
+	SM_LOG_FIELD_MILLIS, /* num microseconds, written as milliseconds with three decimals */
+	SM_LOG_FIELD_STRV,   /* strv[n_strv]: a JSON array, or comma-separated in logfmt; left
+	                      * out when empty */
+	SM_LOG_FIELD_TYPE_MAX,
+};
+
+/* One key=value pair after msg (sm_log_fields). key is a plain token, not ts, level, ctx or
+ * msg. */
+struct sm_log_field {
+	const char *key;
+	enum sm_log_field_type type;
+	const char *str;
+	int64_t num;
+	const char *const *strv;
+	size_t n_strv;
+};
+
+/* A line like sm_log_write's with a fixed msg followed by fields: key=value in logfmt (bare
+ * when the value is a plain token, else quoted), members in JSON (strings, numbers, arrays of
+ * strings). Not level-checked: test sm_log_level_current first, as the macros do. */
+void sm_log_fields(enum sm_log_level level, const char *ctx, const char *msg,
+                   const struct sm_log_field *fields, size_t n_fields);
 
 #define sm_log_at(lvl, ctx, ...)                                                                   \
 	do {                                                                                       \

@@ -52,6 +52,32 @@
 
 /* ---- users ---- */
 
+static const char *const method_names[] = {
+    [SM_AUTH_METHOD_NONE] = "none",
+    [SM_AUTH_METHOD_ANONYMOUS] = "anonymous",
+    [SM_AUTH_METHOD_FRONT_PROXY] = "front-proxy",
+    [SM_AUTH_METHOD_CLIENT_CERT] = "client-cert",
+    [SM_AUTH_METHOD_TOKEN] = "token",
+};
+_Static_assert(sizeof(method_names) / sizeof(method_names[0]) == SM_AUTH_METHOD_MAX,
+               "method_names must have SM_AUTH_METHOD_MAX entries");
+
+const char *sm_auth_method_to_string(enum sm_auth_method m)
+{
+	if (m < 0 || m >= SM_AUTH_METHOD_MAX)
+		return NULL;
+	return method_names[m];
+}
+
+void sm_auth_outcome_done(struct sm_auth_outcome *o)
+{
+	if (!o)
+		return;
+	sm_auth_user_done(&o->user);
+	free(o->reason);
+	*o = (struct sm_auth_outcome){0};
+}
+
 void sm_auth_user_done(struct sm_auth_user *u)
 {
 	if (!u)
@@ -1344,15 +1370,17 @@ static const char *header(const struct sm_auth_request *req, const char *name)
 	return NULL;
 }
 
-/* The union of authenticators, then anonymous (§7.4). 0 with *ret, or -EACCES (401);
- * cached_only: -EWOULDBLOCK when a bearer token would need a TokenReview, and *ret_token_hit
- * set (not counted) when it was found in the cache. */
+/* The union of authenticators, then anonymous (§7.4). 0 with *ret, or -EACCES (401); either
+ * way *ret_method: the authenticator that succeeded, or the last that failed. cached_only:
+ * -EWOULDBLOCK when a bearer token would need a TokenReview, and *ret_token_hit set (not
+ * counted) when it was found in the cache. */
 static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_ms,
-                        bool cached_only, bool *ret_token_hit, struct sm_auth_user *ret, char *why,
-                        size_t why_len)
+                        bool cached_only, bool *ret_token_hit, struct sm_auth_user *ret,
+                        enum sm_auth_method *ret_method, char *why, size_t why_len)
 {
 	struct trust *t = trust_get(a);
 	enum authn_result res = AUTHN_NONE;
+	enum sm_auth_method method = SM_AUTH_METHOD_NONE;
 	bool failed = false;
 	const char *token;
 	size_t token_len;
@@ -1362,15 +1390,20 @@ static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, in
 	if (req->n_peer_certs > 0) {
 		if (!t->loaded) {
 			failed = true;
+			method = SM_AUTH_METHOD_CLIENT_CERT;
 			(void)snprintf(why, why_len, "no client certificate authority loaded yet");
 		}
 		if (t->requestheader) {
 			res = authn_requestheader(t, req, now_ms, ret, why, why_len);
 			failed |= res == AUTHN_ERROR;
+			if (res != AUTHN_NONE)
+				method = SM_AUTH_METHOD_FRONT_PROXY;
 		}
 		if (res != AUTHN_OK && t->client) {
 			res = authn_client_cert(t, req, now_ms, ret, why, why_len);
 			failed |= res == AUTHN_ERROR;
+			if (res != AUTHN_NONE)
+				method = SM_AUTH_METHOD_CLIENT_CERT;
 		}
 	}
 	trust_unref(t);
@@ -1381,7 +1414,10 @@ static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, in
 		if (res == AUTHN_WOULD_BLOCK)
 			return -EWOULDBLOCK;
 		failed |= res == AUTHN_ERROR;
+		if (res != AUTHN_NONE)
+			method = SM_AUTH_METHOD_TOKEN;
 	}
+	*ret_method = method;
 	if (res == AUTHN_OK) {
 		r = sm_auth_user_add_group(ret, AUTHENTICATED_GROUP);
 		if (r < 0) {
@@ -1392,6 +1428,7 @@ static int authenticate(struct sm_auth *a, const struct sm_auth_request *req, in
 	}
 	if (failed)
 		return -EACCES;
+	*ret_method = SM_AUTH_METHOD_ANONYMOUS;
 	*ret = (struct sm_auth_user){0};
 	ret->name = strdup(ANONYMOUS_USER);
 	if (!ret->name || sm_auth_user_add_group(ret, ANONYMOUS_GROUP) < 0) {
@@ -1406,18 +1443,21 @@ static void oom_status(struct sm_api_response *ret)
 	(void)sm_api_status(500, "InternalError", "Internal error occurred: out of memory", ret);
 }
 
-/* 1: serve; 0: refused, *ret holds the answer; -EWOULDBLOCK (cached_only: the decision needs
- * the API server; nothing counted, *ret untouched). */
+/* 1: serve; 0: refused, *ret holds the answer; either way *ret_outcome (may be NULL) is set.
+ * -EWOULDBLOCK (cached_only: the decision needs the API server; nothing counted, *ret and
+ * *ret_outcome untouched). */
 static int check(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
-                 bool cached_only, struct sm_api_response *ret)
+                 bool cached_only, struct sm_api_response *ret, struct sm_auth_outcome *ret_outcome)
 {
 	struct sm_authz_attributes attrs = {0};
 	struct sm_auth_user user = {0};
+	enum sm_auth_method method = SM_AUTH_METHOD_NONE;
 	struct sm_error err = {0};
 	enum sm_authz_decision d = SM_AUTHZ_DENY;
 	/* What /metrics counts; anything that ends without a decision is an error. */
 	enum sm_telemetry_auth_decision verdict = SM_TELEMETRY_AUTH_ERROR;
 	char *reason = NULL;
+	char *refusal = NULL; /* the outcome's reason */
 	char why[256];
 	char msg[700];
 	bool token_hit = false;
@@ -1425,8 +1465,11 @@ static int check(struct sm_auth *a, const struct sm_auth_request *req, int64_t n
 
 	/* Health endpoints answer everyone without asking anything (kubelet probes must not
 	 * depend on the API server). */
-	if (sm_authz_path_always_allowed(NULL, req->path))
+	if (sm_authz_path_always_allowed(NULL, req->path)) {
+		if (ret_outcome)
+			*ret_outcome = (struct sm_auth_outcome){0};
 		return 1;
+	}
 	r = sm_authz_attributes_from_request(req->method, req->path, req->query, &attrs, &err);
 	if (r == -EINVAL) {
 		(void)sm_api_status(400, "BadRequest", err.message, ret);
@@ -1436,13 +1479,15 @@ static int check(struct sm_auth *a, const struct sm_auth_request *req, int64_t n
 		oom_status(ret);
 		goto out;
 	}
-	r = authenticate(a, req, now_mono_ms, cached_only, &token_hit, &user, why, sizeof(why));
+	r = authenticate(a, req, now_mono_ms, cached_only, &token_hit, &user, &method, why,
+	                 sizeof(why));
 	if (r == -EWOULDBLOCK) {
 		result = r;
 		goto out;
 	}
 	if (r == -EACCES) {
-		sm_log_debug(LOG_CTX, "401 for %s '%s': %s", req->method, req->path, why);
+		/* The caller logs the refusal with this. */
+		refusal = why[0] ? strdup(why) : NULL;
 		(void)sm_api_status(401, "Unauthorized", "Unauthorized", ret);
 		verdict = SM_TELEMETRY_AUTH_UNAUTHENTICATED;
 		goto out;
@@ -1485,16 +1530,23 @@ static int check(struct sm_auth *a, const struct sm_auth_request *req, int64_t n
 		goto out;
 	}
 	verdict = SM_TELEMETRY_AUTH_DENIED;
-	sm_log_debug(LOG_CTX, "403 for %s '%s', user '%s'%s%s", req->method, req->path, user.name,
-	             reason ? ": " : "", reason ? reason : "");
 	if (sm_authz_forbidden(&user, &attrs, reason, ret) < 0)
 		oom_status(ret);
+	refusal = reason;
+	reason = NULL;
 out:
 	if (result != -EWOULDBLOCK) {
 		if (token_hit)
 			sm_telemetry_auth_cache(a->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, true);
 		sm_telemetry_auth_decision(a->telemetry, verdict);
+		if (ret_outcome) {
+			*ret_outcome = (struct sm_auth_outcome){
+			    .method = method, .user = user, .reason = refusal};
+			user = (struct sm_auth_user){0};
+			refusal = NULL;
+		}
 	}
+	free(refusal);
 	free(reason);
 	sm_auth_user_done(&user);
 	sm_authz_attributes_done(&attrs);
@@ -1502,13 +1554,13 @@ out:
 }
 
 bool sm_auth_check(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
-                   struct sm_api_response *ret)
+                   struct sm_api_response *ret, struct sm_auth_outcome *ret_outcome)
 {
-	return check(a, req, now_mono_ms, false, ret) > 0;
+	return check(a, req, now_mono_ms, false, ret, ret_outcome) > 0;
 }
 
 int sm_auth_check_cached(struct sm_auth *a, const struct sm_auth_request *req, int64_t now_mono_ms,
-                         struct sm_api_response *ret)
+                         struct sm_api_response *ret, struct sm_auth_outcome *ret_outcome)
 {
-	return check(a, req, now_mono_ms, true, ret);
+	return check(a, req, now_mono_ms, true, ret, ret_outcome);
 }

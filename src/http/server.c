@@ -40,6 +40,10 @@
  *   connection is suspended (they live in the connection's memory pool and TLS session).
  *   stop() drains requests, then lets the workers finish their queue (each job resumes its
  *   connection) before stopping MHD.
+ * - Access log (server.access_log): finish() writes one line per answered request but the
+ *   probes, with the identity the access check found (struct sm_auth_outcome, kept in the
+ *   request until it completes). A 401 or 403 from the access check is written even when the
+ *   access log is off: it is the only record of the refusal. Off, the cost is one test.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -156,6 +160,7 @@ struct request {
 	enum auth_state auth;
 	bool auth_ok;
 	struct sm_api_response auth_resp; /* the refusal when !auth_ok */
+	struct sm_auth_outcome outcome;   /* who asked (delegated auth), for the access log */
 	const char *path, *query;         /* into target, once split */
 };
 
@@ -209,6 +214,7 @@ struct sm_http_server {
 	atomic_bool draining;
 	atomic_uint_fast64_t in_flight;
 	int64_t drain_max_ms;
+	bool access_log;   /* server.access_log */
 	char address[128]; /* "127.0.0.1:6443", "[::1]:6443", for logs */
 	/* Seals session tickets; made at start, in memory only (a restart invalidates the
 	 * tickets, which costs clients one full handshake). GnuTLS derives rotating keys from
@@ -723,6 +729,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		                 ? "shutdown"
 		                 : "error or closed by client");
 	sm_api_response_done(&rq->auth_resp);
+	sm_auth_outcome_done(&rq->outcome);
 	free(rq->target);
 	free(rq);
 	*con_cls = NULL;
@@ -857,8 +864,8 @@ static void *auth_worker(void *arg)
 		(void)pthread_mutex_unlock(&s->jobs_lock);
 		if (!j)
 			return NULL; /* stopping, and the queue is empty */
-		j->rq->auth_ok =
-		    sm_auth_check(s->auth, &j->ar, sm_time_mono_ms(), &j->rq->auth_resp);
+		j->rq->auth_ok = sm_auth_check(s->auth, &j->ar, sm_time_mono_ms(),
+		                               &j->rq->auth_resp, &j->rq->outcome);
 		j->rq->auth = AUTH_DONE;
 		/* After this, the connection (and rq) may go on in MHD's thread. */
 		(void)MHD_resume_connection(j->conn);
@@ -906,7 +913,7 @@ static int access_check(struct sm_http_server *s, struct MHD_Connection *conn, s
 	}
 	/* Most requests are decided here, in MHD's thread: a client certificate, or a token and a
 	 * decision the caches hold. Only the rest pay the hand-off to a worker and back. */
-	r = sm_auth_check_cached(s->auth, &j->ar, sm_time_mono_ms(), resp);
+	r = sm_auth_check_cached(s->auth, &j->ar, sm_time_mono_ms(), resp, &rq->outcome);
 	if (r != -EWOULDBLOCK)
 		return r;
 	j = malloc(sizeof(*j));
@@ -935,28 +942,161 @@ static int access_check(struct sm_http_server *s, struct MHD_Connection *conn, s
 	return -EINPROGRESS;
 }
 
+/* Query parameters whose values the access log hides. No route takes a credential, so one in
+ * a query is a client's mistake, and it must not reach the logs. Compared as lower-case
+ * substrings of the parameter name. */
+static const char *const secret_params[] = {"auth", "key", "pass", "secret", "sig", "token"};
+
+static bool secret_param(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(secret_params) / sizeof(secret_params[0]); i++) {
+		size_t n = strlen(secret_params[i]);
+
+		for (size_t at = 0; at + n <= len; at++)
+			if (strncasecmp(name + at, secret_params[i], n) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* path?query for the access log, with secret_params' values replaced by "***"; NULL on
+ * ENOMEM. */
+static char *shown_target(const char *path, const char *query)
+{
+	size_t plen = strlen(path);
+	size_t qlen = query ? strlen(query) : 0;
+	/* A hidden parameter ("k=" at least, with its '&' 3 bytes) grows by 3 bytes at most, so
+	 * the query at most doubles. */
+	char *buf = malloc(plen + 1 + 2 * qlen + 4);
+	char *o;
+
+	if (!buf)
+		return NULL;
+	memcpy(buf, path, plen);
+	o = buf + plen;
+	if (query) {
+		const char *p = query;
+
+		*o++ = '?';
+		for (;;) {
+			size_t len = strcspn(p, "&");
+			const char *eq = memchr(p, '=', len);
+
+			if (eq && secret_param(p, (size_t)(eq - p))) {
+				memcpy(o, p, (size_t)(eq - p) + 1);
+				o += eq - p + 1;
+				memcpy(o, "***", 3);
+				o += 3;
+			} else {
+				memcpy(o, p, len);
+				o += len;
+			}
+			if (p[len] == '\0')
+				break;
+			*o++ = '&';
+			p += len + 1;
+		}
+	}
+	*o = '\0';
+	return buf;
+}
+
+/* The access log line: one per request but the probes; false when it was not written.
+ * bytes: the response body sent (send_response() keeps body_len). */
+static bool log_request(struct MHD_Connection *conn, struct request *rq, const char *method,
+                        int status, size_t bytes, int64_t duration_us)
+{
+	const struct sm_auth_outcome *o = &rq->outcome;
+	const union MHD_ConnectionInfo *info;
+	const char *path = rq->path, *query = rq->query;
+	char *target = NULL;
+	char remote[INET6_ADDRSTRLEN + 16] = "";
+
+	if (SM_LOG_INFO > sm_log_level_current)
+		return true; /* below info, finish() has nothing to write either */
+	/* A request refused for its size (431) was not split yet; nothing reads target after
+	 * this. */
+	if (!path && rq->target)
+		split_target(rq->target, &path, &query);
+	if (path && sm_authz_path_always_allowed(NULL, path))
+		return false;
+	if (path)
+		target = shown_target(path, query);
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (info && info->client_addr) {
+		const struct sockaddr_storage *ss =
+		    (const struct sockaddr_storage *)info->client_addr;
+		uint16_t port =
+		    ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+		                                    : ((const struct sockaddr_in *)ss)->sin_port);
+
+		format_address(ss, port, remote, sizeof(remote));
+	}
+	{
+		const struct sm_log_field fields[] = {
+		    {.key = "method", .type = SM_LOG_FIELD_STRING, .str = method},
+		    {.key = "path", .type = SM_LOG_FIELD_STRING, .str = target ? target : path},
+		    {.key = "status", .type = SM_LOG_FIELD_INT, .num = status},
+		    {.key = "bytes", .type = SM_LOG_FIELD_INT, .num = (int64_t)bytes},
+		    {.key = "duration_ms", .type = SM_LOG_FIELD_MILLIS, .num = duration_us},
+		    {.key = "auth",
+		     .type = SM_LOG_FIELD_STRING,
+		     .str = sm_auth_method_to_string(o->method)},
+		    {.key = "user", .type = SM_LOG_FIELD_STRING, .str = o->user.name},
+		    {.key = "groups",
+		     .type = SM_LOG_FIELD_STRV,
+		     .strv = (const char *const *)o->user.groups.v,
+		     .n_strv = o->user.groups.n},
+		    {.key = "reason", .type = SM_LOG_FIELD_STRING, .str = o->reason},
+		    {.key = "remote",
+		     .type = SM_LOG_FIELD_STRING,
+		     .str = remote[0] ? remote : NULL},
+		    {.key = "user_agent",
+		     .type = SM_LOG_FIELD_STRING,
+		     .str = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+		                                        MHD_HTTP_HEADER_USER_AGENT)},
+		};
+
+		sm_log_fields(SM_LOG_INFO, LOG_CTX, "request", fields,
+		              sizeof(fields) / sizeof(fields[0]));
+	}
+	free(target);
+	return true;
+}
+
 /* Sends resp (taking its body) and logs the request. */
 static enum MHD_Result finish(struct sm_http_server *s, struct MHD_Connection *conn,
                               struct request *rq, const char *method, struct sm_api_response *resp)
 {
 	const char *path = rq->path ? rq->path : "?";
 	enum MHD_Result ret;
-	int64_t now;
+	int64_t now, duration_us;
+	bool logged = false;
 
 	ret = send_response(s, conn, resp);
 	now = sm_time_mono_ms();
+	duration_us = sm_time_mono_us() - rq->start_mono_us;
 	sm_telemetry_request(s->api ? s->api->telemetry : NULL,
 	                     sm_telemetry_group_from_path(rq->path),
-	                     sm_telemetry_route_from_name(resp->route), resp->status,
-	                     sm_time_mono_us() - rq->start_mono_us, resp->n_fallbacks);
+	                     sm_telemetry_route_from_name(resp->route), resp->status, duration_us,
+	                     resp->n_fallbacks);
 	if (resp->reusable)
 		sm_telemetry_answer_cache(s->api ? s->api->telemetry : NULL, resp->from_cache);
-	if (resp->status >= 500)
-		sm_log_info(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp->status,
-		            resp->reason ? resp->reason : "", now - rq->start_mono_ms);
-	else
-		sm_log_debug(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path, resp->status,
-		             resp->route ? resp->route : "", now - rq->start_mono_ms);
+	/* Refusals are logged whether or not the access log is on. */
+	if (s->access_log || resp->status == 401 || resp->status == 403)
+		logged = log_request(conn, rq, method, resp->status,
+		                     strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? 0 : resp->body_len,
+		                     duration_us);
+	if (!logged) {
+		if (resp->status >= 500)
+			sm_log_info(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path,
+			            resp->status, resp->reason ? resp->reason : "",
+			            now - rq->start_mono_ms);
+		else
+			sm_log_debug(LOG_CTX, "%s '%s' %d %s %" PRId64 "ms", method, path,
+			             resp->status, resp->route ? resp->route : "",
+			             now - rq->start_mono_ms);
+	}
 	sm_api_response_done(resp);
 	return ret;
 }
@@ -1232,6 +1372,7 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 	s->conn_timeout_ms = sc->connection_timeout_ms > 0 ? sc->connection_timeout_ms : 30000;
 	pool_size = POOL_SIZE(sc->max_header_bytes);
 	s->max_header_bytes = sc->max_header_bytes;
+	s->access_log = sc->access_log;
 	/* Without a key the server works, without resumption. */
 	if (gnutls_session_ticket_key_generate(&s->ticket_key) != GNUTLS_E_SUCCESS) {
 		s->ticket_key = (gnutls_datum_t){0};

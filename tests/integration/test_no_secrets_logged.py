@@ -103,24 +103,28 @@ def assert_no_secret(text, where):
 # log lines
 
 LOGFMT = re.compile(r'^ts=\S+ level=(\w+)(?: ctx=("(?:[^"\\]|\\.)*"|\S+))? '
-                    r'msg=("(?:[^"\\]|\\.)*")$')
+                    r'msg=("(?:[^"\\]|\\.)*")((?: [a-z_]+=(?:"(?:[^"\\]|\\.)*"|[^ "]+))*)$')
 
 
 def parse_log(text, fmt):
-    """[(level, ctx, msg)] from every stderr line; each line must be in the format."""
+    """[(level, ctx, msg)] from every stderr line; each line must be in the format. Fields after
+    msg (the access log's) are appended to msg as they appear in logfmt: ' key=value'."""
     events = []
     for line in text.splitlines():
         if fmt == "json":
             doc = json.loads(line)
-            assert set(doc) <= {"ts", "level", "ctx", "msg"}, line
-            events.append((doc["level"], doc.get("ctx"), doc["msg"]))
+            assert list(doc)[:2] == ["ts", "level"] and "msg" in doc, line
+            fields = "".join(
+                f" {k}=" + (",".join(v) if isinstance(v, list) else str(v))
+                for k, v in doc.items() if k not in ("ts", "level", "ctx", "msg"))
+            events.append((doc["level"], doc.get("ctx"), doc["msg"] + fields))
         else:
             m = LOGFMT.match(line)
             assert m, f"not a logfmt line: {line!r}"
             ctx = m.group(2)
             if ctx and ctx.startswith('"'):
                 ctx = json.loads(ctx)
-            events.append((m.group(1), ctx, json.loads(m.group(3))))
+            events.append((m.group(1), ctx, json.loads(m.group(3)) + m.group(4)))
     return events
 
 
@@ -361,7 +365,8 @@ def test_serve_logs_no_secret(fmt, tmp_root, certs, binary, redis_pw, pg, bounce
     srcs.append(bouncer_source(secrets_dir, bouncer, "bouncer-wrong", BOUNCER_PW_WRONG))
     token_file = Path(write(d, "sa-token", KUBE_TOKEN))
     port = free_port()
-    cfg = server_config(port, certs, srcs, log_level="debug", log_format=fmt)
+    # Everything that can be logged is: debug level and the access log.
+    cfg = server_config(port, certs, srcs, log_level="debug", log_format=fmt, access_log=True)
     cfg["server"]["auth"] = {
         "mode": "delegated", "cache_ttl": "0s",
         "requestheader_client_ca_file": str(certs["front_proxy_ca"]),
@@ -447,14 +452,20 @@ def test_serve_logs_no_secret(fmt, tmp_root, certs, binary, redis_pw, pg, bounce
         assert find_event(events, src, "round failed", *needles, level="warn"), (src, log)
     scrape = find_event(events, "scrape-wrong", "HTTP status 401")
     assert f"127.0.0.1:{scrape_endpoint.server_address[1]}/metrics" in scrape, scrape
-    assert find_event(events, "auth", "401 for GET", "token not authenticated: invalid bearer "
-                      "token"), log
-    assert find_event(events, "auth", "403 for GET", "user 'bob'", "bob may not read"), log
-    assert find_event(events, "auth", "403 for GET", "user 'system:anonymous'"), log
-    assert find_event(events, "auth", "403 for GET", "user 'scalemetrics-test-user'"), log
+    # The access log: refusals with their reason, the identities (never a credential).
+    assert find_event(events, "http", "request", "status=401", "auth=token",
+                      "token not authenticated: invalid bearer token"), log
+    assert find_event(events, "http", "request", "status=403", "user=bob",
+                      "bob may not read"), log
+    assert find_event(events, "http", "request", "status=403", "user=system:anonymous"), log
+    assert find_event(events, "http", "request", "status=403", "auth=client-cert",
+                      "user=scalemetrics-test-user"), log
+    assert find_event(events, "http", "request", "status=200", "auth=front-proxy",
+                      "user=carol"), log
     assert find_event(events, "auth", "cannot check a bearer token",
                       "the API server answered the TokenReview with 401", level="warn"), log
-    assert find_event(events, "http", "GET '/apis/external.metrics.k8s.io", " 200 "), log
+    assert find_event(events, "http", "request", "method=GET",
+                      "path=/apis/external.metrics.k8s.io", "status=200"), log
     # The stand-in did receive the secrets (they were in use, not missing).
     assert any(a == f"Bearer {KUBE_TOKEN}" for _, _, a in kube.requests)
     assert any(a == f"Bearer {KUBE_TOKEN_WRONG}" for _, _, a in kube.requests)

@@ -63,6 +63,7 @@ static const struct config_case cases[] = {
              "  namespace: monitoring\n"
              "  log_level: debug\n"
              "  log_format: json\n"
+             "  access_log: true\n"
              "kubernetes:\n"
              "  kubeconfig: /kube/config\n"},
     {.name = "redis source", .yaml = "sources:\n  - name: jobs\n" REDIS_BODY},
@@ -111,6 +112,16 @@ static const struct config_case cases[] = {
                 "one of: error, warn, info, debug)",
                 "cfg.yaml:3:15: invalid value 'text' for \"log_format\" in server (expected one "
                 "of: logfmt, json)"}},
+    {.name = "access_log is a boolean",
+     .yaml = "server:\n  access_log: yes\n",
+     .errors = {"cfg.yaml:2:15: invalid value 'yes' for \"access_log\" in server (expected "
+                "true or false)"}},
+    {.name = "access_log is not a list",
+     .yaml = "server:\n  access_log: [true]\n",
+     .errors = {"cfg.yaml:2:15: \"access_log\" in server must be true or false, not a list"}},
+    {.name = "access_log needs a value",
+     .yaml = "server:\n  access_log:\n",
+     .errors = {"cfg.yaml:2:14: missing value for \"access_log\" in server"}},
     {.name = "out-of-range and non-numeric integers",
      .yaml = "server:\n"
              "  limits:\n"
@@ -401,6 +412,7 @@ static void test_server_defaults(void **state)
 	assert_string_equal(s->namespace, "default");
 	assert_string_equal(s->log_level, "info");
 	assert_string_equal(s->log_format, "logfmt");
+	assert_false(s->access_log);
 	assert_null(cfg->kubernetes.kubeconfig);
 	assert_null(cfg->kubernetes.server);
 	assert_null(cfg->kubernetes.token_file);
@@ -432,6 +444,7 @@ static void test_server_values(void **state)
 	assert_string_equal(s->namespace, "monitoring");
 	assert_string_equal(s->log_level, "debug");
 	assert_string_equal(s->log_format, "json");
+	assert_true(s->access_log);
 	assert_string_equal(cfg->kubernetes.kubeconfig, "/kube/config");
 	sm_config_free(cfg);
 }

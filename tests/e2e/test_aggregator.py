@@ -13,6 +13,7 @@ import pytest
 
 from conftest import NS
 from smtest import CLEAN_ENV, EXTERNAL, SOURCE_ROOT, wait_until
+from workloads import deployment, external, hpa
 
 EXAMPLE = re.compile(r"kubectl get --raw '?(/apis/[^'\s`|]*)")
 
@@ -114,3 +115,21 @@ def test_bearer_tokens_reviewed_by_the_real_apiserver(cluster, scalemetrics, red
     assert "system:serviceaccount:default:nobody" in status["message"], status
     body, code = token_request(cluster, scalemetrics, "not-a-token", path)
     assert code == "401", body
+
+
+def test_access_log_names_the_hpa_controller(cluster, scalemetrics, redis):
+    """Through the aggregator the caller is the front proxy's X-Remote-User: the HPA controller
+    calls as its own service account (--use-service-account-credentials)."""
+    redis.client().rpush("queue:logged", *range(20))
+    cluster.apply(deployment("logged-worker", {"role": "worker"}))
+    cluster.apply(hpa("logged-worker", external("redis_queue_length", "10", {"queue": "logged"})))
+    cluster.wait_replicas(NS, "logged-worker", 2, 60)
+
+    def hpa_line():
+        for line in scalemetrics.log_path.read_text(errors="replace").splitlines():
+            if ('msg="request"' in line and "queue%3Dlogged" in line
+                    and "user=system:serviceaccount:kube-system:horizontal-pod-autoscaler" in line):
+                return line
+        return None
+    line = wait_until(hpa_line, 15, what="an access-log line for the HPA's query")
+    assert "auth=front-proxy" in line and "status=200" in line, line

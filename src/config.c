@@ -915,6 +915,10 @@ static const struct sm_config_key kube_keys[] = {
     {.name = "ca_file",
      .type = SM_CONFIG_STRING,
      .offset = offsetof(struct sm_kube_config, ca_file)},
+    {.name = "context",
+     .type = SM_CONFIG_STRING,
+     .offset = offsetof(struct sm_kube_config, context),
+     .flags = SM_CONFIG_NO_RELOAD},
     {.name = "insecure_skip_tls_verify",
      .type = SM_CONFIG_BOOL,
      .offset = offsetof(struct sm_kube_config, insecure_skip_tls_verify)},
@@ -937,9 +941,15 @@ static int parse_kubernetes(struct sm_config_parser *p, const struct sm_config_n
 	struct sm_kube_config *k = target;
 	int r = sm_config_parse_mapping(p, v, kube_keys, ARRAY_SIZE(kube_keys), k, "kubernetes");
 
+	empty_to_null(&k->context);
 	empty_to_null(&k->server);
 	empty_to_null(&k->token_file);
 	empty_to_null(&k->ca_file);
+	/* A server without a kubeconfig reads none, so a context would mean nothing. */
+	if (k->context && k->server && (!k->kubeconfig || !*k->kubeconfig))
+		r = sm_config_report(p, sm_config_node_get(p, v, "context"),
+		                     "context in kubernetes needs kubernetes.kubeconfig: with "
+		                     "kubernetes.server alone no kubeconfig is read");
 	if (k->server && strncmp(k->server, "https://", 8) != 0 &&
 	    strncmp(k->server, "http://", 7) != 0) {
 		char shown[MAX_ECHO + 4];
@@ -1272,6 +1282,7 @@ void sm_config_free(struct sm_config *c)
 	free(c->server.log_level);
 	free(c->server.log_format);
 	free(c->kubernetes.kubeconfig);
+	free(c->kubernetes.context);
 	free(c->kubernetes.server);
 	free(c->kubernetes.token_file);
 	free(c->kubernetes.ca_file);

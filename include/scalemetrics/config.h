@@ -65,8 +65,9 @@ struct sm_server_config {
 };
 
 struct sm_kube_config {
-	char *kubeconfig; /* "" or NULL: in-cluster service account */
+	char *kubeconfig; /* "" or NULL: in-cluster service account ($KUBECONFIG outside one) */
 	/* Extensions (for src/kube): NULL when unset or "". */
+	char *context;                 /* a kubeconfig context instead of its current-context */
 	char *server;                  /* "https://host:port" or "http://127.0.0.1:8001" */
 	char *token_file;              /* bearer token, re-read when it changes */
 	char *ca_file;                 /* PEM bundle for the API server's certificate */

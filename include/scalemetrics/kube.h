@@ -18,11 +18,18 @@ struct sm_kube_config;
 
 struct sm_kube_client;
 
-/* Where the API server is and how to authenticate. NULL or "" fields fall back to the
- * in-cluster service account: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT, the
- * token and CA files under /var/run/secrets/kubernetes.io/serviceaccount/. */
+/* Where the API server is and how to authenticate (NULL and "" mean unset), first match wins:
+ *   1. kubeconfig: that file, its context (or current-context);
+ *   2. server: that URL, with token_file and ca_file (no kubeconfig is read);
+ *   3. in a cluster (KUBERNETES_SERVICE_HOST and _PORT set, context unset): the service
+ *      account, https://HOST:PORT with the token and CA under
+ *      /var/run/secrets/kubernetes.io/serviceaccount/;
+ *   4. $KUBECONFIG (a ':'-separated list, merged as kubectl does), else ~/.kube/config.
+ * server (with 1), token_file, ca_file and insecure_skip_tls_verify replace what a kubeconfig
+ * or the service account says, as kubectl's flags do. */
 struct sm_kube_options {
-	const char *kubeconfig; /* not supported yet: -EINVAL when set without server */
+	const char *kubeconfig; /* one file; relative paths inside are relative to its directory */
+	const char *context;    /* a context of the kubeconfig instead of its current-context */
 	const char *server;     /* "https://10.0.0.1:443" or "http://127.0.0.1:8001" */
 	const char *token_file; /* re-read when it changes (projected tokens rotate) */
 	const char *ca_file;    /* PEM bundle to verify the server; NULL: system store */
@@ -34,14 +41,19 @@ struct sm_kube_options {
 /* The options a `kubernetes:` config section describes (borrowed strings). */
 void sm_kube_options_from_config(const struct sm_kube_config *cfg, struct sm_kube_options *ret);
 
-/* Resolves the options (in-cluster defaults, environment) without I/O beyond checking the
- * environment. -EINVAL with reterr when no server is known (not in a cluster and none
- * configured), -ENOMEM. */
+/* Resolves the options (environment, kubeconfig files and the files they name; no network).
+ * -EINVAL with reterr when no server is known (not in a cluster and nothing configured);
+ * a kubeconfig's errors (see sm_kubeconfig_load) with "kubeconfig FILE:LINE:COL: " in the
+ * message; -ENOMEM. */
 int sm_kube_client_new(const struct sm_kube_options *opts, struct sm_kube_client **ret,
                        struct sm_error *reterr) SM_MUSTCHECK;
 void sm_kube_client_free(struct sm_kube_client *c);
 /* The base URL in use (borrowed), for messages. */
 const char *sm_kube_client_server(const struct sm_kube_client *c);
+/* Where the server and credentials came from (borrowed), for a log line: "kubeconfig
+ * '/root/.kube/config', context 'kind-kind'", "the in-cluster service account",
+ * "kubernetes.server". */
+const char *sm_kube_client_origin(const struct sm_kube_client *c);
 
 /* GET path (starting with '/', query string already escaped) or POST body to it. On an HTTP
  * answer (any status) returns 0 with *ret_status and *ret_json (the parsed body; NULL if the

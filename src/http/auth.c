@@ -959,12 +959,21 @@ int sm_auth_new(const struct sm_config *cfg, struct sm_telemetry *telemetry, str
 		char why[sizeof(reterr->message)];
 
 		(void)snprintf(why, sizeof(why), "%s", reterr ? reterr->message : "");
-		sm_error_set(reterr,
-		             "server.auth.mode delegated needs the Kubernetes API for "
-		             "TokenReview and SubjectAccessReview: %s (set kubernetes.server, run "
-		             "in a cluster, or use server.auth.mode none for local runs)",
-		             why);
+		sm_error_set(
+		    reterr,
+		    "server.auth.mode delegated needs the Kubernetes API for "
+		    "TokenReview and SubjectAccessReview: %s (set kubernetes.kubeconfig or "
+		    "kubernetes.server, run in a cluster, or use server.auth.mode none for "
+		    "local runs)",
+		    why);
 		goto fail;
+	}
+	{
+		char shown[1024];
+
+		sm_config_url_redact(sm_kube_client_server(a->kube), shown, sizeof(shown));
+		sm_log_info(LOG_CTX, "Kubernetes API for access reviews: %s (from %s)", shown,
+		            sm_kube_client_origin(a->kube));
 	}
 	a->tokens = sm_auth_cache_new(TOKEN_CACHE_MAX, sc->cache_ttl_ms);
 	if (!a->tokens) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* A small Kubernetes API client over libcurl: in-cluster service account or explicit server,
- * token and CA; JSON GET/POST; the ready pods of a namespace and label selector. */
+/* A small Kubernetes API client over libcurl: a kubeconfig, the in-cluster service account or
+ * an explicit server, token and CA; JSON GET/POST; the ready pods of a namespace and label
+ * selector. */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 
 #include "scalemetrics/config.h"
 #include "scalemetrics/kube.h"
+#include "scalemetrics/kubeconfig.h"
 
 /*
  * Design: one curl easy handle per client, behind a mutex, so consecutive calls reuse the
@@ -28,13 +30,19 @@
 struct sm_kube_client {
 	pthread_mutex_t lock;
 	CURL *curl;
-	char *server; /* without a trailing '/' */
+	char *server;   /* without a trailing '/': for messages */
+	char *url_base; /* where requests go: server, or its host replaced by tls-server-name */
+	struct curl_slist *connect_to; /* with tls-server-name: to the server's own address */
+	char *origin;
+	char *proxy;
 	char *token_file;
-	char *ca_file;
+	struct sm_kubeconfig_pem ca;
+	struct sm_kubeconfig_pem cert;
+	struct sm_kubeconfig_pem key;
 	bool insecure;
 	int64_t timeout_ms;
 	size_t max_body;
-	/* The token as last read, and the file's identity then. */
+	/* The token as last read (or the kubeconfig's own), and the file's identity then. */
 	char *token;
 	struct timespec token_mtime;
 	off_t token_size;
@@ -86,10 +94,27 @@ void sm_kube_options_from_config(const struct sm_kube_config *cfg, struct sm_kub
 	if (!cfg)
 		return;
 	ret->kubeconfig = cfg->kubeconfig;
+	ret->context = cfg->context;
 	ret->server = cfg->server;
 	ret->token_file = cfg->token_file;
 	ret->ca_file = cfg->ca_file;
 	ret->insecure_skip_tls_verify = cfg->insecure_skip_tls_verify;
+}
+
+static void secret_free(char *s)
+{
+	if (s)
+		memset(s, 0, strlen(s));
+	free(s);
+}
+
+static void pem_clear(struct sm_kubeconfig_pem *p)
+{
+	free(p->file);
+	if (p->data)
+		memset(p->data, 0, p->len);
+	free(p->data);
+	*p = (struct sm_kubeconfig_pem){0};
 }
 
 void sm_kube_client_free(struct sm_kube_client *c)
@@ -100,22 +125,297 @@ void sm_kube_client_free(struct sm_kube_client *c)
 		curl_easy_cleanup(c->curl);
 	pthread_mutex_destroy(&c->lock);
 	free(c->server);
+	free(c->url_base);
+	curl_slist_free_all(c->connect_to);
+	free(c->origin);
+	free(c->proxy);
 	free(c->token_file);
-	free(c->ca_file);
-	free(c->token);
+	pem_clear(&c->ca);
+	pem_clear(&c->cert);
+	pem_clear(&c->key);
+	secret_free(c->token);
 	free(c);
 }
 
-static char *dup_or_null(const char *s)
+static int replace(char **dst, const char *s)
 {
-	return empty(s) ? NULL : strdup(s);
+	char *d = strdup(s);
+
+	if (!d)
+		return -ENOMEM;
+	free(*dst);
+	*dst = d;
+	return 0;
+}
+
+static bool in_cluster(void)
+{
+	return !empty(getenv("KUBERNETES_SERVICE_HOST")) &&
+	       !empty(getenv("KUBERNETES_SERVICE_PORT"));
+}
+
+/* https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT and the service account's files. */
+static int service_account(struct sm_kubeconfig *k)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	size_t len = strlen(host) + strlen(port) + 16;
+	struct stat st;
+
+	k->server = malloc(len);
+	if (!k->server)
+		return -ENOMEM;
+	/* An IPv6 service host needs brackets. */
+	if (strchr(host, ':'))
+		(void)snprintf(k->server, len, "https://[%s]:%s", host, port);
+	else
+		(void)snprintf(k->server, len, "https://%s:%s", host, port);
+	k->token_file = strdup(SA_DIR "/token");
+	if (!k->token_file)
+		return -ENOMEM;
+	if (stat(SA_DIR "/ca.crt", &st) == 0) {
+		k->ca.file = strdup(SA_DIR "/ca.crt");
+		if (!k->ca.file)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Puts the kubeconfig's position in the message: main and the collectors show only that. */
+static int kubeconfig_failed(int r, const char *from, struct sm_error *reterr)
+{
+	char pos[sizeof(reterr->file) + 32] = "", msg[sizeof(reterr->message)];
+
+	if (!reterr || r == -ENOMEM)
+		return r;
+	(void)snprintf(msg, sizeof(msg), "%s", reterr->message);
+	if (reterr->file[0] && reterr->line)
+		(void)snprintf(pos, sizeof(pos), "%s:%u:%u", reterr->file, reterr->line,
+		               reterr->column);
+	else if (reterr->file[0])
+		(void)snprintf(pos, sizeof(pos), "%s", reterr->file);
+	sm_error_clear(reterr);
+	if (*pos)
+		sm_error_set(reterr, "kubeconfig %s: %s", pos, msg);
+	else
+		sm_error_set(reterr, "%s: %s", from, msg);
+	return r;
+}
+
+/* $KUBECONFIG's files, then ~/.kube/config. 0 with *ret_origin NULL: neither is there. */
+static int default_kubeconfig(const char *context, struct sm_kubeconfig *k, char **ret_origin,
+                              struct sm_error *reterr)
+{
+	const char *env = getenv("KUBECONFIG"), *home = getenv("HOME");
+	const char **paths = NULL;
+	char *list = NULL, *origin = NULL;
+	size_t n = 0, len;
+	struct stat st;
+	int r = -ENOMEM;
+
+	if (!empty(env)) {
+		list = strdup(env);
+		paths = calloc(strlen(env) + 1, sizeof(*paths)); /* one more than the ':' */
+		if (!list || !paths)
+			goto out;
+		for (char *p = list;;) {
+			char *colon = strchr(p, ':');
+
+			paths[n++] = p;
+			if (!colon)
+				break;
+			*colon = '\0';
+			p = colon + 1;
+		}
+		len = strlen(env) + 32;
+		origin = malloc(len);
+		if (!origin)
+			goto out;
+		(void)snprintf(origin, len, "$KUBECONFIG '%s'", env);
+		r = sm_kubeconfig_load(paths, n, true, context, k, reterr);
+	} else if (!empty(home)) {
+		len = strlen(home) + 16;
+		list = malloc(len);
+		if (!list)
+			goto out;
+		(void)snprintf(list, len, "%s/.kube/config", home);
+		r = 0;
+		if (stat(list, &st) != 0)
+			goto out;
+		len += 16;
+		origin = malloc(len);
+		if (!origin) {
+			r = -ENOMEM;
+			goto out;
+		}
+		(void)snprintf(origin, len, "kubeconfig '%s'", list);
+		r = sm_kubeconfig_load((const char *const *)&list, 1, false, context, k, reterr);
+	} else {
+		r = 0;
+	}
+	if (r < 0) {
+		r = kubeconfig_failed(r, origin, reterr);
+		goto out;
+	}
+	*ret_origin = origin;
+	origin = NULL;
+out:
+	free(origin);
+	free(paths);
+	free(list);
+	return r;
+}
+
+/* The server, trust and credentials the options select, in k; a description in *ret_origin. */
+static int resolve(const struct sm_kube_options *opts, struct sm_kubeconfig *k, char **ret_origin,
+                   struct sm_error *reterr)
+{
+	const char *origin = NULL;
+	char *found = NULL;
+	int r;
+
+	if (!empty(opts->kubeconfig)) {
+		size_t len = strlen(opts->kubeconfig) + 16;
+
+		found = malloc(len);
+		if (!found)
+			return -ENOMEM;
+		(void)snprintf(found, len, "kubeconfig '%s'", opts->kubeconfig);
+		r = sm_kubeconfig_load(&opts->kubeconfig, 1, false, opts->context, k, reterr);
+		if (r < 0) {
+			free(found);
+			return kubeconfig_failed(r, "kubernetes.kubeconfig", reterr);
+		}
+	} else if (!empty(opts->server)) {
+		if (!empty(opts->context)) {
+			sm_error_set(reterr,
+			             "kubernetes.context '%s' needs a kubeconfig, and "
+			             "kubernetes.server is set without kubernetes.kubeconfig",
+			             opts->context);
+			return -EINVAL;
+		}
+		origin = "kubernetes.server";
+	} else if (empty(opts->context) && in_cluster()) {
+		r = service_account(k);
+		if (r < 0)
+			return r;
+		origin = "the in-cluster service account";
+	} else {
+		r = default_kubeconfig(opts->context, k, &found, reterr);
+		if (r < 0)
+			return r;
+		if (!found) {
+			if (!empty(opts->context))
+				sm_error_set(
+				    reterr,
+				    "kubernetes.context '%s' is set, but there is no "
+				    "kubeconfig: kubernetes.kubeconfig and $KUBECONFIG are "
+				    "not set and ~/.kube/config does not exist",
+				    opts->context);
+			else
+				sm_error_set(
+				    reterr,
+				    "no Kubernetes API server: not running in a cluster "
+				    "(KUBERNETES_SERVICE_HOST/PORT are not set), and neither "
+				    "kubernetes.kubeconfig, kubernetes.server, $KUBECONFIG nor "
+				    "~/.kube/config gives one");
+			return -EINVAL;
+		}
+	}
+	if (found) {
+		size_t len = strlen(found) + strlen(k->context) + 16;
+
+		*ret_origin = malloc(len);
+		if (*ret_origin)
+			(void)snprintf(*ret_origin, len, "%s, context '%s'", found, k->context);
+		free(found);
+	} else {
+		*ret_origin = strdup(origin);
+	}
+	if (!*ret_origin)
+		return -ENOMEM;
+
+	/* The explicit keys win over a kubeconfig and the service account, as kubectl's flags
+	 * (--server, --token, --certificate-authority, --insecure-skip-tls-verify) do. */
+	if (!empty(opts->server) && replace(&k->server, opts->server) < 0)
+		return -ENOMEM;
+	if (!empty(opts->token_file)) {
+		if (replace(&k->token_file, opts->token_file) < 0)
+			return -ENOMEM;
+		secret_free(k->token);
+		k->token = NULL;
+	}
+	if (!empty(opts->ca_file)) {
+		pem_clear(&k->ca);
+		k->ca.file = strdup(opts->ca_file);
+		if (!k->ca.file)
+			return -ENOMEM;
+		k->insecure_skip_tls_verify = false;
+	}
+	if (opts->insecure_skip_tls_verify) {
+		pem_clear(&k->ca);
+		k->insecure_skip_tls_verify = true;
+	}
+	return 0;
+}
+
+/* With tls-server-name, requests name that host (so SNI and the certificate check use it)
+ * and CURLOPT_CONNECT_TO sends them to the server's own address, as Go's ServerName does. */
+static int set_url_base(struct sm_kube_client *c, const char *tls_server_name,
+                        struct sm_error *reterr)
+{
+	CURLU *u = NULL;
+	char *host = NULL, *port = NULL, *url = NULL, *to = NULL;
+	struct curl_slist *l;
+	size_t len;
+	int r = -ENOMEM;
+
+	if (empty(tls_server_name)) {
+		c->url_base = strdup(c->server);
+		return c->url_base ? 0 : -ENOMEM;
+	}
+	u = curl_url();
+	if (!u)
+		goto out;
+	if (curl_url_set(u, CURLUPART_URL, c->server, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+	    curl_url_set(u, CURLUPART_HOST, tls_server_name, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) {
+		sm_error_set(reterr, "tls-server-name '%s' with server '%s': not a valid URL",
+		             tls_server_name, c->server);
+		r = -EINVAL;
+		goto out;
+	}
+	len = strlen(url);
+	while (len > 0 && url[len - 1] == '/')
+		len--;
+	c->url_base = strndup(url, len);
+	len = strlen(tls_server_name) + strlen(host) + 2 * strlen(port) + 4;
+	to = malloc(len);
+	if (!c->url_base || !to)
+		goto out;
+	(void)snprintf(to, len, "%s:%s:%s:%s", tls_server_name, port, host, port);
+	l = curl_slist_append(NULL, to);
+	if (!l)
+		goto out;
+	c->connect_to = l;
+	r = 0;
+out:
+	free(to);
+	curl_free(url);
+	curl_free(port);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return r;
 }
 
 int sm_kube_client_new(const struct sm_kube_options *opts, struct sm_kube_client **ret,
                        struct sm_error *reterr)
 {
 	struct sm_kube_client *c = NULL;
-	struct stat st;
+	struct sm_kubeconfig k = {0};
+	size_t len;
 	int r = -ENOMEM;
 
 	c = calloc(1, sizeof(*c));
@@ -125,72 +425,41 @@ int sm_kube_client_new(const struct sm_kube_options *opts, struct sm_kube_client
 		free(c);
 		return -ENOMEM;
 	}
-	c->insecure = opts->insecure_skip_tls_verify;
 	c->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : DEFAULT_TIMEOUT;
 	c->max_body = opts->max_body_bytes ? opts->max_body_bytes : DEFAULT_MAX_BODY;
 
-	if (empty(opts->server) && !empty(opts->kubeconfig)) {
-		sm_error_set(
-		    reterr,
-		    "kubernetes.kubeconfig '%s' is not supported yet; set kubernetes.server, "
-		    "token_file and ca_file instead",
-		    opts->kubeconfig);
+	r = resolve(opts, &k, &c->origin, reterr);
+	if (r < 0)
+		goto out;
+	if (strncmp(k.server, "https://", 8) != 0 && strncmp(k.server, "http://", 7) != 0) {
+		char shown[1024];
+
+		sm_config_url_redact(k.server, shown, sizeof(shown));
+		sm_error_set(reterr, "kubernetes server '%s': expected an http(s):// URL", shown);
 		r = -EINVAL;
 		goto out;
 	}
-	if (!empty(opts->server)) {
-		size_t len = strlen(opts->server);
-
-		if (strncmp(opts->server, "https://", 8) != 0 &&
-		    strncmp(opts->server, "http://", 7) != 0) {
-			char shown[1024];
-
-			sm_config_url_redact(opts->server, shown, sizeof(shown));
-			sm_error_set(reterr, "kubernetes server '%s': expected an http(s):// URL",
-			             shown);
-			r = -EINVAL;
-			goto out;
-		}
-		while (len > 0 && opts->server[len - 1] == '/')
-			len--;
-		c->server = strndup(opts->server, len);
-		if (!c->server)
-			goto out;
-		c->token_file = dup_or_null(opts->token_file);
-		c->ca_file = dup_or_null(opts->ca_file);
-	} else {
-		const char *host = getenv("KUBERNETES_SERVICE_HOST");
-		const char *port = getenv("KUBERNETES_SERVICE_PORT");
-		size_t len;
-
-		if (empty(host) || empty(port)) {
-			sm_error_set(reterr,
-			             "no Kubernetes API server: KUBERNETES_SERVICE_HOST/PORT are "
-			             "not set (not running in a cluster) and kubernetes.server is "
-			             "not configured");
-			r = -EINVAL;
-			goto out;
-		}
-		len = strlen(host) + strlen(port) + 16;
-		c->server = malloc(len);
-		if (!c->server)
-			goto out;
-		/* An IPv6 service host needs brackets. */
-		if (strchr(host, ':'))
-			(void)snprintf(c->server, len, "https://[%s]:%s", host, port);
-		else
-			(void)snprintf(c->server, len, "https://%s:%s", host, port);
-		c->token_file =
-		    strdup(empty(opts->token_file) ? SA_DIR "/token" : opts->token_file);
-		if (!c->token_file)
-			goto out;
-		if (!empty(opts->ca_file))
-			c->ca_file = strdup(opts->ca_file);
-		else if (stat(SA_DIR "/ca.crt", &st) == 0)
-			c->ca_file = strdup(SA_DIR "/ca.crt");
-	}
-	if ((!empty(opts->token_file) && !c->token_file) || (!empty(opts->ca_file) && !c->ca_file))
+	r = -ENOMEM;
+	len = strlen(k.server);
+	while (len > 0 && k.server[len - 1] == '/')
+		len--;
+	c->server = strndup(k.server, len);
+	if (!c->server)
 		goto out;
+	r = set_url_base(c, k.tls_server_name, reterr);
+	if (r < 0)
+		goto out;
+	/* Moved, not copied: the secrets exist once. */
+	c->insecure = k.insecure_skip_tls_verify;
+	c->proxy = k.proxy_url;
+	c->token_file = k.token_file;
+	c->token = k.token;
+	c->ca = k.ca;
+	c->cert = k.client_cert;
+	c->key = k.client_key;
+	k.proxy_url = k.token_file = k.token = NULL;
+	k.ca = k.client_cert = k.client_key = (struct sm_kubeconfig_pem){0};
+	r = -ENOMEM;
 	c->curl = curl_easy_init();
 	if (!c->curl)
 		goto out;
@@ -198,6 +467,7 @@ int sm_kube_client_new(const struct sm_kube_options *opts, struct sm_kube_client
 	c = NULL;
 	r = 0;
 out:
+	sm_kubeconfig_done(&k);
 	sm_kube_client_free(c);
 	return r;
 }
@@ -205,6 +475,11 @@ out:
 const char *sm_kube_client_server(const struct sm_kube_client *c)
 {
 	return c ? c->server : NULL;
+}
+
+const char *sm_kube_client_origin(const struct sm_kube_client *c)
+{
+	return c ? c->origin : NULL;
 }
 
 char *sm_kube_escape(const char *s)
@@ -285,6 +560,29 @@ static int curl_errno(CURLcode rc)
 	}
 }
 
+static void set_pem(CURL *curl, const struct sm_kubeconfig_pem *p, CURLoption file_opt,
+                    CURLoption blob_opt)
+{
+	/* The client outlives every request, so curl need not copy the bytes. */
+	struct curl_blob blob = {.data = p->data, .len = p->len, .flags = CURL_BLOB_NOCOPY};
+
+	if (p->data)
+		(void)curl_easy_setopt(curl, blob_opt, &blob);
+	else if (p->file)
+		(void)curl_easy_setopt(curl, file_opt, p->file);
+}
+
+/* A configured CA is the only trust (as kubectl has it), not added to the system's. */
+static void set_tls(struct sm_kube_client *c)
+{
+	if (c->ca.data || c->ca.file) {
+		set_pem(c->curl, &c->ca, CURLOPT_CAINFO, CURLOPT_CAINFO_BLOB);
+		(void)curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL);
+	}
+	set_pem(c->curl, &c->cert, CURLOPT_SSLCERT, CURLOPT_SSLCERT_BLOB);
+	set_pem(c->curl, &c->key, CURLOPT_SSLKEY, CURLOPT_SSLKEY_BLOB);
+}
+
 static int request(struct sm_kube_client *c, const char *method, const char *path,
                    const struct cJSON *json, long *ret_status, struct cJSON **ret_json,
                    struct sm_error *reterr)
@@ -305,11 +603,11 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	if (r < 0)
 		goto out;
 	r = -ENOMEM;
-	url_len = strlen(c->server) + strlen(path) + 1;
+	url_len = strlen(c->url_base) + strlen(path) + 1;
 	url = malloc(url_len);
 	if (!url)
 		goto out;
-	(void)snprintf(url, url_len, "%s%s", c->server, path);
+	(void)snprintf(url, url_len, "%s%s", c->url_base, path);
 	h = curl_slist_append(headers, "Accept: application/json");
 	if (!h)
 		goto out;
@@ -347,8 +645,11 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
 	(void)curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
 	(void)curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
-	if (c->ca_file)
-		(void)curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+	set_tls(c);
+	if (c->connect_to)
+		(void)curl_easy_setopt(c->curl, CURLOPT_CONNECT_TO, c->connect_to);
+	if (c->proxy)
+		(void)curl_easy_setopt(c->curl, CURLOPT_PROXY, c->proxy);
 	if (c->insecure) {
 		(void)curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
 		(void)curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -360,7 +661,9 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	if (rc != CURLE_OK) {
 		char shown[1024];
 
-		sm_config_url_redact(url, shown, sizeof(shown));
+		/* The configured server, not the tls-server-name one the request went to. */
+		sm_config_url_redact(c->server, shown, sizeof(shown));
+		(void)snprintf(shown + strlen(shown), sizeof(shown) - strlen(shown), "%s", path);
 		if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
 			sm_error_set(reterr, "%s %s: response larger than %zu bytes", method, shown,
 			             c->max_body);

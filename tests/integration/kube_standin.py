@@ -14,9 +14,11 @@ Routes live in ROUTES: each is (method, compiled path regex, handler(standin, re
 -> (status, body dict)).
 
 Requests are recorded (method, path, Authorization header) so tests can check them, and every
-POST body (parsed JSON) in `posts` as (path, body). With a token set, a request without
-"Authorization: Bearer TOKEN" gets the real 401 Status. `review_status` makes both review
-endpoints answer that HTTP status with a Status document instead (e.g. 403: no RBAC).
+POST body (parsed JSON) in `posts` as (path, body). With client_ca (HTTPS), a client
+certificate is asked for and verified, and its CN recorded per request in `client_cns`. With a
+token set, a request without "Authorization: Bearer TOKEN" gets the real 401 Status.
+`review_status` makes both review endpoints answer that HTTP status with a Status document
+instead (e.g. 403: no RBAC).
 
 Use in-process:  k = KubeStandin().start(); k.set_pods([...]); ...; k.stop()
 or run:          /usr/bin/python3 kube_standin.py PORT   (no pods; for manual poking)
@@ -228,8 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
         standin = self.server.standin
         req = _Request(self, method)
         auth = self.headers.get("Authorization")
+        peer = self.connection.getpeercert() if hasattr(self.connection, "getpeercert") else None
+        cn = next((v for rdn in (peer or {}).get("subject", ()) for k, v in rdn
+                   if k == "commonName"), None)
         with standin.lock:
             standin.requests.append((method, self.path, auth))
+            standin.client_cns.append(cn)
             if method == "POST":
                 try:
                     standin.posts.append((req.path, req.json()))
@@ -271,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class KubeStandin:
-    def __init__(self, port=0, certfile=None, keyfile=None, token=None):
+    def __init__(self, port=0, certfile=None, keyfile=None, token=None, client_ca=None):
         self.lock = threading.Lock()
         self.pods = []
         self.resource_version = 1
@@ -284,6 +290,7 @@ class KubeStandin:
         self.auth_configmap = None  # data of kube-system/extension-apiserver-authentication
         self.review_status = None  # answer reviews with this HTTP status instead
         self.review_delay = 0  # seconds to wait before answering a review
+        self.client_cns = []  # with client_ca: the CN of each request's client certificate
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.standin = self
@@ -291,6 +298,9 @@ class KubeStandin:
         if certfile:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(certfile), str(keyfile))
+            if client_ca:
+                ctx.load_verify_locations(str(client_ca))
+                ctx.verify_mode = ssl.CERT_OPTIONAL
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
             self.scheme = "https"
         self.port = self.httpd.server_address[1]
@@ -318,6 +328,7 @@ class KubeStandin:
         with self.lock:
             self.requests.clear()
             self.posts.clear()
+            self.client_cns.clear()
 
     def set_pods(self, pods):
         with self.lock:

@@ -309,12 +309,13 @@ class Server:
         self.binary = binary
         self.proc = None
         self.kubeconfig = write_kubeconfig(self.dir / "kubeconfig", port, certs)
+        self.env = dict(CLEAN_ENV)  # the process's environment; tests may change it
 
     def start(self, wait=True):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(self.binary), "serve", "--config", str(self.config_path)],
                                      stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-                                     env=CLEAN_ENV, cwd=self.dir)
+                                     env=self.env, cwd=self.dir)
         if wait:
             wait_until(self._ready, 15, interval=0.1, what="/readyz")
         return self

@@ -731,6 +731,9 @@ def test_delegated_without_kubernetes_api_refuses_to_start(tmp_root, tcerts, bin
     s = Server(d, cfg, port, tcerts, binary)
     if "KUBERNETES_SERVICE_HOST" in CLEAN_ENV:
         pytest.skip("running inside a Kubernetes pod: the in-cluster API would be used")
+    # Nor a kubeconfig of whoever runs the tests ($KUBECONFIG, ~/.kube/config).
+    s.env.pop("KUBECONFIG", None)
+    s.env["HOME"] = str(d)
     try:
         s.start(wait=False)
         assert s.proc.wait(15 * SLOW) != 0

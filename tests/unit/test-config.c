@@ -300,6 +300,15 @@ static const struct config_case cases[] = {
      .yaml = "kubernetes:\n  server: 10.0.0.1:443\n",
      .errors = {"cfg.yaml:2:11: invalid server '10.0.0.1:443' in kubernetes (expected an "
                 "https:// or http:// URL)"}},
+    {.name = "kubernetes context of a kubeconfig",
+     .yaml = "kubernetes:\n"
+             "  kubeconfig: /kube/config\n"
+             "  context: kind-kind\n"
+             "  server: https://127.0.0.1:6443\n"},
+    {.name = "kubernetes context without a kubeconfig",
+     .yaml = "kubernetes:\n  context: kind-kind\n  server: https://127.0.0.1:6443\n",
+     .errors = {"cfg.yaml:2:12: context in kubernetes needs kubernetes.kubeconfig: with "
+                "kubernetes.server alone no kubeconfig is read"}},
     {.name = "missing required collector key",
      .yaml = "sources:\n  - name: jobs\n    type: redis\n",
      .errors = {"cfg.yaml:2:5: missing required key \"queues\" in source 'jobs'"}},

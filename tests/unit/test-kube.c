@@ -8,8 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* cmocka.h needs stdarg.h, stddef.h, setjmp.h and stdint.h before it. */
 #include <cmocka.h>
@@ -119,15 +122,10 @@ static void test_client_resolution(void **state)
 	assert_int_equal(sm_kube_client_new(&o, &c, &err), -EINVAL);
 	assert_null(c);
 
-	/* A kubeconfig is not read yet: said so, never silently ignored. */
-	o.server = NULL;
-	o.kubeconfig = "/root/.kube/config";
-	assert_int_equal(sm_kube_client_new(&o, &c, &err), -EINVAL);
-	assert_non_null(strstr(err.message, "not supported"));
-	o.kubeconfig = NULL;
-
-	/* Not in a cluster and nothing configured. */
+	/* Not in a cluster and nothing configured (no $KUBECONFIG, no ~/.kube/config). */
 	assert_int_equal(unsetenv("KUBERNETES_SERVICE_HOST"), 0);
+	assert_int_equal(unsetenv("KUBECONFIG"), 0);
+	assert_int_equal(setenv("HOME", "/nonexistent", 1), 0);
 	o.server = NULL;
 	assert_int_equal(sm_kube_client_new(&o, &c, &err), -EINVAL);
 	assert_non_null(strstr(err.message, "KUBERNETES_SERVICE_HOST"));
@@ -142,6 +140,170 @@ static void test_client_resolution(void **state)
 	sm_kube_client_free(NULL);
 }
 
+static char dir[256];
+
+static void put(const char *rel, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void rm(const char *rel)
+{
+	char path[512];
+
+	(void)snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	(void)unlink(path);
+	(void)rmdir(path);
+}
+
+#define KUBECONFIG(name, server, user_body)                                                        \
+	"apiVersion: v1\n"                                                                         \
+	"kind: Config\n"                                                                           \
+	"clusters:\n"                                                                              \
+	"- name: " name "\n"                                                                       \
+	"  cluster:\n"                                                                             \
+	"    server: " server "\n"                                                                 \
+	"    tls-server-name: api.internal\n"                                                      \
+	"contexts:\n"                                                                              \
+	"- name: " name "\n"                                                                       \
+	"  context: {cluster: " name ", user: " name "}\n"                                         \
+	"current-context: " name "\n"                                                              \
+	"users:\n"                                                                                 \
+	"- name: " name "\n"                                                                       \
+	"  user:\n" user_body
+
+/* Which of kubernetes.kubeconfig, kubernetes.server, the service account, $KUBECONFIG and
+ * ~/.kube/config wins (kube.h), and the explicit keys over a kubeconfig. */
+static void test_kubeconfig_precedence(void **state)
+{
+	struct sm_kube_client *c = NULL;
+	struct sm_error err = {0};
+	struct sm_kube_options o = {0};
+	char path[512], home[512], env[1100], want[1200];
+
+	(void)state;
+	(void)snprintf(dir, sizeof(dir), "/tmp/test-kube-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	(void)snprintf(path, sizeof(path), "%s/.kube", dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	put("token", "t\n");
+	put("a.yaml", KUBECONFIG("a", "https://a.example:6443/", "    tokenFile: token\n"));
+	put("b.yaml", KUBECONFIG("b", "https://b.example", "    token: inline\n"));
+	put("exec.yaml", KUBECONFIG("e", "https://e.example", "    exec:\n      command: aws\n"));
+	(void)snprintf(path, sizeof(path), "%s/a.yaml", dir);
+	(void)snprintf(home, sizeof(home), "%s", dir);
+	assert_int_equal(unsetenv("KUBECONFIG"), 0);
+	assert_int_equal(setenv("HOME", home, 1), 0);
+	assert_int_equal(setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1), 0);
+	assert_int_equal(setenv("KUBERNETES_SERVICE_PORT", "443", 1), 0);
+
+	/* kubernetes.kubeconfig, even in a cluster. */
+	o.kubeconfig = path;
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), 0);
+	assert_string_equal(sm_kube_client_server(c), "https://a.example:6443");
+	(void)snprintf(want, sizeof(want), "kubeconfig '%s', context 'a'", path);
+	assert_string_equal(sm_kube_client_origin(c), want);
+	sm_kube_client_free(c);
+	c = NULL;
+
+	/* kubernetes.server replaces the kubeconfig's. */
+	o.server = "http://127.0.0.1:8001";
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), 0);
+	assert_string_equal(sm_kube_client_server(c), "http://127.0.0.1:8001");
+	sm_kube_client_free(c);
+	c = NULL;
+
+	/* A context the kubeconfig lacks. */
+	o.server = NULL;
+	o.context = "b";
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), -EINVAL);
+	(void)snprintf(want, sizeof(want),
+	               "kubeconfig %s: context 'b' is not in the kubeconfig (contexts: 'a')", path);
+	assert_string_equal(err.message, want);
+	assert_null(c);
+
+	/* Its position goes into the message (main shows only the message). */
+	(void)snprintf(path, sizeof(path), "%s/exec.yaml", dir);
+	o.context = NULL;
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), -EOPNOTSUPP);
+	(void)snprintf(want, sizeof(want), "kubeconfig %s:15:5: user 'e' uses an exec", path);
+	assert_memory_equal(err.message, want, strlen(want));
+	assert_string_equal(err.file, "");
+	assert_null(c);
+
+	/* kubernetes.server alone reads no kubeconfig, and a context means nothing there. */
+	o.kubeconfig = NULL;
+	o.server = "https://explicit:6443";
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), 0);
+	assert_string_equal(sm_kube_client_origin(c), "kubernetes.server");
+	sm_kube_client_free(c);
+	c = NULL;
+	o.context = "a";
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "kubernetes.context 'a' needs a kubeconfig"));
+	o.context = NULL;
+	o.server = NULL;
+
+	/* In a cluster, the service account wins over $KUBECONFIG... */
+	(void)snprintf(env, sizeof(env), "%s/missing.yaml:%s/b.yaml:%s/a.yaml", dir, dir, dir);
+	assert_int_equal(setenv("KUBECONFIG", env, 1), 0);
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), 0);
+	assert_string_equal(sm_kube_client_server(c), "https://10.96.0.1:443");
+	assert_string_equal(sm_kube_client_origin(c), "the in-cluster service account");
+	sm_kube_client_free(c);
+	c = NULL;
+
+	/* ...unless a context is asked for. */
+	o.context = "a";
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), 0);
+	assert_string_equal(sm_kube_client_server(c), "https://a.example:6443");
+	(void)snprintf(want, sizeof(want), "$KUBECONFIG '%s', context 'a'", env);
+	assert_string_equal(sm_kube_client_origin(c), want);
+	sm_kube_client_free(c);
+	c = NULL;
+	o.context = NULL;
+
+	/* Outside one, $KUBECONFIG: the first current-context of the merged files. */
+	assert_int_equal(unsetenv("KUBERNETES_SERVICE_HOST"), 0);
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), 0);
+	assert_string_equal(sm_kube_client_server(c), "https://b.example");
+	sm_kube_client_free(c);
+	c = NULL;
+
+	/* Else ~/.kube/config. */
+	assert_int_equal(unsetenv("KUBECONFIG"), 0);
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "no Kubernetes API server"));
+	put(".kube/config", KUBECONFIG("home", "https://home.example:443", "    token: x\n"));
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), 0);
+	assert_string_equal(sm_kube_client_server(c), "https://home.example:443");
+	(void)snprintf(want, sizeof(want), "kubeconfig '%s/.kube/config', context 'home'", dir);
+	assert_string_equal(sm_kube_client_origin(c), want);
+	sm_kube_client_free(c);
+	c = NULL;
+
+	/* A context and no kubeconfig anywhere. */
+	rm(".kube/config");
+	o.context = "a";
+	assert_int_equal(sm_kube_client_new(&o, &c, &err), -EINVAL);
+	assert_non_null(strstr(err.message, "kubernetes.context 'a' is set, but there is no "
+	                                    "kubeconfig"));
+
+	rm(".kube");
+	rm("token");
+	rm("a.yaml");
+	rm("b.yaml");
+	rm("exec.yaml");
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +311,7 @@ int main(void)
 	    cmocka_unit_test(test_not_a_pod_list),
 	    cmocka_unit_test(test_escape),
 	    cmocka_unit_test(test_client_resolution),
+	    cmocka_unit_test(test_kubeconfig_precedence),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

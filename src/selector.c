@@ -783,6 +783,17 @@ bool sm_selector_matches(const struct sm_selector *s, const struct sm_label *lab
 	return true;
 }
 
+bool sm_selector_may_match(const struct sm_selector *s, const struct sm_label *labels, size_t n)
+{
+	if (!s)
+		return true;
+	for (size_t i = 0; i < s->n; i++)
+		if (find_label(labels, n, s->reqs[i].key) &&
+		    !requirement_matches(&s->reqs[i], labels, n))
+			return false;
+	return true;
+}
+
 struct out {
 	char *buf;
 	size_t len;

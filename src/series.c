@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Batches of series: what a collector produces in one round. Every string is copied into a
- * per-batch arena, so a batch costs a handful of allocations, and the store can take the
- * whole result over (sm_batch_steal) without copying it again.
+/* Batches of series: what a collector produces in one round, and the series it could not
+ * read (failures). Every string is copied into a per-batch arena, so a batch costs a handful
+ * of allocations, and the store can take the whole result over (sm_batch_steal) without
+ * copying it again.
  *
  * Memory: a batch becomes the published snapshot and lives for a whole interval beside the
  * next round's batch, so its bytes count twice. Strings that repeat across series (the
@@ -42,6 +43,8 @@ struct chunk {
 struct sm_series_arena {
 	struct chunk *chunks; /* newest first */
 	struct sm_series *series;
+	struct sm_series_failure *failures; /* usually none: grown one at a time */
+	size_t n_failures;
 };
 
 /* A string already in the arena. */
@@ -138,6 +141,7 @@ void sm_series_arena_free(struct sm_series_arena *a)
 		c = next;
 	}
 	free(a->series);
+	free(a->failures);
 	free(a);
 }
 
@@ -230,47 +234,35 @@ static int copy_labels(struct sm_batch *b, const struct sm_label *in, size_t n,
 	return 0;
 }
 
-int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in)
+static bool series_in_is_valid(const struct sm_series_in *in)
 {
-	struct sm_series s = {0};
-	int r;
-
-	if (!in->metric || in->metric[0] == '\0' || !isfinite(in->value))
-		return -EINVAL;
+	if (!in->metric || in->metric[0] == '\0')
+		return false;
 	if (in->n_labels > SM_SERIES_MAX_LABELS || in->n_object_labels > SM_SERIES_MAX_LABELS)
-		return -EINVAL;
+		return false;
 	if (!labels_valid(in->labels, in->n_labels) ||
 	    !labels_valid(in->object_labels, in->n_object_labels))
-		return -EINVAL;
-	if (in->object && (!in->object->resource || !in->object->name))
-		return -EINVAL;
-	if (b->n >= b->max_series) {
-		b->dropped++;
-		return -E2BIG;
-	}
+		return false;
+	return !in->object || (in->object->resource && in->object->name);
+}
+
+static int ensure_arena(struct sm_batch *b)
+{
 	if (!b->arena) {
 		b->arena = calloc(1, sizeof(*b->arena));
 		if (!b->arena)
 			return -ENOMEM;
 	}
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : SERIES_FIRST;
-		struct sm_series *series;
+	return 0;
+}
 
-		if (b->cap && cap * sizeof(*series) < MAPPED_MIN)
-			cap = (MAPPED_MIN + sizeof(*series) - 1) / sizeof(*series);
-		if (cap > b->max_series)
-			cap = b->max_series;
-		if (cap > SIZE_MAX / sizeof(*series))
-			return -ENOMEM;
-		series = realloc(b->arena->series, cap * sizeof(*series));
-		if (!series)
-			return -ENOMEM;
-		b->arena->series = series;
-		b->cap = cap;
-	}
+/* Copies in's names into b's arena (value and timestamp left to the caller). On -ENOMEM, what
+ * was already copied stays in the arena until it is freed. */
+static int copy_series(struct sm_batch *b, const struct sm_series_in *in, struct sm_series *ret)
+{
+	struct sm_series s = {0};
+	int r;
 
-	/* On -ENOMEM below, what was already copied stays in the arena until it is freed. */
 	s.metric = batch_strdup(b, in->metric);
 	if (!s.metric)
 		return -ENOMEM;
@@ -296,10 +288,103 @@ int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in)
 			return -ENOMEM;
 		s.object = o;
 	}
-	s.value = in->value;
 	s.window_s = in->window_s;
+	*ret = s;
+	return 0;
+}
+
+int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in)
+{
+	struct sm_series s;
+	int r;
+
+	if (!series_in_is_valid(in) || !isfinite(in->value))
+		return -EINVAL;
+	if (b->n >= b->max_series) {
+		b->dropped++;
+		return -E2BIG;
+	}
+	if (ensure_arena(b) < 0)
+		return -ENOMEM;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : SERIES_FIRST;
+		struct sm_series *series;
+
+		if (b->cap && cap * sizeof(*series) < MAPPED_MIN)
+			cap = (MAPPED_MIN + sizeof(*series) - 1) / sizeof(*series);
+		if (cap > b->max_series)
+			cap = b->max_series;
+		if (cap > SIZE_MAX / sizeof(*series))
+			return -ENOMEM;
+		series = realloc(b->arena->series, cap * sizeof(*series));
+		if (!series)
+			return -ENOMEM;
+		b->arena->series = series;
+		b->cap = cap;
+	}
+	r = copy_series(b, in, &s);
+	if (r < 0)
+		return r;
+	s.value = in->value;
 	b->arena->series[b->n++] = s;
 	return 0;
+}
+
+int sm_batch_add_failure(struct sm_batch *b, const struct sm_series_in *in, bool labels_partial,
+                         const char *error)
+{
+	struct sm_series_failure *f;
+	struct sm_series s;
+	const char *text;
+	int r;
+
+	if (!series_in_is_valid(in) || !error)
+		return -EINVAL;
+	if ((b->arena ? b->arena->n_failures : 0) >= b->max_series) {
+		b->dropped++;
+		return -E2BIG;
+	}
+	if (ensure_arena(b) < 0)
+		return -ENOMEM;
+	/* Failures are rare; growing one at a time keeps the common round free of them. */
+	f = realloc(b->arena->failures, (b->arena->n_failures + 1) * sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	b->arena->failures = f;
+	r = copy_series(b, in, &s);
+	if (r < 0)
+		return r;
+	text = batch_strdup(b, error);
+	if (!text)
+		return -ENOMEM;
+	f[b->arena->n_failures++] = (struct sm_series_failure){
+	    .series = s, .error = text, .labels_partial = labels_partial};
+	return 0;
+}
+
+size_t sm_batch_failure_count(const struct sm_batch *b)
+{
+	return b && b->arena ? b->arena->n_failures : 0;
+}
+
+const struct sm_series_failure *sm_batch_get_failure(const struct sm_batch *b, size_t i)
+{
+	if (i >= sm_batch_failure_count(b))
+		return NULL;
+	return &b->arena->failures[i];
+}
+
+const struct sm_series_failure *sm_series_arena_failures(const struct sm_series_arena *a,
+                                                         size_t *ret_n)
+{
+	*ret_n = a ? a->n_failures : 0;
+	return a && a->n_failures ? a->failures : NULL;
+}
+
+void sm_batch_add_dropped(struct sm_batch *b, size_t n)
+{
+	if (b)
+		b->dropped += n;
 }
 
 size_t sm_batch_count(const struct sm_batch *b)

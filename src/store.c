@@ -26,7 +26,8 @@
  *
  * Objects:
  * - struct series_block: the series of one successful round, taken out of the collector's
- *   batch without copying (sm_batch_steal: the arena owns the array, labels and strings),
+ *   batch without copying (sm_batch_steal: the arena owns the array, labels and strings, and
+ *   the failures: the series the round could not read),
  *   with the index over them (series_index.h, built by the publishing thread before any lock)
  *   and an atomic reference count. Consecutive snapshots share it: a failed round's
  *   snapshot references the previous block instead of copying series.
@@ -59,6 +60,8 @@ struct series_block {
 	size_t n_series;
 	struct sm_series_arena *arena; /* owns series and everything they point to */
 	struct sm_series_index *index; /* NULL: too few series to be worth it, or no memory */
+	const struct sm_series_failure *failures; /* in the arena */
+	size_t n_failures;
 };
 
 struct snapshot {
@@ -115,6 +118,7 @@ static struct series_block *block_from_batch(struct sm_batch *batch, int64_t wal
 	for (size_t i = 0; i < b->n_series; i++)
 		b->series[i].timestamp_wall_ms = wall_ms;
 	b->index = sm_series_index_build(b->series, b->n_series);
+	b->failures = sm_series_arena_failures(b->arena, &b->n_failures);
 	return b;
 }
 
@@ -138,6 +142,8 @@ static void snapshot_set_block(struct snapshot *s, struct series_block *b)
 	s->pub.series = b ? b->series : NULL;
 	s->pub.n_series = b ? b->n_series : 0;
 	s->pub.index = b ? b->index : NULL;
+	s->pub.failures = b ? b->failures : NULL;
+	s->pub.n_failures = b ? b->n_failures : 0;
 }
 
 void sm_snapshot_unref(struct sm_snapshot *snap)

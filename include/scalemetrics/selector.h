@@ -48,6 +48,9 @@ const struct sm_selector_requirement *sm_selector_get(const struct sm_selector *
 
 /* labels: array of n (name, value) pairs, any order. NULL selector matches everything. */
 bool sm_selector_matches(const struct sm_selector *s, const struct sm_label *labels, size_t n);
+/* The same for labels known only in part (more may exist): a requirement on a key that labels
+ * lack is taken as met. */
+bool sm_selector_may_match(const struct sm_selector *s, const struct sm_label *labels, size_t n);
 
 /* Canonical String() form (sorted, "k in (a,b)"), for logs and messages. Returns the length
  * that would have been written (snprintf semantics). */

@@ -53,6 +53,19 @@ struct sm_series {
 	uint16_t n_object_labels;
 };
 
+/* A series a collector is configured to serve but could not read this round (a key of the
+ * wrong type, a query that failed, a target that did not answer), named as it would have been
+ * served, with the reason. It keeps a query that only it would answer from getting an empty
+ * answer (CONFIG.md "Empty queues and failed series"; query.h). */
+struct sm_series_failure {
+	struct sm_series series; /* value 0; labels and object as the series would have had */
+	const char *error;       /* why, e.g. "key 'queue:emails' is a string, not a list" */
+	/* The series would carry labels beyond series.labels (not known: a query that failed
+	 * before giving rows, a stream's kind): a selector's requirements on other keys are
+	 * taken as met. */
+	bool labels_partial;
+};
+
 /* A collector's output for one round, bounded by max_series (0 admits none). All strings and
  * label arrays live in one arena owned by the batch (a few allocations per batch, not per
  * string). */
@@ -73,15 +86,31 @@ int sm_batch_add(struct sm_batch *b, const struct sm_series_in *in) SM_MUSTCHECK
 size_t sm_batch_count(const struct sm_batch *b);
 size_t sm_batch_dropped(const struct sm_batch *b); /* series refused with -E2BIG */
 const struct sm_series *sm_batch_get(const struct sm_batch *b, size_t i);
+/* Counts n series the collector left out because max_series was reached before it read them
+ * (keys not read), as if each had been refused with -E2BIG. */
+void sm_batch_add_dropped(struct sm_batch *b, size_t n);
+
+/* Records a struct sm_series_failure: in names the series (copied as by sm_batch_add; its value
+ * is ignored), error says why (copied). At most max_series failures are kept besides the
+ * series: -E2BIG beyond (counted as dropped, since an answer can no longer tell an absent
+ * series from one not read); -EINVAL for what sm_batch_add refuses or a NULL error; -ENOMEM. */
+int sm_batch_add_failure(struct sm_batch *b, const struct sm_series_in *in, bool labels_partial,
+                         const char *error) SM_MUSTCHECK;
+size_t sm_batch_failure_count(const struct sm_batch *b);
+const struct sm_series_failure *sm_batch_get_failure(const struct sm_batch *b, size_t i);
 
 /* Takes the series out of b without copying, for the store to keep as snapshot contents.
  * Returns the array of *ret_n series (NULL when there are none); the caller may modify it
- * (e.g. set timestamps, reorder), and owns it through *ret_arena, which holds the array and
- * every string and label array the series point to: release all of it with one
- * sm_series_arena_free(*ret_arena), whatever *ret_n is (it is NULL when nothing was ever
- * added). Never fails. b is left empty and reusable; its dropped count is kept. */
+ * (e.g. set timestamps, reorder), and owns it through *ret_arena, which holds the array, the
+ * batch's failures (sm_series_arena_failures) and every string and label array they point
+ * to: release all of it with one sm_series_arena_free(*ret_arena), whatever *ret_n is (it is
+ * NULL when nothing was ever added). Never fails. b is left empty and reusable; its dropped
+ * count is kept. */
 struct sm_series *sm_batch_steal(struct sm_batch *b, size_t *ret_n,
                                  struct sm_series_arena **ret_arena);
+/* The failures of the batch a (NULL: none), *ret_n of them; they live as long as a. */
+const struct sm_series_failure *sm_series_arena_failures(const struct sm_series_arena *a,
+                                                         size_t *ret_n);
 void sm_series_arena_free(struct sm_series_arena *a);
 
 /* CONFIG.md "Label values": characters outside [A-Za-z0-9._-] become '_', cut to 63

@@ -12,6 +12,7 @@ struct sm_batch;
 struct sm_config;
 struct sm_history;
 struct sm_series;
+struct sm_series_failure;
 struct sm_series_index;
 struct sm_source_config;
 
@@ -25,9 +26,13 @@ struct sm_snapshot {
 	const struct sm_series *series;        /* from the last successful round */
 	size_t n_series;
 	const struct sm_series_index *index; /* over series; NULL: scan them (series_index.h) */
-	bool has_succeeded;                  /* any round ever succeeded */
-	bool has_completed;                  /* any round ever finished, success or failure */
-	int64_t last_success_mono_ms;        /* monotonic clock; valid if has_succeeded */
+	/* Series the last successful round could not read (series.h), in the order the
+	 * collector found them; few, so queries scan them. */
+	const struct sm_series_failure *failures;
+	size_t n_failures;
+	bool has_succeeded;           /* any round ever succeeded */
+	bool has_completed;           /* any round ever finished, success or failure */
+	int64_t last_success_mono_ms; /* monotonic clock; valid if has_succeeded */
 	int64_t last_success_wall_ms;
 	int64_t last_attempt_mono_ms;
 	const char *last_error; /* "" when the last round succeeded */

@@ -376,6 +376,82 @@ static void test_repeated_strings(void **state)
 	sm_batch_free(b);
 }
 
+/* A series that could not be read: copied like a series, with its reason; bounded apart from
+ * the series; carried by the arena through a steal. */
+static void test_failures(void **state)
+{
+	char error[] = "key 'queue:emails' is a string, not a list";
+	char value[] = "emails";
+	struct sm_label labels[] = {{.name = "queue", .value = value}};
+	struct sm_object_ref obj = {.resource = "deployments.apps", .name = "worker-emails"};
+	struct sm_series_in in = {
+	    .metric = "q", .labels = labels, .n_labels = 1, .value = NAN, .object = &obj};
+	struct sm_series_in series = {.metric = "q", .value = 1};
+	struct sm_batch *b = sm_batch_new(2);
+	struct sm_series_arena *arena = NULL;
+	const struct sm_series_failure *f;
+	size_t n = 99;
+
+	(void)state;
+	assert_non_null(b);
+	assert_int_equal(sm_batch_failure_count(b), 0);
+	assert_null(sm_batch_get_failure(b, 0));
+	/* The value is ignored: a NaN is no reason to refuse it. */
+	assert_int_equal(sm_batch_add_failure(b, &in, false, error), 0);
+	memset(error, 'X', sizeof(error) - 1);
+	memset(value, 'X', sizeof(value) - 1);
+	assert_int_equal(sm_batch_failure_count(b), 1);
+	assert_int_equal(sm_batch_count(b), 0);
+	f = sm_batch_get_failure(b, 0);
+	assert_string_equal(f->error, "key 'queue:emails' is a string, not a list");
+	assert_string_equal(f->series.metric, "q");
+	assert_int_equal(f->series.n_labels, 1);
+	assert_string_equal(f->series.labels[0].value, "emails");
+	assert_string_equal(f->series.object->name, "worker-emails");
+	assert_true(f->series.value == 0);
+	assert_false(f->labels_partial);
+
+	/* Refused like a series, and without a reason. */
+	in.metric = "";
+	assert_int_equal(sm_batch_add_failure(b, &in, false, "x"), -EINVAL);
+	in.metric = "q";
+	assert_int_equal(sm_batch_add_failure(b, &in, true, NULL), -EINVAL);
+	assert_int_equal(sm_batch_failure_count(b), 1);
+
+	/* max_series failures besides max_series series; beyond, counted as dropped. */
+	assert_int_equal(sm_batch_add_failure(b, &(struct sm_series_in){.metric = "p"}, true,
+	                                      "query for 'p' failed"),
+	                 0);
+	assert_int_equal(sm_batch_add(b, &series), 0);
+	assert_int_equal(sm_batch_add(b, &series), 0);
+	assert_int_equal(sm_batch_add_failure(b, &in, false, "x"), -E2BIG);
+	assert_int_equal(sm_batch_dropped(b), 1);
+	sm_batch_add_dropped(b, 3);
+	assert_int_equal(sm_batch_dropped(b), 4);
+
+	(void)sm_batch_steal(b, &n, &arena);
+	assert_int_equal(n, 2);
+	assert_int_equal(sm_batch_failure_count(b), 0);
+	f = sm_series_arena_failures(arena, &n);
+	assert_int_equal(n, 2);
+	assert_string_equal(f[1].series.metric, "p");
+	assert_true(f[1].labels_partial);
+	assert_string_equal(f[1].error, "query for 'p' failed");
+	sm_series_arena_free(arena);
+	assert_null(sm_series_arena_failures(NULL, &n));
+	assert_int_equal(n, 0);
+
+	/* Only failures: the arena still holds them. */
+	assert_int_equal(sm_batch_add_failure(b, &in, false, "again"), 0);
+	assert_null(sm_batch_steal(b, &n, &arena));
+	assert_int_equal(n, 0);
+	f = sm_series_arena_failures(arena, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(f[0].error, "again");
+	sm_series_arena_free(arena);
+	sm_batch_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +463,7 @@ int main(void)
 	    cmocka_unit_test(test_steal),
 	    cmocka_unit_test(test_sanitize),
 	    cmocka_unit_test(test_repeated_strings),
+	    cmocka_unit_test(test_failures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

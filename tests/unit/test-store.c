@@ -215,6 +215,41 @@ static void test_failure_keeps_series(void **state)
 	sm_store_free(f.st);
 }
 
+/* The series a round could not read travel with its series: in the snapshot, kept by a failed
+ * round, replaced by the next success. */
+static void test_series_failures(void **state)
+{
+	struct sm_label labels[] = {{"queue", "emails"}};
+	struct sm_series_in in = {.metric = "m", .labels = labels, .n_labels = 1};
+	struct sm_batch *b = make_batch(1, 5);
+	struct sm_snapshot *snap;
+	struct fixture f;
+
+	(void)state;
+	fixture_init(&f, 1);
+	snap = sm_store_acquire(f.st, 0);
+	assert_null(snap->failures);
+	assert_int_equal(snap->n_failures, 0);
+	sm_snapshot_unref(snap);
+
+	assert_int_equal(sm_batch_add_failure(b, &in, false, "key 'q:emails' is a string"), 0);
+	assert_int_equal(sm_store_publish_success(f.st, 0, b, 1000, 9000), 0);
+	assert_int_equal(sm_store_publish_failure(f.st, 0, "Connection refused", 2000), 0);
+	snap = sm_store_acquire(f.st, 0);
+	assert_int_equal(snap->n_series, 1);
+	assert_int_equal(snap->n_failures, 1);
+	assert_string_equal(snap->failures[0].error, "key 'q:emails' is a string");
+	assert_string_equal(label_value(&snap->failures[0].series, "queue"), "emails");
+	sm_snapshot_unref(snap);
+
+	assert_int_equal(sm_store_publish_success(f.st, 0, make_batch(1, 6), 3000, 9000), 0);
+	snap = sm_store_acquire(f.st, 0);
+	assert_int_equal(snap->n_failures, 0);
+	assert_null(snap->failures);
+	sm_snapshot_unref(snap);
+	sm_store_free(f.st);
+}
+
 static void test_failure_first(void **state)
 {
 	struct fixture f;
@@ -452,6 +487,7 @@ int main(void)
 	    cmocka_unit_test(test_initial_snapshot),
 	    cmocka_unit_test(test_publish_acquire),
 	    cmocka_unit_test(test_failure_keeps_series),
+	    cmocka_unit_test(test_series_failures),
 	    cmocka_unit_test(test_failure_first),
 	    cmocka_unit_test(test_staleness),
 	    cmocka_unit_test(test_readiness),

@@ -1190,9 +1190,15 @@ int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node
 	copy = *def;
 	copy.name = strdup(def->name);
 	copy.resource = def->resource ? strdup(def->resource) : NULL;
-	if (!copy.name || (def->resource && !copy.resource)) {
+	copy.zero_label = def->zero_label ? strdup(def->zero_label) : NULL;
+	copy.object_template = def->object_template ? strdup(def->object_template) : NULL;
+	if (!copy.name || (def->resource && !copy.resource) ||
+	    (def->zero_label && !copy.zero_label) ||
+	    (def->object_template && !copy.object_template)) {
 		free(copy.name);
 		free(copy.resource);
+		free(copy.zero_label);
+		free(copy.object_template);
 		return oom(p);
 	}
 	src->metrics[src->n_metrics++] = copy;
@@ -1257,6 +1263,8 @@ static void source_done(struct sm_source_config *s)
 	for (size_t i = 0; i < s->n_metrics; i++) {
 		free(s->metrics[i].name);
 		free(s->metrics[i].resource);
+		free(s->metrics[i].zero_label);
+		free(s->metrics[i].object_template);
 	}
 	free(s->metrics);
 	if (s->ops && s->ops->config_free)

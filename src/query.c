@@ -20,8 +20,23 @@
  * custom requests (namespace NULL) see only series whose object has no namespace.
  *
  * Each metric name belongs to one source (the config rejects duplicates), so one snapshot
- * answers a query; the result holds a reference to it, and items borrow its strings. The one
- * string that comes from the request (the namespace) is copied behind the items array.
+ * answers a query; the result holds a reference to it, and items borrow its strings. The
+ * strings that come from the request (namespace, resource, name) are copied behind the items
+ * array, and so are the series made up for empty queues (below).
+ *
+ * What is absent (CONFIG.md "Empty queues and failed series"), while the source is fresh:
+ * - A failure (a series the round could not read, store.h) that would answer the query makes
+ *   it 503 naming the metric, the source and the error, when nothing read answers it, when
+ *   the selector names label values (k=v, k in (a,b)), or when the answer is one sum (one
+ *   object, a namespace total): serving what was read would then be a wrong number. A
+ *   selector that names no value gets what was read (each series is its own item, none of
+ *   them wrong; the log names the failures); a list of objects leaves out the objects a
+ *   failure is about. With `fallback`, each failure answers with the fallback value instead,
+ *   as stale data does.
+ * - A metric with a zero_label (config.h) answers 0 for a value of that label that the
+ *   selector names (or an object name that fits the template) and that no series and no
+ *   failure carries: an empty queue, deleted by Redis. Not when the round dropped series
+ *   (max_series): an absent series may then be one that was not read.
  */
 
 static const char *query_what(const struct sm_query *q, char *buf, size_t len)
@@ -160,9 +175,10 @@ static bool selector_ok(const struct sm_selector *sel, const struct sm_label *la
 	return !sel || sm_selector_matches(sel, labels, n);
 }
 
-/* Does series s answer the (normalised) query, selectors included? */
-static bool series_matches(const struct sm_query *q, const struct sm_source_config *src,
-                           const struct sm_metric_def *def, const struct sm_series *s)
+/* Does series s answer the (normalised) query, selectors included? labels_partial: s's labels
+ * are known only in part (a failure, series.h). */
+static bool matches(const struct sm_query *q, const struct sm_source_config *src,
+                    const struct sm_metric_def *def, const struct sm_series *s, bool labels_partial)
 {
 	if (strcmp(s->metric, q->metric) != 0)
 		return false;
@@ -192,7 +208,15 @@ static bool series_matches(const struct sm_query *q, const struct sm_source_conf
 	case SM_QUERY_KIND_MAX:
 		return false;
 	}
+	if (labels_partial)
+		return sm_selector_may_match(q->metric_selector, s->labels, s->n_labels);
 	return selector_ok(q->metric_selector, s->labels, s->n_labels);
+}
+
+static bool series_matches(const struct sm_query *q, const struct sm_source_config *src,
+                           const struct sm_metric_def *def, const struct sm_series *s)
+{
+	return matches(q, src, def, s, false);
 }
 
 /* The first requirement that pins one label value (k=v, k==v, k in (v)), or NULL. */
@@ -255,6 +279,358 @@ static int collect(const struct sm_query *q, const struct sm_source_config *src,
 	return 0;
 }
 
+/* ---- failures: series the last round could not read ---- */
+
+/* The failures that would answer q, in snapshot order, into *ret (malloc'd; NULL when none). */
+static int collect_failures(const struct sm_query *q, const struct sm_source_config *src,
+                            const struct sm_metric_def *def, const struct sm_snapshot *snap,
+                            const struct sm_series_failure ***ret, size_t *ret_n)
+{
+	const struct sm_series_failure **v = NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < snap->n_failures; i++) {
+		const struct sm_series_failure *f = &snap->failures[i];
+
+		if (!matches(q, src, def, &f->series, f->labels_partial))
+			continue;
+		if (!v) {
+			/* The first match: room for every failure left, so one allocation. */
+			v = malloc((snap->n_failures - i) * sizeof(*v));
+			if (!v)
+				return -ENOMEM;
+		}
+		v[n++] = f;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* Does the selector name label values (k=v, k==v, k in (a,b))? Then a failure it matches
+ * carries one of them, or may. */
+static bool names_values(const struct sm_selector *sel)
+{
+	for (size_t i = 0; i < sm_selector_count(sel); i++) {
+		enum sm_selector_op op = sm_selector_get(sel, i)->op;
+
+		if (op == SM_SELECTOR_OP_EQUALS || op == SM_SELECTOR_OP_DOUBLE_EQUALS ||
+		    op == SM_SELECTOR_OP_IN)
+			return true;
+	}
+	return false;
+}
+
+/* Would serving what was read, without the failures, be a wrong answer? */
+static bool failures_refuse(const struct sm_query *q, size_t n_match)
+{
+	switch (q->kind) {
+	case SM_QUERY_EXTERNAL:
+		return n_match == 0 || names_values(q->metric_selector);
+	case SM_QUERY_OBJECTS:
+		return n_match == 0;
+	case SM_QUERY_OBJECT:
+	case SM_QUERY_NAMESPACE:
+	case SM_QUERY_KIND_MAX:
+		break;
+	}
+	return true;
+}
+
+static bool same_object(const struct sm_series *a, const struct sm_series *b)
+{
+	return a->object && b->object && strcmp(a->object->resource, b->object->resource) == 0 &&
+	       strcmp(a->object->name, b->object->name) == 0;
+}
+
+/* Objects: leaves out of match the series of an object a failure is about (its sum would be
+ * partial). */
+static void drop_failed_objects(const struct sm_series **match, size_t *n_match,
+                                const struct sm_series_failure **fails, size_t n_fails)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < *n_match; i++) {
+		bool failed = false;
+
+		for (size_t j = 0; j < n_fails && !failed; j++)
+			failed = same_object(match[i], &fails[j]->series);
+		if (!failed)
+			match[w++] = match[i];
+	}
+	*n_match = w;
+}
+
+/* "deployments.apps worker-emails, queue=emails", "queue=emails" or "it". */
+static void describe_failure(const struct sm_series_failure *f, char *buf, size_t len)
+{
+	const struct sm_series *s = &f->series;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	if (s->object)
+		used = (size_t)snprintf(buf, len, "%s %s", s->object->resource, s->object->name);
+	for (size_t i = 0; i < s->n_labels && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s=%s",
+		                         i > 0 ? "," : (used ? ", " : ""), s->labels[i].name,
+		                         s->labels[i].value);
+	if (!buf[0])
+		(void)snprintf(buf, len, "it");
+}
+
+static int unreadable(const struct sm_query *q, const struct sm_snapshot *snap,
+                      const struct sm_series_failure *const *fails, size_t n_fails,
+                      struct sm_error *reterr)
+{
+	const char *name = snap->source && snap->source->name ? snap->source->name : "?";
+	char what[256], more[48] = "";
+
+	describe_failure(fails[0], what, sizeof(what));
+	if (n_fails > 1)
+		(void)snprintf(more, sizeof(more), " (and %zu more series)", n_fails - 1);
+	sm_error_set(reterr, "metric '%s' is unavailable: source '%s' could not read %s: %s%s",
+	             q->metric, name, what, fails[0]->error, more);
+	return -EAGAIN;
+}
+
+/* ---- empty queues: absent series that are 0 ---- */
+
+/* A value of the zero label that answers 0, and the object it is served on. */
+struct zero {
+	char *value;       /* NULL: none (an object template without placeholder) */
+	char *object_name; /* NULL: no object (external) */
+};
+
+static void zeros_free(struct zero *z, size_t n)
+{
+	for (size_t i = 0; z && i < n; i++) {
+		free(z[i].value);
+		free(z[i].object_name);
+	}
+	free(z);
+}
+
+/* The requirement that pins key to one or more values (k=v, k==v, k in (a,b)), or NULL. */
+static const struct sm_selector_requirement *pinned_key(const struct sm_selector *sel,
+                                                        const char *key)
+{
+	for (size_t i = 0; i < sm_selector_count(sel); i++) {
+		const struct sm_selector_requirement *r = sm_selector_get(sel, i);
+
+		if (strcmp(r->key, key) == 0 &&
+		    (r->op == SM_SELECTOR_OP_EQUALS || r->op == SM_SELECTOR_OP_DOUBLE_EQUALS ||
+		     r->op == SM_SELECTOR_OP_IN))
+			return r;
+	}
+	return NULL;
+}
+
+static bool has_label(const struct sm_series *s, const char *name, const char *value)
+{
+	for (size_t i = 0; i < s->n_labels; i++)
+		if (strcmp(s->labels[i].name, name) == 0)
+			return !value || strcmp(s->labels[i].value, value) == 0;
+	return false;
+}
+
+/* Does any series or failure of metric carry name=value (or may a failure)? */
+static bool value_is_known(const struct sm_snapshot *snap, const char *metric, const char *name,
+                           const char *value)
+{
+	struct sm_series_cursor c;
+	size_t i;
+
+	if (snap->index) {
+		sm_series_index_label(snap->index, metric, name, value, &c);
+		while (sm_series_cursor_next(&c, &i))
+			if (strcmp(snap->series[i].metric, metric) == 0 &&
+			    has_label(&snap->series[i], name, value))
+				return true;
+	} else {
+		for (i = 0; i < snap->n_series; i++)
+			if (strcmp(snap->series[i].metric, metric) == 0 &&
+			    has_label(&snap->series[i], name, value))
+				return true;
+	}
+	for (i = 0; i < snap->n_failures; i++) {
+		const struct sm_series_failure *f = &snap->failures[i];
+
+		if (strcmp(f->series.metric, metric) != 0)
+			continue;
+		if (has_label(&f->series, name, value) ||
+		    (f->labels_partial && !has_label(&f->series, name, NULL)))
+			return true;
+	}
+	return false;
+}
+
+/* Does name fit the object name template tmpl, token ("{queue}") standing for one label
+ * value throughout? 1 with the value (a copy), 0 when tmpl has no token and is name, -1
+ * when it does not fit (or the value could not be a served label value), -ENOMEM. */
+static int template_fit(const char *tmpl, const char *token, const char *name, char **ret)
+{
+	size_t tl = strlen(token), nl = strlen(name), fixed = strlen(tmpl), k = 0, vl;
+	const char *t, *first = strstr(tmpl, token);
+	char clean[64];
+	char *v;
+	size_t pos = 0;
+
+	for (t = first; t; t = strstr(t + tl, token))
+		k++;
+	if (k == 0)
+		return strcmp(tmpl, name) == 0 ? 0 : -1;
+	fixed -= k * tl;
+	if (nl <= fixed || (nl - fixed) % k != 0)
+		return -1;
+	vl = (nl - fixed) / k;
+	if (vl > 63)
+		return -1;
+	v = strndup(name + (first - tmpl), vl);
+	if (!v)
+		return -ENOMEM;
+	/* Every literal part and every occurrence must line up. */
+	for (t = tmpl; *t;) {
+		if (strncmp(t, token, tl) == 0) {
+			if (strncmp(name + pos, v, vl) != 0)
+				goto no;
+			pos += vl;
+			t += tl;
+		} else if (name[pos++] != *t++) {
+			goto no;
+		}
+	}
+	sm_label_value_sanitize(v, clean);
+	if (pos != nl || strcmp(clean, v) != 0)
+		goto no;
+	*ret = v;
+	return 1;
+no:
+	free(v);
+	return -1;
+}
+
+/* tmpl with every token replaced by value; NULL when out of memory. */
+static char *template_expand(const char *tmpl, const char *token, const char *value)
+{
+	size_t tl = strlen(token), vl = strlen(value), n = 0;
+	const char *t;
+	char *out, *o;
+
+	for (t = strstr(tmpl, token); t; t = strstr(t + tl, token))
+		n++;
+	out = malloc(strlen(tmpl) + n * vl + 1);
+	if (!out)
+		return NULL;
+	for (o = out, t = tmpl; *t;) {
+		if (strncmp(t, token, tl) == 0) {
+			memcpy(o, value, vl);
+			o += vl;
+			t += tl;
+		} else {
+			*o++ = *t++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Keeps z when it answers q as the series it stands for would. */
+static bool zero_matches(const struct sm_query *q, const struct sm_source_config *src,
+                         const struct sm_metric_def *def, const struct zero *z)
+{
+	struct sm_label label = {.name = def->zero_label, .value = z->value};
+	struct sm_object_ref obj = {.resource = def->resource, .name = z->object_name};
+	struct sm_series s = {
+	    .metric = def->name,
+	    .labels = z->value ? &label : NULL,
+	    .n_labels = z->value ? 1 : 0,
+	    .object = z->object_name ? &obj : NULL,
+	};
+
+	return matches(q, src, def, &s, false);
+}
+
+/* The empty queues that answer q (none found: *ret NULL). Called while the source is fresh,
+ * with no failure answering q; n_match: the series that do. */
+static int find_zeros(const struct sm_query *q, const struct sm_source_config *src,
+                      const struct sm_metric_def *def, const struct sm_snapshot *snap,
+                      size_t n_match, struct zero **ret, size_t *ret_n)
+{
+	const struct sm_selector_requirement *pin = pinned_key(q->metric_selector, def->zero_label);
+	const char *tmpl =
+	    def->scope == SM_METRIC_OBJECT && def->resource ? def->object_template : NULL;
+	struct zero *z = NULL;
+	size_t n = 0, n_cand = 0;
+	char token[128];
+	char *fit = NULL;
+	int r = 0, k;
+
+	if (snap->series_dropped > 0 ||
+	    (size_t)snprintf(token, sizeof(token), "{%s}", def->zero_label) >= sizeof(token))
+		return 0;
+	switch (q->kind) {
+	case SM_QUERY_EXTERNAL:
+		n_cand = pin ? pin->n_values : 0;
+		break;
+	case SM_QUERY_OBJECTS:
+		n_cand = pin && tmpl ? pin->n_values : 0;
+		break;
+	case SM_QUERY_OBJECT:
+		if (n_match > 0 || !tmpl)
+			break;
+		k = template_fit(tmpl, token, q->name, &fit);
+		if (k == -ENOMEM)
+			return k;
+		/* No placeholder: every queue is served on this one object. */
+		n_cand = k == 1 || (k == 0 && (!pin || pin->n_values == 1)) ? 1 : 0;
+		break;
+	case SM_QUERY_NAMESPACE: /* a total: already 0 when nothing matches */
+	case SM_QUERY_KIND_MAX:
+		break;
+	}
+	if (n_cand == 0)
+		goto out;
+	z = calloc(n_cand, sizeof(*z));
+	if (!z) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n_cand; i++) {
+		struct zero *c = &z[n];
+		const char *value = q->kind == SM_QUERY_OBJECT ? fit : pin->values[i];
+
+		if (q->kind == SM_QUERY_OBJECT && !fit && pin)
+			value = pin->values[0];
+		if (value && value_is_known(snap, def->name, def->zero_label, value))
+			continue;
+		c->value = value ? strdup(value) : NULL;
+		if (q->kind == SM_QUERY_OBJECT)
+			c->object_name = strdup(q->name);
+		else if (q->kind == SM_QUERY_OBJECTS)
+			c->object_name = template_expand(tmpl, token, value);
+		if ((value && !c->value) || (q->kind != SM_QUERY_EXTERNAL && !c->object_name)) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (zero_matches(q, src, def, c)) {
+			n++;
+		} else {
+			free(c->value);
+			free(c->object_name);
+			*c = (struct zero){0};
+		}
+	}
+	if (n > 0) {
+		*ret = z;
+		*ret_n = n;
+		z = NULL;
+	}
+out:
+	zeros_free(z, n_cand); /* those not kept are zeroed */
+	free(fit);
+	return r;
+}
+
 static int cmp_str_null_first(const char *a, const char *b)
 {
 	if (!a || !b)
@@ -302,6 +678,9 @@ struct builder {
 	const struct sm_metric_def *def;
 	const struct sm_snapshot *snap;
 	bool fallback; /* stale: serve def->fallback */
+	/* Failures answering the query, each served as def->fallback (never with fallback). */
+	const struct sm_series_failure **fails;
+	size_t n_fails;
 	int64_t now_wall_ms;
 	/* Copies of the request's strings, behind the items array. */
 	const char *ns; /* NULL: root-scoped */
@@ -310,6 +689,13 @@ struct builder {
 	struct sm_query_item *items;
 	size_t n_items;
 };
+
+static void set_fallback(const struct builder *b, struct sm_query_item *it)
+{
+	it->value = b->def->fallback.value;
+	it->is_fallback = true;
+	it->timestamp_wall_ms = b->now_wall_ms;
+}
 
 /* Starts an item from the first series of a group (s may be NULL: a synthesised item). */
 static struct sm_query_item *item_add(struct builder *b, const struct sm_series *s)
@@ -342,11 +728,17 @@ static struct sm_query_item *item_add(struct builder *b, const struct sm_series 
 	case SM_QUERY_KIND_MAX:
 		break;
 	}
-	if (b->fallback) {
-		it->value = b->def->fallback.value;
-		it->is_fallback = true;
-		it->timestamp_wall_ms = b->now_wall_ms;
-	}
+	if (b->fallback)
+		set_fallback(b, it);
+	return it;
+}
+
+/* An item for a failure (s: its series; NULL for a namespace total): the fallback value. */
+static struct sm_query_item *fallback_add(struct builder *b, const struct sm_series *s)
+{
+	struct sm_query_item *it = item_add(b, s);
+
+	set_fallback(b, it);
 	return it;
 }
 
@@ -360,6 +752,14 @@ static void item_merge(struct builder *b, struct sm_query_item *it, const struct
 	}
 }
 
+static int cmp_failure_object(const void *pa, const void *pb)
+{
+	const struct sm_series_failure *a = *(const struct sm_series_failure *const *)pa;
+	const struct sm_series_failure *b = *(const struct sm_series_failure *const *)pb;
+
+	return strcmp(a->series.object->name, b->series.object->name);
+}
+
 static void build_items(struct builder *b, const struct sm_series **match, size_t n_match)
 {
 	struct sm_query_item *it = NULL;
@@ -368,11 +768,18 @@ static void build_items(struct builder *b, const struct sm_series **match, size_
 	case SM_QUERY_EXTERNAL:
 		for (size_t i = 0; i < n_match; i++)
 			(void)item_add(b, match[i]);
+		for (size_t i = 0; i < b->n_fails; i++)
+			(void)fallback_add(b, &b->fails[i]->series);
 		/* Never succeeded: no series known, the fallback stands for the metric. */
 		if (b->fallback && !b->snap->has_succeeded)
 			(void)item_add(b, NULL);
 		break;
 	case SM_QUERY_OBJECT:
+		/* A failed part makes the object's sum unknown. */
+		if (b->n_fails > 0) {
+			(void)fallback_add(b, &b->fails[0]->series);
+			break;
+		}
 		for (size_t i = 0; i < n_match; i++) {
 			if (it)
 				item_merge(b, it, match[i]);
@@ -383,6 +790,7 @@ static void build_items(struct builder *b, const struct sm_series **match, size_
 			(void)item_add(b, NULL);
 		break;
 	case SM_QUERY_OBJECTS:
+		/* match holds no object of a failure (drop_failed_objects). */
 		if (n_match > 1)
 			qsort(match, n_match, sizeof(*match), cmp_series_object);
 		for (size_t i = 0; i < n_match; i++) {
@@ -391,8 +799,17 @@ static void build_items(struct builder *b, const struct sm_series **match, size_
 			else
 				it = item_add(b, match[i]);
 		}
+		if (b->n_fails > 1)
+			qsort(b->fails, b->n_fails, sizeof(*b->fails), cmp_failure_object);
+		for (size_t i = 0; i < b->n_fails; i++)
+			if (i == 0 || cmp_failure_object(&b->fails[i - 1], &b->fails[i]) != 0)
+				(void)fallback_add(b, &b->fails[i]->series);
 		break;
 	case SM_QUERY_NAMESPACE:
+		if (b->n_fails > 0) {
+			(void)fallback_add(b, NULL);
+			break;
+		}
 		it = item_add(b, NULL);
 		if (!b->fallback)
 			for (size_t i = 0; i < n_match; i++)
@@ -438,6 +855,29 @@ static bool query_is_valid(const struct sm_query *q)
 	return false;
 }
 
+/* Makes the series that zeros stand for in storage behind the items (zs, zl, zo, then their
+ * strings at *pos), and appends them to match (room made by the caller). */
+static void zeros_to_series(const struct sm_metric_def *def, const struct sm_snapshot *snap,
+                            const struct zero *z, size_t n, struct sm_series *zs,
+                            struct sm_label *zl, struct sm_object_ref *zo, char **pos,
+                            const struct sm_series **match, size_t *n_match)
+{
+	for (size_t i = 0; i < n; i++) {
+		zl[i] =
+		    (struct sm_label){.name = def->zero_label, .value = copy_str(pos, z[i].value)};
+		zo[i] = (struct sm_object_ref){.resource = def->resource,
+		                               .name = copy_str(pos, z[i].object_name)};
+		zs[i] = (struct sm_series){
+		    .metric = def->name,
+		    .labels = z[i].value ? &zl[i] : NULL,
+		    .n_labels = z[i].value ? 1 : 0,
+		    .timestamp_wall_ms = snap->last_success_wall_ms,
+		    .object = z[i].object_name ? &zo[i] : NULL,
+		};
+		match[(*n_match)++] = &zs[i];
+	}
+}
+
 int sm_query_run(const struct sm_store *st, const struct sm_query *query,
                  struct sm_query_result *ret, struct sm_error *reterr)
 {
@@ -447,10 +887,15 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 	struct sm_snapshot *snap = NULL;
 	struct sm_snapshot **held = NULL;
 	const struct sm_series **match = NULL;
+	const struct sm_series_failure **fails = NULL;
 	struct sm_query_item *items = NULL;
+	struct zero *zeros = NULL;
+	struct sm_series *zs;
+	struct sm_label *zl;
+	struct sm_object_ref *zo;
 	struct builder b = {0};
 	struct sm_query q;
-	size_t idx = 0, n_match = 0, n_chars, cap;
+	size_t idx = 0, n_match = 0, n_fails = 0, n_zeros = 0, n_chars, cap;
 	char *pos;
 	int r;
 
@@ -498,20 +943,60 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 	r = collect(&q, src, def, snap, &match, &n_match);
 	if (r < 0)
 		goto out;
+	/* Stale: everything is the fallback already; fresh: what could not be read. */
+	if (!b.fallback) {
+		r = collect_failures(&q, src, def, snap, &fails, &n_fails);
+		if (r < 0)
+			goto out;
+	}
+	if (n_fails > 0) {
+		if (q.kind == SM_QUERY_OBJECTS)
+			drop_failed_objects(match, &n_match, fails, n_fails);
+		if (!def->fallback.set && failures_refuse(&q, n_match)) {
+			r = unreadable(&q, snap, fails, n_fails, reterr);
+			goto out;
+		}
+		if (def->fallback.set) {
+			b.fails = fails;
+			b.n_fails = n_fails;
+			b.now_wall_ms = q.now_wall_ms ? q.now_wall_ms : sm_time_wall_ms();
+		}
+	} else if (!b.fallback && def->zero_label) {
+		r = find_zeros(&q, src, def, snap, n_match, &zeros, &n_zeros);
+		if (r < 0)
+			goto out;
+	}
 
-	/* At most one item per matching series, plus one synthesised item; then the copies. */
-	cap = n_match + 1;
+	/* At most one item per matching series and failure, plus one synthesised item; then the
+	 * series the empty queues stand for, and the copies of strings. */
+	cap = n_match + n_zeros + n_fails + 1;
 	n_chars = str_size(q.namespace) + str_size(q.resource) + str_size(q.name);
-	items = malloc(cap * sizeof(*items) + n_chars);
+	for (size_t i = 0; i < n_zeros; i++)
+		n_chars += str_size(zeros[i].value) + str_size(zeros[i].object_name);
+	items = malloc(cap * sizeof(*items) + n_zeros * (sizeof(*zs) + sizeof(*zl) + sizeof(*zo)) +
+	               n_chars);
 	held = malloc(sizeof(*held));
 	if (!items || !held) {
 		r = -ENOMEM;
 		goto out;
 	}
-	pos = (char *)(items + cap);
+	if (n_zeros > 0) {
+		const struct sm_series **m = realloc(match, (n_match + n_zeros) * sizeof(*m));
+
+		if (!m) {
+			r = -ENOMEM;
+			goto out;
+		}
+		match = m;
+	}
+	zs = (struct sm_series *)(items + cap);
+	zl = (struct sm_label *)(zs + n_zeros);
+	zo = (struct sm_object_ref *)(zl + n_zeros);
+	pos = (char *)(zo + n_zeros);
 	b.ns = copy_str(&pos, q.namespace);
 	b.resource = copy_str(&pos, q.resource);
 	b.name = copy_str(&pos, q.name);
+	zeros_to_series(def, snap, zeros, n_zeros, zs, zl, zo, &pos, match, &n_match);
 
 	b.q = &q;
 	b.def = def;
@@ -540,6 +1025,8 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 
 out:
 	free(match);
+	free(fails);
+	zeros_free(zeros, n_zeros);
 	free(items);
 	free(held);
 	sm_snapshot_unref(snap);

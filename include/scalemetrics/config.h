@@ -87,8 +87,17 @@ struct sm_metric_def {
 	char *name;
 	enum sm_metric_scope scope;
 	char *resource;                /* SM_METRIC_OBJECT: "deployments.apps"; else NULL */
-	struct sm_opt_double fallback; /* served instead of 503 when stale */
+	struct sm_opt_double fallback; /* served instead of 503 when stale or not read */
 	uint32_t window_s;
+	/* Absent means 0 (CONFIG.md "Empty queues and failed series"): the series are keyed by
+	 * this label, and one the source does not have is an empty queue (Redis deletes an
+	 * emptied list, so a glob or a preset's discovery no longer finds it). A query whose
+	 * selector names zero_label=V for a V no series (nor failure) carries gets an item of
+	 * value 0 with that label while the source is fresh. NULL: absent is absent. */
+	char *zero_label;
+	/* SM_METRIC_OBJECT with zero_label: the object name template, "{zero_label}" standing for
+	 * the value, so that a query for an object whose name fits it gets that 0 too. */
+	char *object_template;
 };
 
 struct sm_source_config {

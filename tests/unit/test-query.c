@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests for query: the Metrics model (external, one object, objects, namespace totals),
- * namespace visibility, selectors, sums, order, staleness with and without fallback. */
+ * namespace visibility, selectors, sums, order, staleness with and without fallback, empty
+ * queues answered as 0 and series that could not be read answered as 503. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -850,6 +851,606 @@ static void test_result_holds_snapshot(void **state)
 	sm_query_result_done(&res);
 }
 
+/* ---- empty queues and series that could not be read (CONFIG.md "Empty queues and failed
+ * series") ---- */
+
+enum { QW_LEN, QW_FB, QW_SQL, QW_PLAIN, QW_N };
+
+struct queue_world {
+	char *ns[1];
+	struct sm_metric_def metrics[QW_N];
+	struct sm_source_config source;
+	struct sm_config cfg;
+	struct sm_store *st;
+};
+
+static void add_queue(struct sm_batch *b, const char *metric, const char *queue, double value,
+                      const char *error, bool partial)
+{
+	struct sm_label label = {"queue", queue};
+	char name[64];
+	struct sm_object_ref obj = {"deployments.apps", name, NULL};
+	struct sm_series_in in = {
+	    .metric = metric,
+	    .labels = queue ? &label : NULL,
+	    .n_labels = queue ? 1 : 0,
+	    .value = value,
+	    .object = queue && strcmp(metric, "q_len") == 0 ? &obj : NULL,
+	};
+
+	(void)snprintf(name, sizeof(name), "worker-%s", queue ? queue : "");
+	if (error)
+		assert_int_equal(sm_batch_add_failure(b, &in, partial, error), 0);
+	else
+		assert_int_equal(sm_batch_add(b, &in), 0);
+}
+
+/* q_len (object worker-{queue}) and q_fb (fallback 9) are glob rules: an absent queue is
+ * empty; q_plain is not (absent is absent). q_sql's query failed. */
+static struct queue_world *queue_world_new(size_t filler, size_t dropped)
+{
+	static struct queue_world w;
+	struct sm_batch *b = sm_batch_new(1000);
+
+	memset(&w, 0, sizeof(w));
+	w.ns[0] = "default";
+	w.metrics[QW_LEN] = (struct sm_metric_def){
+	    .name = "q_len",
+	    .scope = SM_METRIC_OBJECT,
+	    .resource = "deployments.apps",
+	    .zero_label = "queue",
+	    .object_template = "worker-{queue}",
+	};
+	w.metrics[QW_FB] = (struct sm_metric_def){
+	    .name = "q_fb", .fallback = {.set = true, .value = 9}, .zero_label = "queue"};
+	w.metrics[QW_SQL] = (struct sm_metric_def){.name = "q_sql"};
+	w.metrics[QW_PLAIN] = (struct sm_metric_def){.name = "q_plain"};
+	w.source = (struct sm_source_config){
+	    .name = "queues",
+	    .interval_ms = 5000,
+	    .max_age_ms = 15000,
+	    .namespaces = {w.ns, 1},
+	    .metrics = w.metrics,
+	    .n_metrics = QW_N,
+	};
+	w.cfg.sources = &w.source;
+	w.cfg.n_sources = 1;
+	w.st = sm_store_new(&w.cfg);
+	assert_non_null(w.st);
+	assert_non_null(b);
+	for (size_t i = 0; i < filler; i++)
+		add_queue(b, "filler", "emails", 1, NULL, false);
+	add_queue(b, "q_len", "emails", 5, NULL, false);
+	add_queue(b, "q_len", "sms", 2, NULL, false);
+	add_queue(b, "q_len", "bad", 0, "key 'queue:bad' is a string, not a list", false);
+	add_queue(b, "q_fb", "emails", 4, NULL, false);
+	add_queue(b, "q_fb", "bad", 0, "key 'fb:bad' is a string, not a list", false);
+	add_queue(b, "q_sql", NULL, 0, "query for 'q_sql' failed: relation \"t\" does not exist",
+	          true);
+	add_queue(b, "q_plain", "emails", 1, NULL, false);
+	sm_batch_add_dropped(b, dropped);
+	assert_int_equal(sm_store_publish_success(w.st, 0, b, T0_MONO, T0_WALL), 0);
+	return &w;
+}
+
+static int queue_setup(void **state)
+{
+	*state = queue_world_new(0, 0);
+	return 0;
+}
+
+static int queue_setup_indexed(void **state)
+{
+	struct queue_world *w = queue_world_new(4 * SM_SERIES_INDEX_MIN, 0);
+	struct sm_snapshot *snap = sm_store_acquire(w->st, 0);
+
+	assert_non_null(snap->index);
+	sm_snapshot_unref(snap);
+	*state = w;
+	return 0;
+}
+
+static int queue_teardown(void **state)
+{
+	struct queue_world *w = *state;
+
+	sm_store_free(w->st);
+	return 0;
+}
+
+struct queue_case {
+	const char *what;
+	enum sm_query_kind kind;
+	const char *name; /* OBJECT: the deployment; NULL: external (or OBJECTS with "*") */
+	const char *metric;
+	const char *selector;
+	int expected;
+	const char *message; /* -EAGAIN: the whole message */
+	size_t n_items;
+	/* Each item: "queue=V value" for external items, "OBJECT value" for objects; a '!'
+	 * after the value marks a fallback. */
+	const char *items[4];
+};
+
+static const struct queue_case queue_cases[] = {
+    {"drained queue named by the selector: 0",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue=gone",
+     0,
+     NULL,
+     1,
+     {"queue=gone 0"}},
+    {"... with ==", SM_QUERY_EXTERNAL, NULL, "q_len", "queue==gone", 0, NULL, 1, {"queue=gone 0"}},
+    {"... with in",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue in (gone)",
+     0,
+     NULL,
+     1,
+     {"queue=gone 0"}},
+    {"several named: the present and the absent",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue in (emails,gone,zzz)",
+     0,
+     NULL,
+     3,
+     {"queue=emails 5", "queue=gone 0", "queue=zzz 0"}},
+    {"a present queue: its value",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue=sms",
+     0,
+     NULL,
+     1,
+     {"queue=sms 2"}},
+    {"no value named: only what exists",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue!=emails",
+     0,
+     NULL,
+     1,
+     {"queue=sms 2"}},
+    {"no selector: what was read, without the failure",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     NULL,
+     0,
+     NULL,
+     2,
+     {"queue=emails 5", "queue=sms 2"}},
+    {"the rest of the selector applies to the made-up series",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue=gone,kind=lag",
+     0,
+     NULL,
+     0,
+     {NULL}},
+    {"... and may keep it",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue=gone,kind!=lag",
+     0,
+     NULL,
+     1,
+     {"queue=gone 0"}},
+    {"a rule without zero_label: absent is absent",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_plain",
+     "queue=gone",
+     0,
+     NULL,
+     0,
+     {NULL}},
+    {"object of an absent queue: 0",
+     SM_QUERY_OBJECT,
+     "worker-gone",
+     "q_len",
+     NULL,
+     0,
+     NULL,
+     1,
+     {"worker-gone 0"}},
+    {"object of a present queue",
+     SM_QUERY_OBJECT,
+     "worker-sms",
+     "q_len",
+     NULL,
+     0,
+     NULL,
+     1,
+     {"worker-sms 2"}},
+    {"object, metric selector naming the object's own queue",
+     SM_QUERY_OBJECT,
+     "worker-gone",
+     "q_len",
+     "queue=gone",
+     0,
+     NULL,
+     1,
+     {"worker-gone 0"}},
+    {"object, metric selector excluding the object's queue",
+     SM_QUERY_OBJECT,
+     "worker-gone",
+     "q_len",
+     "queue!=gone",
+     -ENOENT,
+     NULL,
+     0,
+     {NULL}},
+    {"object of a present queue, selector excluding it",
+     SM_QUERY_OBJECT,
+     "worker-sms",
+     "q_len",
+     "queue=emails",
+     -ENOENT,
+     NULL,
+     0,
+     {NULL}},
+    {"object name the template cannot give",
+     SM_QUERY_OBJECT,
+     "worker-",
+     "q_len",
+     NULL,
+     -ENOENT,
+     NULL,
+     0,
+     {NULL}},
+    {"object name the template cannot give (prefix)",
+     SM_QUERY_OBJECT,
+     "other-gone",
+     "q_len",
+     NULL,
+     -ENOENT,
+     NULL,
+     0,
+     {NULL}},
+    {"object name whose value is no label value",
+     SM_QUERY_OBJECT,
+     "worker-_x",
+     "q_len",
+     NULL,
+     -ENOENT,
+     NULL,
+     0,
+     {NULL}},
+    {"objects, queues named",
+     SM_QUERY_OBJECTS,
+     NULL,
+     "q_len",
+     "queue in (gone,sms)",
+     0,
+     NULL,
+     2,
+     {"worker-gone 0", "worker-sms 2"}},
+    {"objects, nothing named: what exists",
+     SM_QUERY_OBJECTS,
+     NULL,
+     "q_len",
+     NULL,
+     0,
+     NULL,
+     2,
+     {"worker-emails 5", "worker-sms 2"}},
+    {"namespace total: unchanged",
+     SM_QUERY_NAMESPACE,
+     NULL,
+     "q_len",
+     "queue=gone",
+     0,
+     NULL,
+     1,
+     {"default 0"}},
+    /* Series that could not be read. */
+    {"failed queue named: 503 naming metric, source and error",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue=bad",
+     -EAGAIN,
+     "metric 'q_len' is unavailable: source 'queues' could not read deployments.apps "
+     "worker-bad, queue=bad: key 'queue:bad' is a string, not a list",
+     0,
+     {NULL}},
+    {"failed queue named beside a read one",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue in (bad,sms)",
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"failed queue excluded by the rest of the selector: not 0 either",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_len",
+     "queue=bad,kind=lag",
+     0,
+     NULL,
+     0,
+     {NULL}},
+    {"failed queue's object",
+     SM_QUERY_OBJECT,
+     "worker-bad",
+     "q_len",
+     NULL,
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"failed object named in a list",
+     SM_QUERY_OBJECTS,
+     NULL,
+     "q_len",
+     "queue=bad",
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"namespace total with a failed part",
+     SM_QUERY_NAMESPACE,
+     NULL,
+     "q_len",
+     NULL,
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"namespace total, the failed part excluded",
+     SM_QUERY_NAMESPACE,
+     NULL,
+     "q_len",
+     "queue!=bad",
+     0,
+     NULL,
+     1,
+     {"default 7"}},
+    {"failure with fallback: the fallback",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_fb",
+     "queue=bad",
+     0,
+     NULL,
+     1,
+     {"queue=bad 9!"}},
+    {"failure with fallback beside what was read",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_fb",
+     NULL,
+     0,
+     NULL,
+     2,
+     {"queue=bad 9!", "queue=emails 4"}},
+    {"with fallback, an absent queue is still 0",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_fb",
+     "queue=gone",
+     0,
+     NULL,
+     1,
+     {"queue=gone 0"}},
+    {"labels unknown: any selector",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_sql",
+     "queue=emails",
+     -EAGAIN,
+     "metric 'q_sql' is unavailable: source 'queues' could not read it: query for 'q_sql' "
+     "failed: relation \"t\" does not exist",
+     0,
+     {NULL}},
+    {"labels unknown: no selector",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_sql",
+     NULL,
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+};
+
+static void run_queue_case(struct queue_world *w, const struct queue_case *c, int64_t now)
+{
+	struct sm_selector *sel = c->selector ? parse(c->selector) : NULL;
+	char ns[64] = "default", name[64] = "", sel_copy[128];
+	struct sm_query q = {
+	    .kind = c->kind,
+	    .namespace = ns,
+	    .resource = c->kind == SM_QUERY_EXTERNAL || c->kind == SM_QUERY_NAMESPACE
+	                    ? NULL
+	                    : "deployments.apps",
+	    .name = c->name ? name : NULL,
+	    .metric = c->metric,
+	    .metric_selector = sel,
+	    .now_mono_ms = now,
+	    .now_wall_ms = T0_WALL + 1,
+	};
+	struct sm_query_result res = {.n_items = 4242};
+	struct sm_error err = {0};
+	int r;
+
+	(void)snprintf(name, sizeof(name), "%s", c->name ? c->name : "");
+	(void)snprintf(sel_copy, sizeof(sel_copy), "%s", c->selector ? c->selector : "");
+	r = sm_query_run(w->st, &q, &res, &err);
+	/* Items must not borrow from the request (its strings, its selector). */
+	memset(ns, 'x', sizeof(ns) - 1);
+	memset(name, 'x', sizeof(name) - 1);
+	sm_selector_free(sel);
+
+	if (r != c->expected)
+		fail_msg("case '%s': returned %d, expected %d (%s)", c->what, r, c->expected,
+		         err.message);
+	if (r < 0) {
+		if (c->message && strcmp(err.message, c->message) != 0)
+			fail_msg("case '%s': message '%s'\n  expected '%s'", c->what, err.message,
+			         c->message);
+		if (r == -EAGAIN &&
+		    (!strstr(err.message, c->metric) || !strstr(err.message, "source 'queues'")))
+			fail_msg("case '%s': message '%s' names no metric or source", c->what,
+			         err.message);
+		if (res.n_items != 4242 || res.items)
+			fail_msg("case '%s': result touched on failure", c->what);
+		return;
+	}
+	if (res.n_items != c->n_items)
+		fail_msg("case '%s': %zu items, expected %zu", c->what, res.n_items, c->n_items);
+	for (size_t i = 0; i < c->n_items; i++) {
+		const struct sm_query_item *it = &res.items[i];
+		char got[160];
+
+		if (c->kind == SM_QUERY_EXTERNAL)
+			(void)snprintf(got, sizeof(got), "%s=%s %g%s",
+			               it->n_labels ? it->labels[0].name : "",
+			               it->n_labels ? it->labels[0].value : "", it->value,
+			               it->is_fallback ? "!" : "");
+		else
+			(void)snprintf(got, sizeof(got), "%s %g%s", it->object.name, it->value,
+			               it->is_fallback ? "!" : "");
+		if (strcmp(got, c->items[i]) != 0)
+			fail_msg("case '%s' (%s): item %zu is '%s', expected '%s'", c->what,
+			         sel_copy, i, got, c->items[i]);
+		if (strcmp(it->metric, c->metric) != 0)
+			fail_msg("case '%s': item %zu metric '%s'", c->what, i, it->metric);
+		if (it->timestamp_wall_ms != (it->is_fallback ? T0_WALL + 1 : T0_WALL))
+			fail_msg("case '%s': item %zu timestamp %lld", c->what, i,
+			         (long long)it->timestamp_wall_ms);
+		if (c->kind == SM_QUERY_EXTERNAL && it->n_labels != 1)
+			fail_msg("case '%s': item %zu has %zu labels", c->what, i, it->n_labels);
+		if (c->kind == SM_QUERY_OBJECT || c->kind == SM_QUERY_OBJECTS) {
+			if (strcmp(it->object.resource, "deployments.apps") != 0 ||
+			    !it->object.namespace || strcmp(it->object.namespace, "default") != 0)
+				fail_msg("case '%s': item %zu object %s in %s", c->what, i,
+				         it->object.resource,
+				         it->object.namespace ? it->object.namespace : "(null)");
+		}
+	}
+	sm_query_result_done(&res);
+}
+
+static void test_queue_cases(void **state)
+{
+	struct queue_world *w = *state;
+
+	for (size_t i = 0; i < sizeof(queue_cases) / sizeof(queue_cases[0]); i++)
+		run_queue_case(w, &queue_cases[i], T0_MONO + 1000);
+}
+
+/* Stale: 503 (or the fallback) as before; no made-up 0, no failure told apart. */
+static void test_queue_stale(void **state)
+{
+	struct queue_world *w = *state;
+	static const struct queue_case cases[] = {
+	    {"stale: absent queue",
+	     SM_QUERY_EXTERNAL,
+	     NULL,
+	     "q_len",
+	     "queue=gone",
+	     -EAGAIN,
+	     "metric 'q_len' is unavailable: source 'queues' has had no successful round for "
+	     "21s (max_age 15s)",
+	     0,
+	     {NULL}},
+	    {"stale: absent object",
+	     SM_QUERY_OBJECT,
+	     "worker-gone",
+	     "q_len",
+	     NULL,
+	     -EAGAIN,
+	     NULL,
+	     0,
+	     {NULL}},
+	    {"stale: failed queue",
+	     SM_QUERY_EXTERNAL,
+	     NULL,
+	     "q_len",
+	     "queue=bad",
+	     -EAGAIN,
+	     "metric 'q_len' is unavailable: source 'queues' has had no successful round for "
+	     "21s (max_age 15s)",
+	     0,
+	     {NULL}},
+	    {"stale with fallback: every known series is the fallback",
+	     SM_QUERY_EXTERNAL,
+	     NULL,
+	     "q_fb",
+	     NULL,
+	     0,
+	     NULL,
+	     1,
+	     {"queue=emails 9!"}},
+	    {"stale with fallback: no made-up series",
+	     SM_QUERY_EXTERNAL,
+	     NULL,
+	     "q_fb",
+	     "queue=gone",
+	     0,
+	     NULL,
+	     0,
+	     {NULL}},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		run_queue_case(w, &cases[i], T0_MONO + 21000);
+}
+
+/* Series dropped by max_series: an absent queue may be one that was not read. */
+static void test_queue_dropped(void **state)
+{
+	struct queue_world *w = queue_world_new(0, 3);
+	static const struct queue_case cases[] = {
+	    {"dropped: no made-up 0",
+	     SM_QUERY_EXTERNAL,
+	     NULL,
+	     "q_len",
+	     "queue=gone",
+	     0,
+	     NULL,
+	     0,
+	     {NULL}},
+	    {"dropped: object unknown",
+	     SM_QUERY_OBJECT,
+	     "worker-gone",
+	     "q_len",
+	     NULL,
+	     -ENOENT,
+	     NULL,
+	     0,
+	     {NULL}},
+	    {"dropped: present queues as before",
+	     SM_QUERY_EXTERNAL,
+	     NULL,
+	     "q_len",
+	     "queue=sms",
+	     0,
+	     NULL,
+	     1,
+	     {"queue=sms 2"}},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		run_queue_case(w, &cases[i], T0_MONO + 1000);
+	sm_store_free(w->st);
+}
+
 static void count_metric(const struct sm_metric_def *def, void *userdata)
 {
 	size_t *n = userdata;
@@ -879,6 +1480,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_result_holds_snapshot, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_for_each_metric, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_cases, queue_setup, queue_teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_cases, queue_setup_indexed, queue_teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_stale, queue_setup, queue_teardown),
+	    cmocka_unit_test(test_queue_dropped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -214,6 +214,30 @@ static void note_series_error(struct sm_error *e, const char *fmt, ...)
 	va_end(ap);
 }
 
+static int query_failed(struct sm_batch *batch, struct sm_error *series_err,
+                        const struct pg_query_rule *rule, const struct sm_label *labels,
+                        size_t n_labels, const char *fmt, ...) SM_PRINTF(6, 7);
+
+/* A query's series that could not be read: noted, and served as a failure (series.h) with the
+ * same text, so that a query for it gets 503 saying why rather than nothing. labels: the row's,
+ * when known; NULL: the query gave no usable row, so any label set may be missing. */
+static int query_failed(struct sm_batch *batch, struct sm_error *series_err,
+                        const struct pg_query_rule *rule, const struct sm_label *labels,
+                        size_t n_labels, const char *fmt, ...)
+{
+	struct sm_series_in in = {.metric = rule->metric, .labels = labels, .n_labels = n_labels};
+	char msg[sizeof(series_err->message)];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	note_series_error(series_err, "%s", msg);
+	r = sm_batch_add_failure(batch, &in, labels == NULL, msg);
+	return r == -ENOMEM ? r : 0;
+}
+
 static int add_series(struct sm_batch *batch, const char *metric, const struct sm_label *labels,
                       size_t n_labels, double value)
 {
@@ -318,53 +342,44 @@ static int rows_to_series(const struct pg_state *s, const struct pg_query_rule *
 		note_series_error(series_err, "query for '%s' returned no rows", rule->metric);
 		return 0;
 	}
-	if (cols < 1 || cols - 1 > PG_MAX_LABEL_COLUMNS) {
-		note_series_error(series_err,
-		                  "query for '%s' returned %d columns (expected 1 to %d)",
-		                  rule->metric, cols, PG_MAX_LABEL_COLUMNS + 1);
-		return 0;
-	}
-	if (cols == 1 && rows > 1) {
-		note_series_error(
-		    series_err,
-		    "query for '%s' returned %d rows of one column (expected one row, "
-		    "or label columns before the value)",
-		    rule->metric, rows);
-		return 0;
-	}
-	if ((size_t)rows > s->src->max_series) {
-		note_series_error(series_err, "query for '%s' returned %d rows (max_series %u)",
-		                  rule->metric, rows, (unsigned)s->src->max_series);
-		return 0;
-	}
+	if (cols < 1 || cols - 1 > PG_MAX_LABEL_COLUMNS)
+		return query_failed(batch, series_err, rule, NULL, 0,
+		                    "query for '%s' returned %d columns (expected 1 to %d)",
+		                    rule->metric, cols, PG_MAX_LABEL_COLUMNS + 1);
+	if (cols == 1 && rows > 1)
+		return query_failed(batch, series_err, rule, NULL, 0,
+		                    "query for '%s' returned %d rows of one column (expected one "
+		                    "row, or label columns before the value)",
+		                    rule->metric, rows);
+	if ((size_t)rows > s->src->max_series)
+		return query_failed(batch, series_err, rule, NULL, 0,
+		                    "query for '%s' returned %d rows (max_series %u)", rule->metric,
+		                    rows, (unsigned)s->src->max_series);
 	for (int c = 0; c + 1 < cols; c++) {
 		labels[c].name = PQfname(res, c);
-		if (!sm_label_key_is_valid(labels[c].name)) {
-			note_series_error(
-			    series_err,
+		if (!sm_label_key_is_valid(labels[c].name))
+			return query_failed(
+			    batch, series_err, rule, NULL, 0,
 			    "query for '%s': column name '%s' is not a valid label name",
 			    rule->metric, labels[c].name);
-			return 0;
-		}
 	}
 	for (int i = 0; i < rows; i++) {
+		size_t n_labels = (size_t)(cols - 1);
 		double v = 0;
 		int r;
 
-		if (PQgetisnull(res, i, cols - 1)) {
-			note_series_error(series_err, "query for '%s' returned NULL in row %d",
-			                  rule->metric, i + 1);
-			continue;
-		}
-		if (sm_number_parse_double(PQgetvalue(res, i, cols - 1), &v) < 0) {
-			note_series_error(series_err,
-			                  "query for '%s' returned a non-numeric value in row %d",
-			                  rule->metric, i + 1);
-			continue;
-		}
 		for (int c = 0; c + 1 < cols; c++)
 			labels[c].value = PQgetisnull(res, i, c) ? "" : PQgetvalue(res, i, c);
-		r = add_series(batch, rule->metric, labels, (size_t)(cols - 1), v);
+		if (PQgetisnull(res, i, cols - 1))
+			r = query_failed(batch, series_err, rule, labels, n_labels,
+			                 "query for '%s' returned NULL in row %d", rule->metric,
+			                 i + 1);
+		else if (sm_number_parse_double(PQgetvalue(res, i, cols - 1), &v) < 0)
+			r = query_failed(batch, series_err, rule, labels, n_labels,
+			                 "query for '%s' returned a non-numeric value in row %d",
+			                 rule->metric, i + 1);
+		else
+			r = add_series(batch, rule->metric, labels, n_labels, v);
 		if (r < 0)
 			return r;
 	}
@@ -397,8 +412,8 @@ static int collect_query(struct pg_state *s, const struct pg_query_rule *rule,
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
-		note_series_error(series_err, "query for '%s' failed: %s", rule->metric,
-		                  msg ? msg : PQresStatus(PQresultStatus(res)));
+		r = query_failed(batch, series_err, rule, NULL, 0, "query for '%s' failed: %s",
+		                 rule->metric, msg ? msg : PQresStatus(PQresultStatus(res)));
 	} else {
 		r = rows_to_series(s, rule, res, batch, series_err);
 	}

@@ -105,6 +105,23 @@ bool sm_redis_metric_name_is_valid(const char *s)
 	return true;
 }
 
+bool sm_redis_pattern_is_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+/* Is an absent series of r an empty queue (config.h zero_label)? Not for exact keys (a missing
+ * one is read as 0 anyway), optional keys (absent means not served), streams (Redis keeps an
+ * emptied stream) or rules without label. */
+static bool absent_is_empty(const struct redis_rule *r)
+{
+	bool found = r->discover != REDIS_DISCOVER_KEYS;
+
+	for (size_t i = 0; i < r->keys.n && !found && !r->literal; i++)
+		found = sm_redis_pattern_is_glob(r->keys.v[i]);
+	return found && r->label && !r->optional && r->type != REDIS_KEY_STREAM;
+}
+
 int sm_redis_parse_host_port(const char *a, struct redis_endpoint *ret)
 {
 	const char *colon = strrchr(a, ':');
@@ -396,9 +413,16 @@ int sm_redis_rule_declare(struct sm_config_parser *p, const struct sm_config_nod
 	def.scope = object ? SM_METRIC_OBJECT : SM_METRIC_EXTERNAL;
 	def.resource = object ? r->object.resource : NULL;
 	def.fallback = r->fallback;
+	if (absent_is_empty(r)) {
+		def.zero_label = r->label;
+		def.object_template = object ? r->object.name : NULL;
+	}
 	ret = sm_config_add_metric(p, node, &def);
 	if (ret < 0 || !r->derived)
 		return ret;
+	/* Growth and drain time need two samples of a queue that exists. */
+	def.zero_label = NULL;
+	def.object_template = NULL;
 	def.window_s = (uint32_t)(r->window_ms / 1000);
 	def.name = r->growth_metric;
 	ret = sm_config_add_metric(p, node, &def);

@@ -47,11 +47,6 @@ static const char *const length_commands[] = {
 static_assert(sizeof(length_commands) / sizeof(length_commands[0]) == REDIS_KEY_TYPE_MAX,
               "length_commands");
 
-static bool pattern_is_glob(const char *s)
-{
-	return strpbrk(s, "*?[") != NULL;
-}
-
 /* ---- runtime ---- */
 
 struct group_stat {
@@ -61,12 +56,13 @@ struct group_stat {
 	double pending;
 };
 
-/* What few entries have: a stream's consumer groups, a dequeue counter. */
+/* What few entries have: a stream's consumer groups, a dequeue counter, why it failed. */
 struct extra {
 	struct group_stat *groups;
 	size_t n_groups;
 	bool has_counter; /* the dequeue counter's value */
 	double counter;
+	char *error; /* the entry could not be read (entry.failed) */
 };
 
 /* One key read in a round: 40 bytes, there may be max_series of them. */
@@ -82,6 +78,7 @@ struct entry {
 	int8_t type;      /* enum redis_key_type resolved for this key; AUTO until TYPE answered */
 	bool has_label;
 	bool skip;   /* per-series problem, or an optional key that does not exist */
+	bool failed; /* the per-series problem: its series is served as a failure */
 	bool ready;  /* value known without a read command (TYPE said "none") */
 	bool stream; /* value is XLEN; the extra's groups hold XINFO GROUPS */
 };
@@ -148,7 +145,9 @@ struct redis_state {
 	struct names names; /* the queue names of names_group, discovered this round */
 	size_t names_group;
 	bool names_valid;
-	char due_max[32]; /* ZCOUNT's max for BullMQ "due now" */
+	char names_error[256]; /* why names may be missing from names ("": none) */
+	char **rule_errors;    /* per rule: its queue names could not all be discovered */
+	char due_max[32];      /* ZCOUNT's max for BullMQ "due now" */
 	int64_t now_wall_ms;
 };
 
@@ -236,7 +235,10 @@ static int redis_create(const struct sm_source_config *src, void **ret_state)
 	s->cfg = src->priv;
 	s->entries_hint = 64;
 	s->history = sm_redis_history_new();
-	if (!s->history) {
+	s->rule_errors = calloc(s->cfg->rules.n ? s->cfg->rules.n : 1, sizeof(*s->rule_errors));
+	if (!s->history || !s->rule_errors) {
+		sm_redis_history_free(s->history);
+		free(s->rule_errors);
 		free(s);
 		return -ENOMEM;
 	}
@@ -248,6 +250,7 @@ static int redis_create(const struct sm_source_config *src, void **ret_state)
 	    read_password(s->cfg, &s->password, s->password_error, sizeof(s->password_error));
 	if (s->password_r == -ENOMEM) {
 		sm_redis_history_free(s->history);
+		free(s->rule_errors);
 		free(s);
 		return -ENOMEM;
 	}
@@ -287,6 +290,7 @@ static void extra_done(struct extra *x)
 	for (size_t g = 0; g < x->n_groups; g++)
 		free(x->groups[g].name);
 	free(x->groups);
+	free(x->error);
 }
 
 /* e's extra, added if it has none; NULL when out of memory. */
@@ -395,6 +399,10 @@ static void entries_clear(struct redis_state *s)
 	s->n_extras = 0;
 	s->n_entries = 0;
 	pool_reset(&s->pool);
+	for (size_t i = 0; s->rule_errors && i < s->cfg->rules.n; i++) {
+		free(s->rule_errors[i]);
+		s->rule_errors[i] = NULL;
+	}
 }
 
 /* At the end of a round: the entry arrays, when malloc mapped them on their own (thousands of
@@ -441,6 +449,7 @@ static void redis_destroy(void *state)
 	free(s->set);
 	names_clear(&s->names);
 	free(s->names.v);
+	free(s->rule_errors);
 	free(s->cur_host);
 	sm_redis_history_free(s->history);
 	if (s->password) {
@@ -933,6 +942,30 @@ static void note(struct redis_state *s, struct sm_error *reterr, const char *key
 		snprintf(s->more + used, sizeof(s->more) - used, "%s'%s'", used ? ", " : "", key);
 }
 
+static void fail_entry(struct redis_state *s, struct sm_error *reterr, struct entry *e,
+                       const char *then, const char *fmt, ...) SM_PRINTF(5, 6);
+
+/* A key that could not be read: noted as "MESSAGE; then", skipped, and its series served as a
+ * failure with MESSAGE as the reason (a failure without reason when memory is short: the
+ * replies still pending must be read, so this cannot fail). */
+static void fail_entry(struct redis_state *s, struct sm_error *reterr, struct entry *e,
+                       const char *then, const char *fmt, ...)
+{
+	char msg[320];
+	struct extra *x;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	note(s, reterr, e->key, "%s; %s", msg, then);
+	e->skip = true;
+	e->failed = true;
+	x = entry_extra(s, e);
+	if (x && !x->error)
+		x->error = strdup(msg);
+}
+
 /* ---- discovery ---- */
 
 /* Adds key to the current rule unless already there, with label_len bytes of label (NULL for
@@ -1091,6 +1124,10 @@ static int read_members(struct redis_state *s, const struct names *keys, const c
 			    strncmp(reply->str, "WRONGTYPE", 9) == 0) {
 				note(s, reterr, keys->v[first + j],
 				     "queue index '%s' is not a set; ignored", keys->v[first + j]);
+				if (!s->names_error[0])
+					snprintf(s->names_error, sizeof(s->names_error),
+					         "queue index '%s' is not a set",
+					         keys->v[first + j]);
 			} else if (reply->type != REDIS_REPLY_ARRAY) {
 				r = fail_reply(s, error_code(reply), reterr, "SMEMBERS", reply);
 				freeReplyObject(reply);
@@ -1137,6 +1174,7 @@ static int discover_names(struct redis_state *s, const struct redis_rule *rule,
 		return 0;
 	names_clear(out);
 	s->names_valid = false;
+	s->names_error[0] = '\0';
 	switch (rule->discover) {
 	case REDIS_DISCOVER_SET:
 		for (size_t i = 0; i < rule->index.n && r >= 0; i++)
@@ -1215,7 +1253,7 @@ static int collect_keys(struct redis_state *s, size_t ri, struct sm_error *reter
 		for (size_t k = 0; k < rule->keys.n && r >= 0; k++) {
 			const char *pat = rule->keys.v[k];
 
-			if (!rule->literal && pattern_is_glob(pat)) {
+			if (!rule->literal && sm_redis_pattern_is_glob(pat)) {
 				r = scan_keys(s, pat, add_scanned_key, &ri, reterr);
 				continue;
 			}
@@ -1224,6 +1262,11 @@ static int collect_keys(struct redis_state *s, size_t ri, struct sm_error *reter
 		return r;
 	}
 	r = discover_names(s, rule, reterr);
+	if (r >= 0 && s->names_error[0]) {
+		s->rule_errors[ri] = strdup(s->names_error);
+		if (!s->rule_errors[ri])
+			return -ENOMEM;
+	}
 	for (size_t i = 0; i < s->names.n && r >= 0; i++) {
 		/* All keys of a queue or none: a partial sum would be a wrong number. */
 		if (s->n_entries + rule->keys.n > s->src->max_series) {
@@ -1307,15 +1350,13 @@ static int resolve_types(struct redis_state *s, struct sm_error *reterr)
 				if (e->type == REDIS_KEY_AUTO)
 					e->type = REDIS_KEY_TYPE_MAX;
 			} else if (t == REDIS_KEY_TYPE_MAX) {
-				note(s, reterr, e->key,
-				     "key '%s' is a %s, not a list, zset, set, stream or hash; "
-				     "skipped",
-				     e->key, reply->str);
-				e->skip = true;
+				fail_entry(
+				    s, reterr, e, "skipped",
+				    "key '%s' is a %s, not a list, zset, set, stream or hash",
+				    e->key, reply->str);
 			} else if (e->type != REDIS_KEY_AUTO && e->type != t) {
-				note(s, reterr, e->key, "key '%s' is a %s, not a %s; skipped",
-				     e->key, reply->str, sm_redis_key_type_names[e->type]);
-				e->skip = true;
+				fail_entry(s, reterr, e, "skipped", "key '%s' is a %s, not a %s",
+				           e->key, reply->str, sm_redis_key_type_names[e->type]);
 			} else {
 				e->type = (int8_t)t;
 			}
@@ -1482,20 +1523,17 @@ static int take_reads(struct redis_state *s, struct entry *e, struct sm_error *r
 	if (r < 0)
 		return r;
 	if (is_wrongtype(reply)) {
-		note(s, reterr, e->key, "key '%s' is not a %s; skipped", e->key,
-		     rule->read == REDIS_READ_LENGTH       ? sm_redis_key_type_names[e->type]
-		     : rule->read == REDIS_READ_DUE_BULLMQ ? "zset"
-		                                           : "list");
-		e->skip = true;
+		fail_entry(s, reterr, e, "skipped", "key '%s' is not a %s", e->key,
+		           rule->read == REDIS_READ_LENGTH       ? sm_redis_key_type_names[e->type]
+		           : rule->read == REDIS_READ_DUE_BULLMQ ? "zset"
+		                                                 : "list");
 	} else if (rule->read == REDIS_READ_OLDEST_SIDEKIQ && reply->type == REDIS_REPLY_NIL) {
 		e->value = 0; /* empty queue: no latency, as Sidekiq's Queue#latency says */
 	} else if (rule->read == REDIS_READ_OLDEST_SIDEKIQ && reply->type == REDIS_REPLY_STRING) {
 		if (sm_redis_sidekiq_age(reply->str, reply->len, s->now_wall_ms, &e->value, err,
-		                         sizeof(err)) < 0) {
-			note(s, reterr, e->key, "queue '%s': the oldest job: %s; no latency series",
-			     e->key, err);
-			e->skip = true;
-		}
+		                         sizeof(err)) < 0)
+			fail_entry(s, reterr, e, "no latency series",
+			           "queue '%s': the oldest job: %s", e->key, err);
 	} else if (reply->type == REDIS_REPLY_INTEGER && rule->read != REDIS_READ_OLDEST_SIDEKIQ) {
 		e->value = (double)reply->integer;
 		e->stream = rule->read == REDIS_READ_LENGTH && e->type == REDIS_KEY_STREAM;
@@ -1648,6 +1686,43 @@ static int emit_one(struct sm_batch *batch, struct group_out *g, const char *met
 	return add_series(batch, &in);
 }
 
+/* The series of g (and its derived ones) could not be read: why, for queries to say so. A
+ * stream's kind and group labels are not known: partial labels. */
+static int emit_failure(struct sm_batch *batch, struct group_out *g, const char *error)
+{
+	const struct redis_rule *rule = g->rule;
+	const char *metrics[] = {rule->metric, rule->growth_metric, rule->drain_metric};
+	struct sm_series_in in = {.labels = g->labels};
+	bool partial = rule->type == REDIS_KEY_STREAM;
+	int r = 0;
+
+	if (g->label) {
+		g->labels[0] = (struct sm_label){.name = rule->label, .value = g->label};
+		in.n_labels = 1;
+	}
+	if (g->obj_name)
+		in.object = &g->obj;
+	for (size_t i = 0; i < (rule->derived ? 3u : 1u) && r >= 0; i++) {
+		in.metric = metrics[i];
+		in.window_s = i > 0 ? (uint32_t)(rule->window_ms / 1000) : 0;
+		r = sm_batch_add_failure(batch, &in, partial, error);
+		/* -E2BIG is counted as dropped, -EINVAL cannot be: only -ENOMEM ends the round. */
+		if (r != -ENOMEM)
+			r = 0;
+	}
+	return r;
+}
+
+/* A rule whose queue names could not all be discovered: any of its queues may be missing, so
+ * each of its metrics is a failure that stands for every queue (partial labels). */
+static int emit_rule_failure(struct sm_batch *batch, const struct redis_rule *rule,
+                             const char *error)
+{
+	struct group_out g = {.rule = rule};
+
+	return emit_failure(batch, &g, error);
+}
+
 /* One series per (rule, label value): keys that give the same value (two globs, a glob and
  * an exact key, a Celery queue and its priority lists) are summed (latencies: the largest),
  * so a label never names two series. Streams give kind=length/lag/pending series. */
@@ -1657,8 +1732,11 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 	size_t i = 0;
 	int r = 0;
 
-	if (s->n_entries == 0)
-		return 0;
+	for (size_t ri = 0; ri < s->cfg->rules.n && r >= 0; ri++)
+		if (s->rule_errors[ri])
+			r = emit_rule_failure(batch, &s->cfg->rules.v[ri], s->rule_errors[ri]);
+	if (s->n_entries == 0 || r < 0)
+		return r;
 	/* Sorting pointers: an entry is ~100 bytes. */
 	ord = malloc(s->n_entries * sizeof(*ord));
 	if (!ord)
@@ -1674,12 +1752,15 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 		bool max = rule->read == REDIS_READ_OLDEST_SIDEKIQ;
 		bool any = false, any_stream = false, has_counter = false;
 		double sum = 0, ssum = 0, counter = 0;
+		const struct entry *failed = NULL;
 		size_t end = i;
 
 		for (; end < s->n_entries && same_series(ord[end], first); end++) {
 			const struct entry *e = ord[end];
 			const struct extra *x = entry_extra_get(s, e);
 
+			if (e->failed && !failed)
+				failed = e;
 			if (e->skip)
 				continue;
 			if (x && x->has_counter && !has_counter) {
@@ -1705,6 +1786,13 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 			}
 			g.obj = (struct sm_object_ref){.resource = rule->object.resource,
 			                               .name = g.obj_name};
+		}
+		/* One key of the series not read: any sum of the others would be a wrong number. */
+		if (failed) {
+			const struct extra *x = entry_extra_get(s, failed);
+
+			r = emit_failure(batch, &g, x && x->error ? x->error : "could not be read");
+			any = any_stream = false;
 		}
 		if (any) {
 			r = emit_one(batch, &g, rule->metric, sum, NULL, NULL, 0);
@@ -1792,16 +1880,10 @@ static int read_round(struct redis_state *s, struct sm_batch *batch, struct sm_e
 	if (s->max_window_ms > 0)
 		sm_redis_history_sweep(s->history, now_mono,
 		                       s->max_window_ms + 3 * s->src->interval_ms);
-	/* Keys beyond max_series were never stored: let the full batch count them as dropped,
-	 * so the store's series_dropped and the scheduler's warning include them. */
-	if (s->overflow > 0 && sm_batch_count(batch) >= s->src->max_series) {
-		const struct redis_rule *rule = &c->rules.v[c->rules.n - 1];
-		struct sm_series_in in = {.metric = rule->metric};
-
-		for (size_t i = 0; i < s->overflow; i++)
-			if (sm_batch_add(batch, &in) != -E2BIG)
-				break;
-	}
+	/* Keys beyond max_series were never stored: the batch counts them as dropped, so the
+	 * store's series_dropped and the scheduler's warning include them, and no query takes
+	 * a queue that was not read for an empty one. */
+	sm_batch_add_dropped(batch, s->overflow);
 	if (s->overflow > 0) {
 		char first[sizeof(reterr->message)];
 

@@ -31,7 +31,8 @@
  * target and history are dropped; it is no longer served); (2) fetch every target at once on
  * one curl multi handle, each transfer bounded by the source timeout and max_body_bytes;
  * (3) parse each body; a target whose transfer or parse fails keeps its history but serves
- * nothing this round (absent, never 0), and never affects the others; (4) append one point per
+ * nothing this round (never 0: a pod's series are failures naming the error, series.h), and
+ * never affects the others; (4) append one point per
  * series the rules use, timestamped with our monotonic clock when its body arrived (exposition
  * timestamps are ignored), and drop points older than the longest window that uses the series;
  * (5) compute each rule per target and sum the targets into the aggregate.
@@ -1298,6 +1299,31 @@ static int target_compute(struct scrape_state *s, struct target *t, bool serve_p
 
 /* ---- a round ---- */
 
+/* A pod whose scrape failed: its series (every rule's metric on the pod; their `by` labels
+ * are not known) are failures saying why, so that asking for that pod gets 503 rather than
+ * nothing. */
+static int pod_failed(const struct scrape_state *s, const struct target *t, struct sm_batch *batch)
+{
+	struct sm_object_ref obj = {
+	    .resource = "pods", .name = t->pod_name, .namespace = t->pod_namespace};
+	char error[sizeof(t->error) + 512];
+
+	(void)snprintf(error, sizeof(error), "%s: %s", t->shown_url, t->error);
+	for (size_t ri = 0; ri < s->n_rules; ri++) {
+		struct sm_series_in in = {
+		    .metric = s->rules[ri]->metric,
+		    .object = &obj,
+		    .object_labels = t->pod_labels,
+		    .n_object_labels = t->n_pod_labels,
+		};
+		int r = sm_batch_add_failure(batch, &in, true, error);
+
+		if (r == -ENOMEM)
+			return r;
+	}
+	return 0;
+}
+
 static char *pod_url(const struct scrape_config *c, const char *ip)
 {
 	size_t len = strlen(ip) + strlen(c->pods.path) + 32;
@@ -1564,8 +1590,13 @@ static int scrape_collect(void *state, struct sm_batch *batch, struct sm_error *
 					pos += (size_t)k;
 				shown++;
 			}
-			/* Absent as a pod; in the aggregate with its last values while they are
-			 * recent, so one slow scrape does not make the sum drop. */
+			/* A failure as a pod; in the aggregate with its last values while they
+			 * are recent, so one slow scrape does not make the sum drop. */
+			if (t->is_pod) {
+				r = pod_failed(s, t, batch);
+				if (r < 0)
+					return r;
+			}
 			if (t->has_ok && now_ms - t->last_ok_ms <= s->src->max_age_ms) {
 				r = target_compute(s, t, false, batch);
 				if (r < 0)

@@ -78,7 +78,7 @@ def test_wildcard(srv, base, wildcard):
     ("queue%3Dsms", {"worker-sms"}),
     ("queue+in+%28emails%2Csms%29", {"worker-emails", "worker-sms"}),
     ("queue%21%3Dsms", {"worker-emails"}),
-    ("queue%3Dnone", set()),
+    ("queue%3Dnone", {"worker-none"}),  # named and absent: an empty queue, 0
 ])
 def test_metric_label_selector_on_wildcard(srv, selector, expect):
     doc = srv.json(f"{CUSTOM_V2}/{NS}/deployments.apps/%2A/worker_queue_length"
@@ -123,7 +123,9 @@ def test_namespace_total_with_metric_label_selector(srv):
 
 
 def test_unknown_object_is_404(srv):
-    r = srv.get(f"{CUSTOM_V2}/{NS}/deployments.apps/worker-nope/worker_queue_length")
+    # worker-nope would be queue "nope", empty (0): only a name the template cannot give is
+    # unknown.
+    r = srv.get(f"{CUSTOM_V2}/{NS}/deployments.apps/nope/worker_queue_length")
     assert_status(r, 404, "NotFound")
 
 

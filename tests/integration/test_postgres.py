@@ -164,6 +164,10 @@ def test_sql_defined_metrics_and_bad_query(pg, start_server, tmp_path):
         {"metric": "null_value", "sql": "SELECT NULL::int"},
         {"metric": "no_rows", "sql": "SELECT 1 WHERE false"},
         {"metric": "write_attempt", "sql": "DELETE FROM jobs RETURNING 1"},
+        {"metric": "broken_with_fallback", "sql": "SELECT count(*) FROM no_such_table",
+         "fallback": 3},
+        {"metric": "by_queue_one_null",
+         "sql": "SELECT * FROM (VALUES ('a', 1), ('b', NULL::int)) AS t(queue, n)"},
     ])
     s = start_server([src])
     assert wait_until(lambda: external_items(s, "pending_jobs"), 5, what="pending_jobs")
@@ -171,8 +175,23 @@ def test_sql_defined_metrics_and_bad_query(pg, start_server, tmp_path):
     by_queue = {i["metricLabels"]["queue"]: i["value"]
                 for i in external_items(s, "jobs_by_queue")}
     assert by_queue == {"emails": "7", "reports": "3"}
-    for m in ("broken_query", "text_value", "null_value", "no_rows", "write_attempt"):
-        assert external_items(s, m) == [], m
+    # A query that could not be read is a 503 naming the metric, the source and the error
+    # (CONFIG.md "Empty queues and failed series"), not an empty list.
+    for m, why in (("broken_query", "no_such_table"), ("text_value", "non-numeric"),
+                   ("null_value", "NULL"), ("write_attempt", "read-only transaction")):
+        doc = assert_status(s.get(f"{EXTERNAL}/namespaces/default/{m}"), 503,
+                            "ServiceUnavailable")
+        assert f"metric '{m}'" in doc["message"] and "'app-db'" in doc["message"], doc
+        assert why in doc["message"], doc
+    assert value_of(external_items(s, "broken_with_fallback")) == "3"
+    # No rows is no series: an empty list.
+    assert external_items(s, "no_rows") == []
+    # One bad row: the rows read are served, the bad one named is a 503.
+    assert {i["metricLabels"]["queue"]: i["value"]
+            for i in external_items(s, "by_queue_one_null")} == {"a": "1"}
+    assert value_of(external_items(s, "by_queue_one_null", "queue%3Da")) == "1"
+    assert_status(s.get(f"{EXTERNAL}/namespaces/default/by_queue_one_null"
+                        "?labelSelector=queue%3Db"), 503, "ServiceUnavailable")
     # The read-only transaction refused the DELETE: nothing was deleted.
     assert pg.sql("SELECT count(*) FROM jobs", "app")[0][0] == 15
     log = s.log_text()

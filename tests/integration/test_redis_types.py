@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from smtest import (SLOW, RedisServer, external_items, redis_source, wait_external_value,
-                    wait_until)
+from smtest import (EXTERNAL, SLOW, RedisServer, assert_status, external_items, redis_source,
+                    wait_external_value, wait_until)
 
 
 def q(v):
@@ -136,6 +136,13 @@ def test_wrong_type_is_a_per_series_error(srv):
                      and "'q:string' is a string" in srv.log_text() else None, 5,
                      what="wrong-type log")
     assert "skipped" in log
+    # Asked for by name, the key that could not be read is a 503 that says why.
+    for metric, queue, why in (("t_wrong", "q_set", "key 'q:set' is not a list"),
+                               ("t_string", "q_string", "key 'q:string' is a string")):
+        r = srv.get(f"{EXTERNAL}/namespaces/default/{metric}?labelSelector=queue%3D{queue}")
+        doc = assert_status(r, 503, "ServiceUnavailable")
+        assert f"metric '{metric}'" in doc["message"] and "'jobs'" in doc["message"], doc
+        assert why in doc["message"], doc
     assert srv.running()
 
 

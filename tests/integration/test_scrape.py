@@ -100,7 +100,7 @@ import pytest  # noqa: E402
 
 from kube_standin import KubeStandin, make_pod  # noqa: E402
 from smtest import (CLEAN_ENV, CUSTOM_V1, EXTERNAL, SLOW, Server, free_port,  # noqa: E402
-                    server_config, wait_until)
+                    assert_status, server_config, wait_until)
 
 PY = "/usr/bin/python3"
 HERE = Path(__file__).resolve()
@@ -483,10 +483,18 @@ def test_pods_discovered_through_the_api(pods_setup):
     assert path == "/api/v1/namespaces/default/pods?labelSelector=app%3Dbackend", path
     assert auth == "Bearer s3cret"
 
-    # A pod whose scrape fails is absent (not 0); the others stay.
+    # A pod whose scrape fails is absent from the list (not 0); the others stay. Asked for by
+    # name, it is a 503 saying why (CONFIG.md "Empty queues and failed series").
     b.stop()
     wait_until(lambda: set(pods_values(srv, "http_requests_per_second")) == {"backend-a"},
                10, what="backend-b absent while its scrape fails")
+    r = srv.get(f"{CUSTOM_V1}/namespaces/default/pods/backend-b/http_requests_per_second")
+    doc = assert_status(r, 503, "ServiceUnavailable")
+    assert "http_requests_per_second" in doc["message"] and "pods backend-b" in doc["message"], doc
+    # Only the failed pod selected: nothing read answers, so 503 too.
+    r = srv.get(f"{CUSTOM_V1}/namespaces/default/pods/%2A/http_requests_per_second"
+                "?labelSelector=track%3Dcanary")
+    assert_status(r, 503, "ServiceUnavailable")
 
     # A pod that vanished from the API is no longer served; a new one is.
     kube.set_pods([make_pod("backend-c", ip="127.0.0.4",

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """custom.metrics.k8s.io: object metrics from a rule's `object:` template, namespace totals,
-wildcards, metricLabelSelector, v1beta1 vs v1beta2 shapes (docs/k8s-metrics-api.md §2.2, §3)."""
+wildcards, metricLabelSelector, v1beta1 vs v1beta2 shapes (docs/api.md "Custom metrics paths",
+"Metric value documents")."""
 
 import re
 

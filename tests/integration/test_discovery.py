@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Discovery documents (exact), health, /version and OpenAPI (docs/k8s-metrics-api.md §1)."""
+"""Discovery documents (exact), health, /version and OpenAPI (docs/api.md "Discovery")."""
 
 import json
 
@@ -100,7 +100,8 @@ def test_discovery_document(srv, path, query, accept):
 
 @pytest.mark.parametrize("path", [CUSTOM_V1, CUSTOM_V2, EXTERNAL])
 def test_namespaced_is_a_function_of_the_prefix(srv, path):
-    """Inconsistent scopes per parent resource make the aggregator mark the GV Stale (§1.6)."""
+    """Inconsistent scopes per parent resource make the aggregator mark the GV Stale
+    (docs/api.md "Aggregated discovery and resource scopes")."""
     scope = {}
     for res in srv.json(path)["resources"]:
         prefix = res["name"].split("/")[0]
@@ -136,8 +137,9 @@ def test_version(srv):
 
 @pytest.mark.parametrize("path", ["/openapi/v2", "/openapi/v3"])
 def test_openapi(srv, path):
-    """200 with an OpenAPI document, or 404 (the aggregator then skips it, §1.7): either way
-    valid JSON with Content-Type application/json."""
+    """200 with an OpenAPI document, or 404 (the aggregator then skips it, docs/api.md
+    "OpenAPI, version and health endpoints"): either way valid JSON with Content-Type
+    application/json."""
     r = srv.get(path, headers={"Accept": "application/json"})
     assert r.status in (200, 404), r
     assert r.content_type == "application/json", r

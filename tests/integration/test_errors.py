@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Every error is a metav1.Status whose code equals the HTTP status (docs/k8s-metrics-api.md §4)."""
+"""Every error is a metav1.Status whose code equals the HTTP status (docs/api.md "Errors")."""
 
 import pytest
 

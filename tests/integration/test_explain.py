@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """`scalemetrics explain`: against a running server and a real Redis whose queue lengths are
 known, the printed requests, values and replica proposals equal the ones computed by hand
-with the HPA algorithm (docs/k8s-metrics-api.md §2.5)."""
+with the HPA algorithm (docs/api.md "How the HPA uses the answers")."""
 
 import re
 import subprocess

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""HTTP behaviour the Kubernetes clients rely on (docs/k8s-metrics-api.md §8.2) and limits:
+"""HTTP behaviour the Kubernetes clients rely on (docs/api.md "HTTP details") and limits:
 keep-alive, concurrent clients, oversized requests, no Retry-After, shutdown with idle and
 half-sent connections."""
 

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Hostile tests of authentication, authorization and limits against the real binary over TLS
-(docs/k8s-metrics-api.md §7; issue 6). Certificates come from certs/make-certs.sh and
-certs/make-test-certs.sh; the Kubernetes API is kube_standin.py, which records the exact
-TokenReview and SubjectAccessReview requests the server sends.
+(docs/api.md "Authentication and authorization"; issue 6). Certificates come from
+certs/make-certs.sh and certs/make-test-certs.sh; the Kubernetes API is kube_standin.py, which
+records the exact TokenReview and SubjectAccessReview requests the server sends.
 
 Every refused request asserts the exact status code, that the body is a Status, and that no
 metric data was in it."""
@@ -294,7 +294,7 @@ def test_front_proxy_masters_skip_review(srv, kube, tcerts):
 
 def test_front_proxy_discovery_for_authenticated_user_without_groups(srv, kube, tcerts):
     """The aggregator's discovery and OpenAPI fetches come with a user and no groups: they
-    pass because system:authenticated is added (§7.5)."""
+    pass because system:authenticated is added (docs/api.md "Authorization")."""
     cert = pair(tcerts, "front-proxy-client")
     for path in ("/apis", EXTERNAL, CUSTOM_V2, "/openapi/v2", "/version"):
         status, _, body = get(srv, path, cert=cert,
@@ -460,7 +460,7 @@ def test_no_opinion_is_403(srv, kube):
       "version": "v1beta1", "resource": "queue_messages_ready"}),
 ])
 def test_sar_attributes_derivation(srv, kube, path, attrs):
-    """§7.5's examples, as the server sends them."""
+    """The examples of docs/api.md "Authorization", as the server sends them."""
     kube.tokens["tok-4"] = {"username": "dan"}
     kube.sar_rules = [{"user": "dan", "allowed": True}]
     status, _, _ = get(srv, path, headers=[("Authorization", "Bearer tok-4")])

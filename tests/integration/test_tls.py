@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """TLS: the configured certificate is served, reloaded when its files change (same process),
-TLS >= 1.2, no h2 in ALPN, client certificates optional (docs/k8s-metrics-api.md §0, §7.1)."""
+TLS >= 1.2, no h2 in ALPN, client certificates optional (docs/api.md "Must-haves" and
+"TLS and client certificates")."""
 
 import os
 import socket

@@ -359,7 +359,8 @@ static void check_resource_list(const char *what, const cJSON *doc, const char *
 		assert_string_equal(cJSON_GetArrayItem(verbs, 0)->valuestring, "get");
 		assert_null(item(r, "group"));
 		assert_null(item(r, "version"));
-		/* Sorted, unique, and one scope per resource prefix (§1.6). */
+		/* Sorted, unique, and one scope per resource prefix (docs/api.md "Aggregated
+		 * discovery and resource scopes"). */
 		if (i > 0)
 			assert_true(strcmp(want[i - 1].name, want[i].name) < 0);
 		cJSON_ArrayForEach(other, res)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Authentication and authorization pieces: request attributes (requestinfo.go), request
- * headers (§7.3), the ConfigMap, bearer tokens, review documents, Forbidden texts, the cache. */
+ * headers (docs/api.md "Front-proxy authentication"), the ConfigMap, bearer tokens, review
+ * documents, Forbidden texts, the cache. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
@@ -41,7 +42,7 @@ struct attr_case {
 #define EM "/apis/external.metrics.k8s.io"
 
 static const struct attr_case attr_cases[] = {
-    /* §7.5 examples */
+    /* docs/api.md "Authorization", its examples */
     {"GET", CM "/v1beta2/namespaces/default/pods/%2A/http_requests", NULL, 0, true, "get", "",
      "custom.metrics.k8s.io", "v1beta2", "default", "pods", "http_requests", "*"},
     {"GET", CM "/v1beta2/namespaces/team-a/metrics/queue_depth", NULL, 0, true, "get", "",

@@ -64,7 +64,7 @@ struct selector_case {
 };
 
 static const struct selector_case cases[] = {
-    /* docs/k8s-metrics-api.md §6.4, every row */
+    /* docs/api.md "Selector edge cases", every row */
     {"", "", "111111"},
     {"   \t\n\r  ", "", "111111"},
     {"a=b,", NULL, "found '', expected: identifier after ','"},

@@ -6,21 +6,24 @@
 #   - redis-server, with a sample app (scripts/sample-app.py) pushing and popping jobs,
 #   - PostgreSQL (initdb + pg_ctl, a `jobs` table) and PgBouncer in front of it,
 #   - scalemetrics with examples/demo-config.yaml (auth none, certs from certs/make-certs.sh),
-# then shows discovery and the live metrics with `kubectl get --raw` (curl without kubectl)
-# every 5 s for DEMO_SECONDS (default 30), and cleans everything up on exit.
+# then prints the `kubectl get --raw` commands to try (with the kubeconfig it wrote; curl
+# without kubectl) and shows the live metrics every 5 s until Ctrl-C, or for DEMO_SECONDS.
+# Everything it started is stopped, and the temporary directory removed, when it exits.
 #
-# Usage: sudo scripts/demo.sh        Environment: DEMO_SECONDS, DEMO_KEEP=1 (keep the temp dir),
-#                                    SM_BUILD_DIR (default build/), SM_NO_INSTALL=1
+# Usage (as root): scripts/demo.sh
+# Environment: DEMO_SECONDS (stop after this many seconds; default: run until Ctrl-C),
+#   DEMO_KEEP=1 (keep the temporary directory), SM_BUILD_DIR (default build/), SM_NO_INSTALL=1
 set -euo pipefail
 
 SM_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$SM_ROOT/scripts/lib.sh"
 
-seconds=${DEMO_SECONDS:-30}
+seconds=${DEMO_SECONDS:-0}
+case $seconds in *[!0-9]* | '') sm_die "DEMO_SECONDS must be a number of seconds, not '$seconds'" ;; esac
 build=${SM_BUILD_DIR:-$SM_ROOT/build}
 
-sm_install_packages "${SM_BUILD_PACKAGES[@]}" "${SM_TEST_PACKAGES[@]}"
+sm_install_packages "${SM_BUILD_PACKAGES[@]}" "${SM_DEMO_PACKAGES[@]}"
 sm_log "building in $build"
 build_log=$(mktemp)
 { sm_meson_setup "$build" && meson compile -C "$build" scalemetrics; } >"$build_log" 2>&1 ||
@@ -128,14 +131,13 @@ sed -e "s|127.0.0.1:18443|127.0.0.1:$port|" -e "s|127.0.0.1:16379|127.0.0.1:$red
 	-e "s|\.demo/|$demo/|g" "$SM_ROOT/examples/demo-config.yaml" >"$demo/config.yaml"
 export DEMO_DATABASE_URL=$pg_dsn DEMO_PGBOUNCER_ADMIN_DSN=$bouncer_dsn
 pg_live=no
-if [ -n "$pg_dsn" ] && "$bin" check --config "$demo/config.yaml" >"$demo/check.log" 2>&1; then
+if [ -n "$pg_dsn" ]; then
 	pg_live=yes
 else
-	[ -n "$pg_dsn" ] && sm_warn "this build does not accept the PostgreSQL/PgBouncer sources yet:" \
-		"$(head -n 3 "$demo/check.log" | tr '\n' ' ')"
 	sed -i '/# demo: postgresql begin/,/# demo: postgresql end/d' "$demo/config.yaml"
-	"$bin" check --config "$demo/config.yaml" || sm_die "examples/demo-config.yaml does not check"
 fi
+"$bin" check --config "$demo/config.yaml" >"$demo/check.log" 2>&1 ||
+	{ cat "$demo/check.log"; sm_die "examples/demo-config.yaml does not check"; }
 
 sm_log "scalemetrics on https://127.0.0.1:$port (config $demo/config.yaml)"
 "$bin" serve --config "$demo/config.yaml" >"$demo/scalemetrics.log" 2>&1 &
@@ -169,10 +171,41 @@ else
 	get() { curl -sS --noproxy '*' --cacert "$ca" "https://127.0.0.1:$port$1"; }
 	how="curl --cacert $ca https://127.0.0.1:$port"
 fi
+# A 503 (a source not answering) is something to show, not a reason to stop.
 show() {
 	echo
 	echo "\$ $how '$1'"
-	get "$1" 2>&1 | /usr/bin/python3 "$SM_ROOT/scripts/pretty-metrics.py"
+	get "$1" 2>&1 | /usr/bin/python3 "$SM_ROOT/scripts/pretty-metrics.py" || true
+}
+
+ext=/apis/external.metrics.k8s.io/v1beta1
+custom=/apis/custom.metrics.k8s.io/v1beta2
+tries=(
+	"$ext"
+	"$custom"
+	"$ext/namespaces/default/redis_queue_length?labelSelector=queue%3Demails"
+	"$custom/namespaces/default/deployments.apps/worker-emails/worker_queue_length"
+	"$custom/namespaces/default/metrics/redis_queue_length"
+)
+if [ $pg_live = yes ]; then
+	tries+=("$ext/namespaces/default/pending_jobs"
+		"$ext/namespaces/default/pgbouncer_pool_utilization"
+		"$ext/namespaces/default/postgresql_connection_utilization")
+fi
+try_these() {
+	echo
+	echo "Try these in another terminal while the demo runs:"
+	local t
+	for t in "${tries[@]}"; do
+		echo "  $how '$t'"
+	done
+	echo "The status page: https://127.0.0.1:$port/status (CA: $ca)." \
+		"Logs and config: $demo/"
+	if [ "$seconds" -gt 0 ]; then
+		echo "The demo stops by itself after ${seconds}s (DEMO_SECONDS), or on Ctrl-C."
+	else
+		echo "Ctrl-C stops the demo and removes all of it."
+	fi
 }
 
 echo
@@ -180,29 +213,31 @@ echo "Live now: Redis queue backlogs (redis_queue_length, worker_queue_length)."
 if [ $pg_live = yes ]; then
 	echo "Live now: PostgreSQL (postgresql_*, pending_jobs) and PgBouncer (pgbouncer_*) metrics."
 else
-	echo "Running but not collected yet: PostgreSQL ($pg_dsn) and PgBouncer" \
-		"($bouncer_dsn); their sources come in a later release."
+	echo "Not live: PostgreSQL and PgBouncer are not installed, so their sources are left out."
 fi
 
 # The first collection round may still be running: wait for the first values.
 for _ in $(seq 1 100); do
-	get /apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length 2>/dev/null |
-		grep -q '"value"' && break
+	get "$ext/namespaces/default/redis_queue_length" 2>/dev/null | grep -q '"value"' && break
 	sleep 0.1
 done
-show /apis/external.metrics.k8s.io/v1beta1
-show /apis/custom.metrics.k8s.io/v1beta2
-rounds=$(((seconds + 4) / 5))
-for ((i = 1; i <= rounds; i++)); do
+show "$ext"
+show "$custom"
+try_these
+start=$SECONDS
+for ((i = 1; ; i++)); do
 	echo
-	echo "=== $(date +%T): round $i of $rounds (emails grows, reports holds, thumbnails drains)"
-	show '/apis/external.metrics.k8s.io/v1beta1/namespaces/default/redis_queue_length'
-	show '/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/deployments.apps/worker-emails/worker_queue_length'
+	echo "=== $(date +%T): round $i (emails grows, reports holds, thumbnails drains)"
+	show "$ext/namespaces/default/redis_queue_length"
+	show "$custom/namespaces/default/deployments.apps/worker-emails/worker_queue_length"
 	if [ $pg_live = yes ]; then
-		show '/apis/external.metrics.k8s.io/v1beta1/namespaces/default/pending_jobs'
-		show '/apis/external.metrics.k8s.io/v1beta1/namespaces/default/pgbouncer_pool_utilization'
+		show "$ext/namespaces/default/pending_jobs"
+		show "$ext/namespaces/default/pgbouncer_pool_utilization"
 	fi
-	if [ "$i" -lt "$rounds" ]; then sleep 5; fi
+	# The commands again now and then: the rounds push them off the screen.
+	if [ $((i % 12)) = 0 ]; then try_these; fi
+	if [ "$seconds" -gt 0 ] && [ $((SECONDS - start + 5)) -gt "$seconds" ]; then break; fi
+	sleep 5
 done
 echo
-echo "demo done (DEMO_KEEP=1 keeps the logs in $demo)"
+echo "demo done after ${seconds}s (DEMO_SECONDS); DEMO_KEEP=1 keeps the logs in $demo"

@@ -13,6 +13,10 @@ SM_TEST_PACKAGES=(redis-server redis-tools postgresql pgbouncer
 	python3 python3-pytest python3-redis python3-psycopg2 python3-prometheus-client
 	clang-format openssl curl ca-certificates python3-yaml chromium
 	etcd-server)
+# What scripts/demo.sh needs besides the build: the servers it starts, the sample app's
+# client libraries, certificates and curl (not the tests' browser and etcd).
+SM_DEMO_PACKAGES=(redis-server postgresql pgbouncer python3 python3-redis python3-psycopg2
+	openssl curl ca-certificates)
 # What scripts/fuzz.sh needs: clang with its libFuzzer and sanitizer runtimes.
 SM_FUZZ_PACKAGES=(clang libclang-rt-14-dev)
 

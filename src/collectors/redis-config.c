@@ -110,12 +110,15 @@ bool sm_redis_pattern_is_glob(const char *s)
 	return strpbrk(s, "*?[") != NULL;
 }
 
-/* Is an absent series of r an empty queue (config.h zero_label)? Not for exact keys (a missing
- * one is read as 0 anyway), optional keys (absent means not served), streams (Redis keeps an
- * emptied stream) or rules without label. */
+/* Is an absent series of r an empty queue (config.h zero_label)? Yes for globs (SCAN finds
+ * every key that exists) and for the index sets and marker keys that Sidekiq, RQ and BullMQ
+ * write with every job. Not for Kombu bindings (a Celery list can hold jobs before anything
+ * declared its queue, so a name not discovered may be a backlog that was not read), exact
+ * keys (a missing one is read as 0 anyway), optional keys (absent means not served), streams
+ * (Redis keeps an emptied stream) or rules without label. */
 static bool absent_is_empty(const struct redis_rule *r)
 {
-	bool found = r->discover != REDIS_DISCOVER_KEYS;
+	bool found = r->discover == REDIS_DISCOVER_SET || r->discover == REDIS_DISCOVER_SCAN;
 
 	for (size_t i = 0; i < r->keys.n && !found && !r->literal; i++)
 		found = sm_redis_pattern_is_glob(r->keys.v[i]);

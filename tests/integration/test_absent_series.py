@@ -140,6 +140,21 @@ def test_preset_queue_named_by_the_selector_is_zero(start_server, redis_server, 
     assert items_by_queue(s, "sidekiq_queue_length", None) == {"default": "2"}
 
 
+def test_celery_queue_is_known_by_its_binding(start_server, redis_server, redis_db, c):
+    """A Celery list can hold jobs before any worker or producer declared its queue (the Kombu
+    binding): a name the preset has not discovered is not known to be empty, so not 0."""
+    sep = "\x06\x16"
+    c.rpush("reports", *range(3))
+    s = start_server([redis_source(redis_server, redis_db, queues=[{"preset": "celery"}])])
+    wait_items(s, "celery_queue_length", None, {"celery": "0"})  # the default name
+    assert items_by_queue(s, "celery_queue_length", "queue%3Dreports") == {}
+    c.sadd("_kombu.binding.reports", "reports" + sep + "" + sep + "reports")
+    wait_items(s, "celery_queue_length", "queue%3Dreports", {"reports": "3"})
+    # Drained: Redis deletes the list, the binding stays: 0.
+    c.delete("reports")
+    wait_items(s, "celery_queue_length", "queue%3Dreports", {"reports": "0"})
+
+
 def test_wrong_key_type_is_503_naming_metric_source_and_error(start_server, redis_server,
                                                               redis_db, c):
     c.set("queue:emails", "not a list")

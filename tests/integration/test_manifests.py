@@ -792,16 +792,23 @@ def runtime_packages():
 
 def test_containerfile_structure():
     stages = containerfile_stages()
-    assert len(stages) == 2, "two stages: build and runtime"
-    build, run = ("\n".join(s) for s in stages)
+    assert len(stages) == 3, "three stages: build, rootfs (the files the image holds), the image"
+    build, rootfs, run = ("\n".join(s) for s in stages)
     assert re.match(r"FROM debian:bookworm AS build", build)
     assert "meson setup" in build and "-Dbuildtype=release" in build
-    assert re.match(r"FROM debian:bookworm-slim\b", run)
-    assert "COPY --from=build" in run
-    assert "--no-install-recommends" in run
+    # The runtime packages go on the slim image, and from there exactly what the binary loads
+    # (ldd) is copied into the root file system the image is made of.
+    assert re.match(r"FROM debian:bookworm-slim AS rootfs\b", rootfs)
+    assert "# runtime-packages-begin" in rootfs
+    assert "COPY --from=build" in rootfs
+    assert "--no-install-recommends" in rootfs
+    assert re.search(r"\bldd\b", rootfs)
+    # The image is that root file system and nothing else: no base image, no shell to RUN.
+    assert re.match(r"FROM scratch\b", run)
+    assert re.findall(r"^(?:COPY|ADD|RUN)\b.*$", run, re.M) == ["COPY --from=rootfs /rootfs /"]
     assert re.search(r"^USER 65532(:65532)?$", run, re.M)
     assert 'ENTRYPOINT ["/usr/local/bin/scalemetrics"]' in run
-    # the runtime stage installs no compiler, headers or build tools
+    # the rootfs stage installs no compiler, headers or build tools
     for pkg in runtime_packages():
         assert not pkg.endswith("-dev") and pkg not in ("build-essential", "meson", "gcc")
     # its CMD is the Deployment's args

@@ -3,7 +3,7 @@
 """Counts individual test cases after `meson test`, from BUILD_DIR/meson-logs/testlog.json:
 
 - cmocka binaries (suite unit): the cases in their summary lines;
-- pytest (suites integration, e2e): the <testcase> elements of the JUnit XML it wrote;
+- pytest (suites integration, e2e, image): the <testcase> elements of the JUnit XML it wrote;
 - anything else (lint): one check per meson test.
 
 A meson test that failed although its own output shows no failed case (a crash, a timeout,
@@ -71,7 +71,7 @@ def main():
         result = t.get("result", "FAIL")
         text = (t.get("stdout") or "") + "\n" + (t.get("stderr") or "")
         counts = None
-        if suite in ("integration", "e2e"):
+        if suite in ("integration", "e2e", "image"):
             xml = build / "tests" / suite / "pytest.xml"
             if xml.exists():  # test.sh removes it before each run
                 try:

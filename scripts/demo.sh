@@ -166,15 +166,15 @@ EOF
 
 if command -v kubectl >/dev/null; then
 	get() { kubectl --kubeconfig "$demo/kubeconfig" get --raw "$1" </dev/null; }
-	how="kubectl --kubeconfig $demo/kubeconfig get --raw"
+	how() { echo "kubectl --kubeconfig $demo/kubeconfig get --raw '$1'"; }
 else
 	get() { curl -sS --noproxy '*' --cacert "$ca" "https://127.0.0.1:$port$1"; }
-	how="curl --cacert $ca https://127.0.0.1:$port"
+	how() { echo "curl --cacert $ca 'https://127.0.0.1:$port$1'"; }
 fi
 # A 503 (a source not answering) is something to show, not a reason to stop.
 show() {
 	echo
-	echo "\$ $how '$1'"
+	echo "\$ $(how "$1")"
 	get "$1" 2>&1 | /usr/bin/python3 "$SM_ROOT/scripts/pretty-metrics.py" || true
 }
 
@@ -197,7 +197,7 @@ try_these() {
 	echo "Try these in another terminal while the demo runs:"
 	local t
 	for t in "${tries[@]}"; do
-		echo "  $how '$t'"
+		echo "  $(how "$t")"
 	done
 	echo "The status page: https://127.0.0.1:$port/status (CA: $ca)." \
 		"Logs and config: $demo/"

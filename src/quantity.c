@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Kubernetes resource.Quantity: canonical DecimalSI formatting of doubles (what the HPA reads),
- * the ParseQuantity grammar, and MilliValue(). docs/k8s-metrics-api.md §5. */
+ * the ParseQuantity grammar, and MilliValue(). docs/api.md "Quantities". */
 #include "scalemetrics/quantity.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Query: resolves a parsed metrics request against the store's snapshots (DESIGN.md "Metrics
- * model", "Failure semantics"): which series answer it, whether they are fresh, what value. */
+/* Query: resolves a parsed metrics request against the store's snapshots (docs/design.md "Query",
+ * "Failure semantics"): which series answer it, whether they are fresh, what value. */
 #include "scalemetrics/query.h"
 
 #include <errno.h>
@@ -24,7 +24,8 @@
  * strings that come from the request (namespace, resource, name) are copied behind the items
  * array, and so are the series made up for empty queues (below).
  *
- * What is absent (CONFIG.md "Empty queues and failed series"), while the source is fresh:
+ * What is absent (docs/configuration.md "Empty queues and failed series"), while the source is
+ * fresh:
  * - A failure (a series the round could not read, store.h) that would answer the query makes
  *   it 503 naming the metric, the source and the error, when nothing read answers it, when
  *   the selector names label values (k=v, k in (a,b)), or when the answer is one sum (one

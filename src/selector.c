@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Kubernetes label selectors: a faithful port of labels.Parse (lexer, parser, validation,
- * error texts), matching and the canonical String() form. docs/k8s-metrics-api.md §6. */
+ * error texts), matching and the canonical String() form. docs/api.md "Label selectors". */
 #include "scalemetrics/selector.h"
 
 #include <errno.h>

@@ -9,9 +9,9 @@
 #include "scalemetrics/config.h"
 #include "scalemetrics/error.h"
 
-/* Authentication of an aggregated API server (docs/k8s-metrics-api.md §7.2-7.4): front-proxy
- * (request-header) client certificates, client-CA certificates, bearer tokens checked with a
- * TokenReview, anonymous otherwise; then the authorizer (authz.h). The trust material comes
+/* Authentication of an aggregated API server (docs/api.md "Authentication and authorization"):
+ * front-proxy (request-header) client certificates, client-CA certificates, bearer tokens checked
+ * with a TokenReview, anonymous otherwise; then the authorizer (authz.h). The trust material comes
  * from kube-system/extension-apiserver-authentication (refreshed) or from files. */
 
 struct cJSON;
@@ -49,23 +49,24 @@ struct sm_auth_header {
 	const char *value;
 };
 
-/* The request-header names (§7.3). Empty lists mean the defaults X-Remote-User,
- * X-Remote-Group, X-Remote-Extra-. */
+/* The request-header names (docs/api.md "Front-proxy authentication"). Empty lists mean the
+ * defaults X-Remote-User, X-Remote-Group, X-Remote-Extra-. */
 struct sm_auth_header_names {
 	struct sm_strv username;
 	struct sm_strv group;
 	struct sm_strv extra_prefix;
 };
 
-/* §7.3 steps 2-4: user = first non-empty value of the username headers (in the order the
- * names are listed), groups = every non-empty value of every group header in order, extra
- * keys lower-cased then percent-decoded. Returns 1 with *ret filled when a user name was
- * found, 0 when not (ret untouched), -ENOMEM. system:authenticated is NOT added here. */
+/* docs/api.md "Front-proxy authentication", steps 2-4: user = first non-empty value of the username
+ * headers (in the order the names are listed), groups = every non-empty value of every group header
+ * in order, extra keys lower-cased then percent-decoded. Returns 1 with *ret filled when a user
+ * name was found, 0 when not (ret untouched), -ENOMEM. system:authenticated is NOT added here. */
 int sm_auth_user_from_headers(const struct sm_auth_header_names *names,
                               const struct sm_auth_header *headers, size_t n_headers,
                               struct sm_auth_user *ret) SM_MUSTCHECK;
 
-/* What kube-system/extension-apiserver-authentication holds (§7.2). */
+/* What kube-system/extension-apiserver-authentication holds (docs/api.md "The
+ * extension-apiserver-authentication ConfigMap"). */
 struct sm_auth_trust_data {
 	char *client_ca_pem;        /* NULL: key absent or empty */
 	char *requestheader_ca_pem; /* NULL: no front-proxy authentication */

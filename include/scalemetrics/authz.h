@@ -8,7 +8,7 @@
 #include "scalemetrics/config.h"
 #include "scalemetrics/error.h"
 
-/* Authorization (docs/k8s-metrics-api.md §7.5): system:masters always; /healthz, /livez,
+/* Authorization (docs/api.md "Authorization"): system:masters always; /healthz, /livez,
  * /readyz (and server.auth.always_allow_paths) for anyone; discovery, OpenAPI and /version
  * for any authenticated user; everything else by a SubjectAccessReview, with allowed and
  * denied decisions cached separately. */

@@ -12,8 +12,9 @@ struct sm_source_ops;
 struct sm_config_parser;
 struct sm_config_node;
 
-/* The configuration contract is ../shared/CONFIG.md. The whole file is parsed and validated
- * into an immutable struct before anything starts; a reload builds a new one. */
+/* Every key is documented in docs/configuration.md (tests/lint/config-keys.py checks it). The whole
+ * file is parsed and validated into an immutable struct before anything starts; a reload builds a
+ * new one. */
 
 enum sm_auth_mode {
 	SM_AUTH_DELEGATED,
@@ -89,8 +90,8 @@ struct sm_metric_def {
 	char *resource;                /* SM_METRIC_OBJECT: "deployments.apps"; else NULL */
 	struct sm_opt_double fallback; /* served instead of 503 when stale or not read */
 	uint32_t window_s;
-	/* Absent means 0 (CONFIG.md "Empty queues and failed series"): the series are keyed by
-	 * this label, and one the source does not have is an empty queue (Redis deletes an
+	/* Absent means 0 (docs/configuration.md "Empty queues and failed series"): the series are
+	 * keyed by this label, and one the source does not have is an empty queue (Redis deletes an
 	 * emptied list, so a glob or a preset's discovery no longer finds it). A query whose
 	 * selector names zero_label=V for a V no series (nor failure) carries gets an item of
 	 * value 0 with that label while the source is fresh. NULL: absent is absent. */

@@ -10,7 +10,7 @@
 #define SM_QUANTITY_MAX 32
 
 /* Formats v as a Kubernetes resource.Quantity in canonical DecimalSI form (see
- * docs/k8s-metrics-api.md §5.2): exact decimal value of v rounded half away from zero to
+ * docs/api.md "Formatting quantities"): exact decimal value of v rounded half away from zero to
  * nano (1e-9) precision, trailing zeros moved into the exponent, exponent lowered to a
  * multiple of 3, suffix n u m "" k M G T P E. 0.8 -> "800m", 1500 -> "1500",
  * 1234.5678 -> "1234567800u", 0 and -0 -> "0".
@@ -18,8 +18,9 @@
  * -ENOBUFS when len < SM_QUANTITY_MAX. */
 int sm_quantity_format(double v, char *buf, size_t len) SM_MUSTCHECK;
 
-/* Parses the ParseQuantity grammar (§5.1) into a double (binary and decimal SI suffixes,
- * exponents). For tests and `explain`. -EINVAL on syntax errors; *ret untouched then. */
+/* Parses the ParseQuantity grammar (docs/api.md "Parsing quantities") into a double (binary and
+ * decimal SI suffixes, exponents). For tests and `explain`. -EINVAL on syntax errors; *ret
+ * untouched then. */
 int sm_quantity_parse(const char *s, double *ret) SM_MUSTCHECK;
 
 /* ceil(v * 1000) away from zero, as the HPA's MilliValue(). */

@@ -9,7 +9,7 @@
 
 struct sm_label;
 
-/* Kubernetes label selectors, exactly labels.Parse (docs/k8s-metrics-api.md §6). */
+/* Kubernetes label selectors, exactly labels.Parse (docs/api.md "Label selectors"). */
 
 enum sm_selector_op {
 	SM_SELECTOR_OP_EQUALS,         /* k=v */

@@ -38,8 +38,9 @@ struct sm_series_in {
 };
 
 /* A published series. Strings are owned by the snapshot; labels sorted by name,
- * values sanitised to valid Kubernetes label values (CONFIG.md "Label values"). 56 bytes on
- * 64-bit machines: a snapshot holds one per series and a round builds the next beside it. */
+ * values sanitised to valid Kubernetes label values (docs/configuration.md "Label values"). 56
+ * bytes on 64-bit machines: a snapshot holds one per series and a round builds the next beside it.
+ */
 #define SM_SERIES_MAX_LABELS UINT16_MAX
 struct sm_series {
 	const char *metric;
@@ -56,7 +57,7 @@ struct sm_series {
 /* A series a collector is configured to serve but could not read this round (a key of the
  * wrong type, a query that failed, a target that did not answer), named as it would have been
  * served, with the reason. It keeps a query that only it would answer from getting an empty
- * answer (CONFIG.md "Empty queues and failed series"; query.h). */
+ * answer (docs/configuration.md "Empty queues and failed series"; query.h). */
 struct sm_series_failure {
 	struct sm_series series; /* value 0; labels and object as the series would have had */
 	const char *error;       /* why, e.g. "key 'queue:emails' is a string, not a list" */
@@ -113,7 +114,7 @@ const struct sm_series_failure *sm_series_arena_failures(const struct sm_series_
                                                          size_t *ret_n);
 void sm_series_arena_free(struct sm_series_arena *a);
 
-/* CONFIG.md "Label values": characters outside [A-Za-z0-9._-] become '_', cut to 63
+/* docs/configuration.md "Label values": characters outside [A-Za-z0-9._-] become '_', cut to 63
  * characters, then leading and trailing characters that are not [A-Za-z0-9] trimmed, so
  * the result always passes sm_label_value_is_valid() (it may be empty).
  * Writes at most 64 bytes including NUL into out. */

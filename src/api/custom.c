@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* custom.metrics.k8s.io: request shapes to queries, MetricValueList encoding (v1beta1 and
- * v1beta2, k8s-metrics-api.md §2.2 and §3), and the resource -> kind table. */
+ * v1beta2, docs/api.md "Custom metrics paths" and "MetricValueList"), and the resource -> kind
+ * table. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Discovery documents (APIGroupList, APIGroup, APIResourceList), /version and the OpenAPI
- * v2/v3 documents, all built from the router's table (k8s-metrics-api.md §1). */
+ * v2/v3 documents, all built from the router's table (docs/api.md "Discovery"). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* external.metrics.k8s.io/v1beta1: the namespaces/NS/METRIC route and the
- * ExternalMetricValueList encoding (k8s-metrics-api.md §2.3, §3.3). */
+ * ExternalMetricValueList encoding (docs/api.md "External metrics path",
+ * "ExternalMetricValueList"). */
 #include <errno.h>
 #include <math.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Derived queue metrics (CONFIG.md "Derived queue metrics"): growth rate and drain time of a
- * queue series, from a short history of its own samples that the Redis collector keeps
- * between rounds.
+/* Derived queue metrics (docs/configuration.md "Derived queue metrics"): growth rate and drain time
+ * of a queue series, from a short history of its own samples that the Redis collector keeps between
+ * rounds.
  *
  * Definitions, over the window W (the newest stored sample at least W old is the baseline;
  * while the history is shorter than W, the oldest sample):

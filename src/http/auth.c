@@ -245,7 +245,7 @@ oom:
 	return -ENOMEM;
 }
 
-/* ---- request headers (§7.3) ---- */
+/* ---- request headers (docs/api.md "Front-proxy authentication") ---- */
 
 static const char *const default_user_headers[] = {"X-Remote-User", NULL};
 static const char *const default_group_headers[] = {"X-Remote-Group", NULL};
@@ -353,7 +353,7 @@ oom:
 	return -ENOMEM;
 }
 
-/* ---- the ConfigMap (§7.2) ---- */
+/* ---- the ConfigMap (docs/api.md "The extension-apiserver-authentication ConfigMap") ---- */
 
 void sm_auth_trust_data_done(struct sm_auth_trust_data *t)
 {
@@ -1379,7 +1379,8 @@ static const char *header(const struct sm_auth_request *req, const char *name)
 	return NULL;
 }
 
-/* The union of authenticators, then anonymous (§7.4). 0 with *ret, or -EACCES (401); either
+/* The union of authenticators, then anonymous (docs/api.md "Other authenticators and anonymous
+ * requests"). 0 with *ret, or -EACCES (401); either
  * way *ret_method: the authenticator that succeeded, or the last that failed. cached_only:
  * -EWOULDBLOCK when a bearer token would need a TokenReview, and *ret_token_hit set (not
  * counted) when it was found in the cache. */

@@ -680,10 +680,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (s->ticket_key.data)
 		(void)gnutls_session_ticket_enable_server((gnutls_session_t)info->tls_session,
 		                                          &s->ticket_key);
-	/* Ask for a client certificate without requiring one (§7.1: Go's RequestClientCert).
-	 * No CA names are sent, so clients offer their certificate whatever signed it; GnuTLS
-	 * checks only that the client holds its key, and the authenticator verifies the
-	 * chain. */
+	/* Ask for a client certificate without requiring one (docs/api.md "TLS and client
+	 * certificates": Go's RequestClientCert). No CA names are sent, so clients offer their
+	 * certificate whatever signed it; GnuTLS checks only that the client holds its key, and the
+	 * authenticator verifies the chain. */
 	if (s->auth)
 		gnutls_certificate_server_set_request((gnutls_session_t)info->tls_session,
 		                                      GNUTLS_CERT_REQUEST);

@@ -305,7 +305,8 @@ class ControlPlane:
                             f"--duration={duration}").stdout.strip()
 
     def wait_replicas(self, namespace, deployment, want, timeout, what=None):
-        """Waits until the Deployment's spec.replicas (what the HPA sets) equals want."""
+        """Waits until the Deployment's spec.replicas (what the HPA sets) equals want; on a
+        timeout the error carries `kubectl describe hpa` of the HPA named like it."""
         def check():
             d = self.json("get", "deployment", deployment, "-n", namespace)
             return d["spec"].get("replicas") == want
@@ -314,6 +315,6 @@ class ControlPlane:
             wait_until(check, timeout, interval=0.5,
                        what=what or f"{namespace}/{deployment} at {want} replicas")
         except AssertionError as e:
-            hpa = self.kubectl("describe", "hpa", "-n", namespace, check=False).stdout
+            hpa = self.kubectl("describe", "hpa", deployment, "-n", namespace, check=False).stdout
             raise AssertionError(f"{e}\n{hpa}") from None
         return time.monotonic() - t0

@@ -218,7 +218,7 @@ def to_yaml(obj, indent=0):
 
 
 def redis_source(redis, db=0, name="jobs", queues=None, **extra):
-    """A redis source as CONFIG.md describes it, with the test timings."""
+    """A redis source as docs/configuration.md describes it, with the test timings."""
     src = {"name": name, "type": "redis", "address": redis.address, "db": db,
            "interval": "1s", "timeout": "500ms", "max_age": "3s",
            "queues": queues if queues is not None else

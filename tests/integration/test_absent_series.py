@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""What an HPA sees when a queue is empty or a series cannot be read (CONFIG.md "Empty queues
+"""What an HPA sees when a queue is empty or a series cannot be read (docs/configuration.md "Empty queues
 and failed series"), against a real redis-server: a drained queue of a glob rule is 0 when the
 selector names it (Redis deletes an emptied list, so the key is gone), for presets and object
 metrics too; a key of the wrong type is a 503 naming the metric, the source and the error, or

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Failure semantics (DESIGN.md): a source that stops answering makes its metrics 503 after
+"""Failure semantics (docs/design.md "Failure semantics"): a source that stops answering makes its metrics 503 after
 max_age (or serves `fallback:`), names the source and its error, never takes the server down,
 and recovers by itself when Redis comes back. Each test has its own Redis and server."""
 

@@ -176,7 +176,7 @@ def test_sql_defined_metrics_and_bad_query(pg, start_server, tmp_path):
                 for i in external_items(s, "jobs_by_queue")}
     assert by_queue == {"emails": "7", "reports": "3"}
     # A query that could not be read is a 503 naming the metric, the source and the error
-    # (CONFIG.md "Empty queues and failed series"), not an empty list.
+    # (docs/configuration.md "Empty queues and failed series"), not an empty list.
     for m, why in (("broken_query", "no_such_table"), ("text_value", "non-numeric"),
                    ("null_value", "NULL"), ("write_attempt", "read-only transaction")):
         doc = assert_status(s.get(f"{EXTERNAL}/namespaces/default/{m}"), 503,

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Derived queue metrics (CONFIG.md "Derived queue metrics"): M_growth_per_second and
+"""Derived queue metrics (docs/configuration.md "Derived queue metrics"): M_growth_per_second and
 M_drain_seconds, with real producers and consumers at known rates against a real Redis."""
 
 import shutil

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Redis presets (CONFIG.md "Redis presets", docs/redis-presets.md) against a real
+"""Redis presets (docs/configuration.md "Redis presets", docs/redis-presets.md) against a real
 redis-server loaded with the keys and payloads Sidekiq, Celery (Kombu), RQ and BullMQ write;
 every number is checked."""
 

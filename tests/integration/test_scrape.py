@@ -484,7 +484,7 @@ def test_pods_discovered_through_the_api(pods_setup):
     assert auth == "Bearer s3cret"
 
     # A pod whose scrape fails is absent from the list (not 0); the others stay. Asked for by
-    # name, it is a 503 saying why (CONFIG.md "Empty queues and failed series").
+    # name, it is a 503 saying why (docs/configuration.md "Empty queues and failed series").
     b.stop()
     wait_until(lambda: set(pods_values(srv, "http_requests_per_second")) == {"backend-a"},
                10, what="backend-b absent while its scrape fails")

@@ -13,8 +13,8 @@ struct cJSON;
 struct sm_kube_config;
 
 /* A small Kubernetes API client (libcurl, JSON through cJSON): pod discovery for scraping,
- * TokenReview, SubjectAccessReview and the auth ConfigMap. One client may be used from several threads: each
- * call takes the client's lock for its round trip (the connection is reused). */
+ * TokenReview, SubjectAccessReview and the auth ConfigMap. One client may be used from several
+ * threads: each call takes the client's lock for its round trip (the connection is reused). */
 
 struct sm_kube_client;
 

@@ -851,8 +851,8 @@ static void test_result_holds_snapshot(void **state)
 	sm_query_result_done(&res);
 }
 
-/* ---- empty queues and series that could not be read (docs/configuration.md "Empty queues and failed
- * series") ---- */
+/* ---- empty queues and series that could not be read (docs/configuration.md "Empty queues and
+ * failed series") ---- */
 
 enum { QW_LEN, QW_FB, QW_SQL, QW_PLAIN, QW_N };
 

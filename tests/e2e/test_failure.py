@@ -64,3 +64,27 @@ def test_dead_scalemetrics_makes_apiservices_unavailable_and_the_hpa_holds(
     wait_until(lambda: scaling_active(cluster, "outage-worker", "True", "ValidMetricFound"), 60,
                interval=0.5, what="ScalingActive True ValidMetricFound")
     assert cluster.json("get", "deployment", "outage-worker", "-n", NS)["spec"]["replicas"] == 4
+
+
+def test_unreadable_series_shows_why_in_the_hpa(cluster, scalemetrics, redis):
+    """A key of the wrong type is not "no metrics returned": the HPA's condition carries our
+    503 naming the metric, the source and the key."""
+    r = redis.client()
+    r.delete("queue:broken")
+    r.set("queue:broken", "not a list")
+    try:
+        cluster.apply(deployment("broken-worker", {"role": "worker"}))
+        cluster.apply(hpa("broken-worker",
+                          external("redis_queue_length", "10", {"queue": "broken"})))
+        c = wait_until(lambda: scaling_active(cluster, "broken-worker", "False"), 40,
+                       interval=0.5, what="ScalingActive False")
+        assert c["reason"] == "FailedGetExternalMetric", c
+        assert ("metric 'redis_queue_length' is unavailable: source 'jobs' could not read "
+                "queue=broken: key 'queue:broken' is a string") in c["message"], c
+        # Fixed: the same key as a list is read again.
+        r.delete("queue:broken")
+        r.rpush("queue:broken", *range(25))
+        cluster.wait_replicas(NS, "broken-worker", 3, 60)
+        assert scaling_active(cluster, "broken-worker", "True", "ValidMetricFound")
+    finally:
+        r.delete("queue:broken")

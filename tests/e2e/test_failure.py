@@ -88,3 +88,13 @@ def test_unreadable_series_shows_why_in_the_hpa(cluster, scalemetrics, redis):
         assert scaling_active(cluster, "broken-worker", "True", "ValidMetricFound")
     finally:
         r.delete("queue:broken")
+
+
+def test_unknown_metric_is_named_in_the_hpa(cluster, scalemetrics):
+    cluster.apply(deployment("unknown-metric", {"role": "worker"}))
+    cluster.apply(hpa("unknown-metric", external("no_such_metric", "10", {"queue": "x"})))
+    c = wait_until(lambda: scaling_active(cluster, "unknown-metric", "False"), 40,
+                   interval=0.5, what="ScalingActive False")
+    assert c["reason"] == "FailedGetExternalMetric", c
+    assert "the server could not find the metric no_such_metric for external metrics" in \
+        c["message"], c

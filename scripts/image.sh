@@ -52,7 +52,9 @@ version=$(sed -nE "s/^[[:space:]]*version:[[:space:]]*'([^']+)'.*/\1/p" "$SM_ROO
 ref=${ref:-scalemetrics:$version}
 
 runtime=${SM_PODMAN_RUNTIME:-runc}
-sm_install_packages podman "$runtime" mmdebstrap
+# In a subshell: a failed apt-get means podman cannot run here (exit 77 below), not a failure.
+(sm_install_packages podman "$runtime" mmdebstrap) ||
+	sm_warn "could not install podman, $runtime, mmdebstrap"
 command -v podman >/dev/null || cannot "podman is not installed (apt-get install podman runc)"
 podman=(podman --runtime "$runtime")
 # Containers here cannot raise their limits above the caller's hard limits (no

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "scalemetrics/api.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/source.h"
 
@@ -55,10 +56,11 @@ struct sm_config_node {
 	size_t n;
 };
 
-/* Where each metric was declared, for "already defined" errors across sources. */
+/* Where each metric was declared, for the check of names defined twice (check_metrics). */
 struct metric_seen {
 	const char *name; /* borrowed from the source's sm_metric_def */
 	size_t source;    /* index into cfg->sources */
+	size_t def;       /* index into that source's metrics */
 	struct sm_config_mark mark;
 	size_t seq;
 };
@@ -1047,6 +1049,131 @@ static void check_source_name(struct sm_config_parser *p, const struct sm_config
 	}
 }
 
+/* ---- canonical text of a source, for reloads ---- */
+
+/* A source's entry written out so that two entries are equal exactly when their YAML is:
+ * mappings as {key value ...} with the pairs sorted, sequences as [item ...], scalars as their
+ * length and bytes (null as ~). Aliases are followed, so the text is bounded: every node
+ * written adds at least one byte, and past CANON_MAX_BYTES or CANON_MAX_DEPTH (a recursive
+ * alias) the source gets no text and counts as changed on every reload. */
+#define CANON_MAX_BYTES (4u << 20)
+#define CANON_MAX_DEPTH 256
+
+struct canon {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+};
+
+static void canon_put(struct canon *c, const char *s, size_t n)
+{
+	char *nb;
+	size_t want;
+
+	if (c->failed)
+		return;
+	if (n > CANON_MAX_BYTES - c->len) {
+		c->failed = true;
+		return;
+	}
+	if (c->len + n + 1 > c->cap) {
+		want = c->cap ? c->cap : 256;
+		while (want < c->len + n + 1)
+			want *= 2;
+		nb = realloc(c->buf, want);
+		if (!nb) {
+			c->failed = true;
+			return;
+		}
+		c->buf = nb;
+		c->cap = want;
+	}
+	memcpy(c->buf + c->len, s, n);
+	c->len += n;
+	c->buf[c->len] = '\0';
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void canon_node(struct canon *c, const struct sm_config_node *n, unsigned depth)
+{
+	char len[32];
+
+	if (c->failed)
+		return;
+	if (depth > CANON_MAX_DEPTH) {
+		c->failed = true;
+		return;
+	}
+	if (n->kind == NODE_SCALAR) {
+		if (n->null) {
+			canon_put(c, "~", 1);
+			return;
+		}
+		(void)snprintf(len, sizeof(len), "%zu:", strlen(n->scalar));
+		canon_put(c, len, strlen(len));
+		canon_put(c, n->scalar, strlen(n->scalar));
+		return;
+	}
+	if (n->kind == NODE_SEQUENCE) {
+		canon_put(c, "[", 1);
+		for (size_t i = 0; i < n->n; i++) {
+			canon_put(c, " ", 1);
+			canon_node(c, n->items[i], depth + 1);
+		}
+		canon_put(c, "]", 1);
+		return;
+	}
+	/* A mapping: each pair written on its own, then sorted. The pairs' texts hold no NUL
+	 * (scalars with one are refused), so strcmp orders them. */
+	char **pairs = calloc(n->n ? n->n : 1, sizeof(*pairs));
+	size_t done = 0;
+
+	if (!pairs) {
+		c->failed = true;
+		return;
+	}
+	for (; done < n->n && !c->failed; done++) {
+		struct canon pc = {0};
+
+		canon_node(&pc, n->items[2 * done], depth + 1);
+		canon_put(&pc, " ", 1);
+		canon_node(&pc, n->items[2 * done + 1], depth + 1);
+		/* The pair counts against the limit of the whole text. */
+		if (pc.failed || pc.len > CANON_MAX_BYTES - c->len)
+			c->failed = true;
+		pairs[done] = pc.buf;
+	}
+	if (!c->failed) {
+		qsort(pairs, n->n, sizeof(*pairs), compare_strings);
+		canon_put(c, "{", 1);
+		for (size_t i = 0; i < n->n; i++) {
+			canon_put(c, " ", 1);
+			canon_put(c, pairs[i], strlen(pairs[i]));
+		}
+		canon_put(c, "}", 1);
+	}
+	for (size_t i = 0; i < done; i++)
+		free(pairs[i]);
+	free(pairs);
+}
+
+/* NULL when too big, too deep or out of memory: the source then never equals another. */
+static char *canonical_text(const struct sm_config_node *node)
+{
+	struct canon c = {0};
+
+	canon_node(&c, node, 0);
+	if (c.failed || !c.buf) {
+		free(c.buf);
+		return NULL;
+	}
+	return c.buf;
+}
+
 static int parse_source(struct sm_config_parser *p, const struct sm_config_node *node,
                         struct sm_source_config *src, size_t index)
 {
@@ -1106,6 +1233,7 @@ static int parse_source(struct sm_config_parser *p, const struct sm_config_node 
 		else if (r < 0 && p->n_errors == before)
 			(void)sm_config_report(p, node, "%s is not valid", p->src_what);
 	}
+	src->canonical = canonical_text(node);
 	r = p->oom ? -ENOMEM : 0;
 out:
 	p->src = NULL;
@@ -1192,22 +1320,26 @@ int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node
 	copy.resource = def->resource ? strdup(def->resource) : NULL;
 	copy.zero_label = def->zero_label ? strdup(def->zero_label) : NULL;
 	copy.object_template = def->object_template ? strdup(def->object_template) : NULL;
+	copy.pods_namespace = def->pods_namespace ? strdup(def->pods_namespace) : NULL;
 	if (!copy.name || (def->resource && !copy.resource) ||
 	    (def->zero_label && !copy.zero_label) ||
-	    (def->object_template && !copy.object_template)) {
+	    (def->object_template && !copy.object_template) ||
+	    (def->pods_namespace && !copy.pods_namespace)) {
 		free(copy.name);
 		free(copy.resource);
 		free(copy.zero_label);
 		free(copy.object_template);
+		free(copy.pods_namespace);
 		return oom(p);
 	}
-	src->metrics[src->n_metrics++] = copy;
 	p->metrics[p->n_metrics] = (struct metric_seen){
 	    .name = copy.name,
 	    .source = (size_t)(src - p->cfg->sources),
+	    .def = src->n_metrics,
 	    .mark = node ? node->mark : (struct sm_config_mark){0},
 	    .seq = p->n_metrics,
 	};
+	src->metrics[src->n_metrics++] = copy;
 	p->n_metrics++;
 	return 0;
 }
@@ -1222,23 +1354,118 @@ static int compare_seen(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static const char *const scope_names[] = {
+    [SM_METRIC_EXTERNAL] = "an external metric",
+    [SM_METRIC_OBJECT] = "a metric on objects",
+    [SM_METRIC_PODS] = "a metric on pods",
+};
+static_assert(ARRAY_SIZE(scope_names) == SM_METRIC_SCOPE_MAX, "a name per metric scope");
+
+/* Does def, of src, serve its metric in namespace ns (docs/configuration.md "Where series are
+ * served")? The source's namespaces (external metrics, namespace totals, objects), and for a
+ * pods metric also the pods' own namespace. */
+static bool def_serves_in(const struct sm_source_config *src, const struct sm_metric_def *def,
+                          const char *ns)
+{
+	if (def->pods_namespace && strcmp(def->pods_namespace, ns) == 0)
+		return true;
+	for (size_t i = 0; i < src->namespaces.n; i++)
+		if (strcmp(src->namespaces.v[i], ns) == 0)
+			return true;
+	return false;
+}
+
+/* A namespace where both serve the metric, or NULL. */
+static const char *common_namespace(const struct sm_source_config *sa,
+                                    const struct sm_metric_def *a,
+                                    const struct sm_source_config *sb,
+                                    const struct sm_metric_def *b)
+{
+	for (size_t i = 0; i < sb->namespaces.n; i++)
+		if (def_serves_in(sa, a, sb->namespaces.v[i]))
+			return sb->namespaces.v[i];
+	if (b->pods_namespace && def_serves_in(sa, a, b->pods_namespace))
+		return b->pods_namespace;
+	return NULL;
+}
+
+/* Objects without a namespace (nodes) are also asked for at the root, where no namespace
+ * tells two sources apart. The API decides which resources those are. */
+static bool def_is_root_scoped(const struct sm_metric_def *def)
+{
+	return def->scope == SM_METRIC_OBJECT && !sm_api_resource_is_namespaced(def->resource);
+}
+
+/* The second definition b of a metric name against an earlier one a: reports why they cannot
+ * both be served, and returns whether it did. */
+static bool check_shared(struct sm_config_parser *p, const struct metric_seen *a,
+                         const struct metric_seen *b)
+{
+	const struct sm_source_config *sa = &p->cfg->sources[a->source];
+	const struct sm_source_config *sb = &p->cfg->sources[b->source];
+	const struct sm_metric_def *da = &sa->metrics[a->def], *db = &sb->metrics[b->def];
+	const char *na = sa->name ? sa->name : "", *nb = sb->name ? sb->name : "";
+	const char *ns;
+
+	if (a->source == b->source) {
+		(void)report_at(p, &b->mark,
+		                "metric '%s' is already defined at line %u (source '%s')", b->name,
+		                a->mark.line, na);
+		return true;
+	}
+	if (da->scope != db->scope) {
+		(void)report_at(
+		    p, &b->mark,
+		    "metric '%s' of source '%s' is %s, but source '%s' defines it as %s "
+		    "(sources may share a name only for the same kind of metric)",
+		    b->name, nb, scope_names[db->scope], na, scope_names[da->scope]);
+		return true;
+	}
+	if (db->scope == SM_METRIC_OBJECT &&
+	    (!da->resource || !db->resource || strcmp(da->resource, db->resource) != 0)) {
+		(void)report_at(
+		    p, &b->mark,
+		    "metric '%s' of source '%s' is served on %s, but source '%s' serves it "
+		    "on %s (sources may share a name only on the same resource)",
+		    b->name, nb, db->resource ? db->resource : "?", na,
+		    da->resource ? da->resource : "?");
+		return true;
+	}
+	if (def_is_root_scoped(db)) {
+		(void)report_at(p, &b->mark,
+		                "metric '%s' of source '%s' is also served by source '%s' on %s, "
+		                "which have no namespace to tell the sources apart",
+		                b->name, nb, na, db->resource ? db->resource : "?");
+		return true;
+	}
+	ns = common_namespace(sa, da, sb, db);
+	if (ns) {
+		(void)report_at(
+		    p, &b->mark,
+		    "metric '%s' of source '%s' is also served by source '%s' in namespace "
+		    "'%s'",
+		    b->name, nb, na, ns);
+		return true;
+	}
+	return false;
+}
+
+/* A metric name may be defined by several sources when they serve it in disjoint sets of
+ * namespaces, as the same kind of metric; the query then picks the source by namespace. Each
+ * definition after the first is checked against the earlier ones, and reported once. */
 static void check_metrics(struct sm_config_parser *p)
 {
 	if (p->n_metrics == 0)
 		return;
 	qsort(p->metrics, p->n_metrics, sizeof(*p->metrics), compare_seen);
 	for (size_t i = 1, first = 0; i < p->n_metrics; i++) {
-		const struct metric_seen *a = &p->metrics[first], *b = &p->metrics[i];
-		const char *src_name;
-
-		if (strcmp(a->name, b->name) != 0) {
+		if (strcmp(p->metrics[first].name, p->metrics[i].name) != 0) {
 			first = i;
 			continue;
 		}
-		src_name = p->cfg->sources[a->source].name;
-		(void)report_at(p, &b->mark,
-		                "metric '%s' is already defined at line %u (source '%s')", b->name,
-		                a->mark.line, src_name ? src_name : "");
+		for (size_t j = first; j < i; j++)
+			if (check_shared(p, &p->metrics[j], &p->metrics[i]))
+				break;
 	}
 }
 
@@ -1257,6 +1484,7 @@ void sm_strv_done(struct sm_strv *v)
 
 static void source_done(struct sm_source_config *s)
 {
+	free(s->canonical);
 	free(s->name);
 	free(s->type);
 	sm_strv_done(&s->namespaces);
@@ -1265,6 +1493,7 @@ static void source_done(struct sm_source_config *s)
 		free(s->metrics[i].resource);
 		free(s->metrics[i].zero_label);
 		free(s->metrics[i].object_template);
+		free(s->metrics[i].pods_namespace);
 	}
 	free(s->metrics);
 	if (s->ops && s->ops->config_free)

@@ -99,6 +99,9 @@ struct sm_metric_def {
 	/* SM_METRIC_OBJECT with zero_label: the object name template, "{zero_label}" standing for
 	 * the value, so that a query for an object whose name fits it gets that 0 too. */
 	char *object_template;
+	/* SM_METRIC_PODS: the pods' namespace, where the per-pod series are served besides the
+	 * source's `namespaces` (for the check of names shared by sources); else NULL. */
+	char *pods_namespace;
 };
 
 struct sm_source_config {
@@ -114,6 +117,10 @@ struct sm_source_config {
 	size_t n_metrics;
 	void *priv; /* the collector's own parsed keys; freed with ops->config_free */
 	struct sm_config_mark mark;
+	/* The source's YAML mapping written out canonically (mapping keys sorted, scalars with
+	 * their lengths), so a reload can tell an unchanged source; NULL when it was too big or
+	 * too deep to write out (then it never equals another). */
+	char *canonical;
 };
 
 struct sm_config {
@@ -133,6 +140,33 @@ int sm_config_load(const char *path, struct sm_config **ret,
 int sm_config_load_string(const char *name, const char *text, size_t len, struct sm_config **ret,
                           struct sm_error_list *reterrs) SM_MUSTCHECK;
 void sm_config_free(struct sm_config *c);
+/* Reads a config file whole, as sm_config_load does: 0 with the bytes in *ret_text
+ * (NUL-terminated, the caller frees it) and their count in *ret_len; or -ENOENT, -EACCES,
+ * -EINVAL (larger than a ConfigMap can be), -ENOMEM with the reason appended to reterrs. */
+int sm_config_read_file(const char *path, char **ret_text, size_t *ret_len,
+                        struct sm_error_list *reterrs) SM_MUSTCHECK;
+
+/* ---- Reloading (config-reload.c; docs/design.md "Reloading the config") ---- */
+
+/* Same name, type and namespaces (after defaults) and the same YAML under the source's entry
+ * (keys in any order): a reload keeps such a source running with its state. */
+bool sm_source_config_equal(const struct sm_source_config *a, const struct sm_source_config *b);
+/* For each source i of next, the index of the running source it equals
+ * (sm_source_config_equal) in ret_from[i], or SIZE_MAX when it is new or changed. ret_from has
+ * room for next->n_sources. Returns how many are kept. */
+size_t sm_config_match_sources(const struct sm_config *running, const struct sm_config *next,
+                               size_t *ret_from);
+/* The keys of server and kubernetes that the running server cannot take over without a
+ * restart (the listening socket, TLS files, access checks, limits, the Kubernetes API
+ * connection) and whose value differs in next: their names ("server.listen",
+ * "kubernetes.server", ...; static strings) in ret_keys[0..cap). Returns how many differ
+ * (possibly more than cap). */
+size_t sm_config_restart_keys(const struct sm_config *running, const struct sm_config *next,
+                              const char **ret_keys, size_t cap);
+/* Replaces next's kubernetes section with a copy of running's, so that sources of a reloaded
+ * config reach the same API server as the rest of the running process. 0 or -ENOMEM (next
+ * untouched). */
+int sm_config_keep_kubernetes(struct sm_config *next, const struct sm_config *running) SM_MUSTCHECK;
 
 /* ---- Descriptor tables, for config.c and each collector's config_parse ---- */
 
@@ -207,8 +241,10 @@ struct sm_source_config *sm_config_parser_source(struct sm_config_parser *p);
  * (scrape's pod discovery). Borrowed and valid as long as the loaded config, so it may be kept
  * in src->priv; it may be filled after the sources are parsed, so read it only at run time. */
 const struct sm_kube_config *sm_config_parser_kube(struct sm_config_parser *p);
-/* Appends a metric definition to the current source (copies strings). Reports duplicates
- * within the whole config (same metric name from two sources is an error) at node. */
+/* Appends a metric definition to the current source (copies strings). Once the whole file
+ * is read, a name defined twice is reported at the second definition's node: twice in one
+ * source, in two sources as different kinds of metric, or in two sources that serve it in a
+ * common namespace (docs/configuration.md "Metric names shared by sources"). */
 int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node *node,
                          const struct sm_metric_def *def);
 

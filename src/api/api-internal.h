@@ -136,10 +136,6 @@ int sm_api_run_and_encode(const struct sm_api_call *c, const struct sm_query *q,
  * resources get a derived kind (singular, capitalised) and "<group>/v1" or "v1". */
 void sm_api_resource_kind(const char *resource, char *kind, size_t kind_len, char *api_version,
                           size_t api_version_len);
-/* Whether objects of a resource live in a namespace: a pure function of the resource, so
- * discovery's `namespaced` flags are consistent per prefix (docs/api.md "Aggregated discovery and
- * resource scopes"). */
-bool sm_api_resource_is_namespaced(const char *resource);
 /* RFC 3339 UTC, whole seconds: "2024-05-01T12:00:00Z". buf needs 21 bytes. */
 void sm_api_format_timestamp(int64_t wall_ms, char *buf, size_t len);
 /* What repeats from item to item of one answer, formatted once and copied afterwards: the

@@ -482,9 +482,18 @@ static int scrape_config_parse(struct sm_config_parser *p, const struct sm_confi
 			goto out;
 		}
 	}
-	if (c->has_pods)
-		for (size_t i = n_metrics_before; i < src->n_metrics; i++)
-			src->metrics[i].scope = SM_METRIC_PODS;
+	for (size_t i = n_metrics_before; c->has_pods && i < src->n_metrics; i++) {
+		struct sm_metric_def *def = &src->metrics[i];
+
+		def->scope = SM_METRIC_PODS;
+		if (c->pods.namespace && !def->pods_namespace) {
+			def->pods_namespace = strdup(c->pods.namespace);
+			if (!def->pods_namespace) {
+				r = -ENOMEM;
+				goto out;
+			}
+		}
+	}
 	/* The aggregate is asked for where the HPA lives: by default the pods' namespace. */
 	if (c->has_pods && c->pods.namespace && src->namespaces.n == 0) {
 		src->namespaces.v = calloc(2, sizeof(*src->namespaces.v));

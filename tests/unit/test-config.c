@@ -140,13 +140,200 @@ static const struct config_case cases[] = {
      .yaml = "sources:\n"
              "  - name: jobs\n" REDIS_BODY "  - name: jobs\n" REDIS_BODY,
      .errors = {"cfg.yaml:7:11: duplicate source name 'jobs' (first defined at line 2)",
-                "cfg.yaml:10:9: metric 'jobs_waiting' is already defined at line 5 (source "
+                "cfg.yaml:10:9: metric 'jobs_waiting' of source 'jobs' is also served by "
+                "source 'jobs' in namespace 'default'"}},
+    {.name = "metric defined twice in one source",
+     .yaml = "sources:\n"
+             "  - name: jobs\n" REDIS_BODY "      - metric: jobs_waiting\n"
+             "        keys: [\"other:*\"]\n",
+     .errors = {"cfg.yaml:7:9: metric 'jobs_waiting' is already defined at line 5 (source "
                 "'jobs')"}},
-    {.name = "metric defined by two sources",
+    {.name = "metric served by two sources in the default namespace",
      .yaml = "sources:\n"
              "  - name: a\n" REDIS_BODY "  - name: b\n" REDIS_BODY,
-     .errors = {"cfg.yaml:10:9: metric 'jobs_waiting' is already defined at line 5 (source "
-                "'a')"}},
+     .errors = {"cfg.yaml:10:9: metric 'jobs_waiting' of source 'b' is also served by source "
+                "'a' in namespace 'default'"}},
+    {.name = "metric shared by sources in disjoint namespaces",
+     .yaml = "sources:\n"
+             "  - name: a\n"
+             "    type: redis\n"
+             "    namespaces: [team-a, ops]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "  - name: b\n"
+             "    type: redis\n"
+             "    namespaces: [team-b]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "  - name: c\n"
+             "    type: redis\n"
+             "    namespaces: [team-c, staging]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"},
+    {.name = "metric shared by sources whose namespaces overlap",
+     .yaml = "sources:\n"
+             "  - name: a\n"
+             "    type: redis\n"
+             "    namespaces: [team-a, ops]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "  - name: b\n"
+             "    type: redis\n"
+             "    namespaces: [team-b]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "  - name: c\n"
+             "    type: redis\n"
+             "    namespaces: [team-c, ops]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n",
+     .errors = {"cfg.yaml:18:9: metric 'jobs_waiting' of source 'c' is also served by source "
+                "'a' in namespace 'ops'"}},
+    {.name = "two pgbouncer sources for two teams",
+     .yaml = "sources:\n"
+             "  - name: bouncer-a\n"
+             "    type: pgbouncer\n"
+             "    dsn_env: BOUNCER_A_DSN\n"
+             "    namespaces: [team-a]\n"
+             "  - name: bouncer-b\n"
+             "    type: pgbouncer\n"
+             "    dsn_env: BOUNCER_B_DSN\n"
+             "    namespaces: [team-b]\n"},
+    {.name = "two pgbouncer sources in one namespace",
+     .yaml = "sources:\n"
+             "  - name: bouncer-a\n"
+             "    type: pgbouncer\n"
+             "    dsn_env: BOUNCER_A_DSN\n"
+             "    namespaces: [team-a]\n"
+             "  - name: bouncer-b\n"
+             "    type: pgbouncer\n"
+             "    dsn_env: BOUNCER_B_DSN\n"
+             "    namespaces: [team-a]\n",
+     .errors = {"cfg.yaml:6:5: metric 'pgbouncer_clients_active' of source 'bouncer-b' is also "
+                "served by source 'bouncer-a' in namespace 'team-a'",
+                "cfg.yaml:6:5: metric 'pgbouncer_clients_waiting' of source 'bouncer-b' is also "
+                "served by source 'bouncer-a' in namespace 'team-a'",
+                "cfg.yaml:6:5: metric 'pgbouncer_max_wait_seconds' of source 'bouncer-b' is "
+                "also served by source 'bouncer-a' in namespace 'team-a'",
+                "cfg.yaml:6:5: metric 'pgbouncer_pool_size' of source 'bouncer-b' is also "
+                "served by source 'bouncer-a' in namespace 'team-a'",
+                "cfg.yaml:6:5: metric 'pgbouncer_pool_utilization' of source 'bouncer-b' is "
+                "also served by source 'bouncer-a' in namespace 'team-a'",
+                "cfg.yaml:6:5: metric 'pgbouncer_servers_active' of source 'bouncer-b' is also "
+                "served by source 'bouncer-a' in namespace 'team-a'",
+                "cfg.yaml:6:5: metric 'pgbouncer_servers_idle' of source 'bouncer-b' is also "
+                "served by source 'bouncer-a' in namespace 'team-a'",
+                "cfg.yaml:6:5: metric 'pgbouncer_servers_used' of source 'bouncer-b' is also "
+                "served by source 'bouncer-a' in namespace 'team-a'"}},
+    {.name = "pods metric shared by scrape sources of two namespaces",
+     .yaml = "sources:\n"
+             "  - name: a\n"
+             "    type: scrape\n"
+             "    pods: {namespace: team-a, port: 8000}\n"
+             "    gauges:\n"
+             "      - metric: jobs_waiting\n"
+             "        gauge: jobs_waiting\n"
+             "    namespaces: [ops]\n"
+             "  - name: b\n"
+             "    type: scrape\n"
+             "    pods: {namespace: team-b, port: 8000}\n"
+             "    gauges:\n"
+             "      - metric: jobs_waiting\n"
+             "        gauge: jobs_waiting\n"},
+    {.name = "pods metric served where the other source's pods are",
+     .yaml = "sources:\n"
+             "  - name: a\n"
+             "    type: scrape\n"
+             "    pods: {namespace: team-a, port: 8000}\n"
+             "    gauges:\n"
+             "      - metric: jobs_waiting\n"
+             "        gauge: jobs_waiting\n"
+             "    namespaces: [ops]\n"
+             "  - name: b\n"
+             "    type: scrape\n"
+             "    pods: {namespace: team-b, port: 8000}\n"
+             "    gauges:\n"
+             "      - metric: jobs_waiting\n"
+             "        gauge: jobs_waiting\n"
+             "    namespaces: [team-a]\n",
+     .errors = {"cfg.yaml:13:9: metric 'jobs_waiting' of source 'b' is also served by source "
+                "'a' in namespace 'team-a'"}},
+    {.name = "shared name, different kinds of metric",
+     .yaml = "sources:\n"
+             "  - name: a\n"
+             "    type: scrape\n"
+             "    pods: {namespace: team-a, port: 8000}\n"
+             "    gauges:\n"
+             "      - metric: jobs_waiting\n"
+             "        gauge: jobs_waiting\n"
+             "  - name: b\n"
+             "    type: redis\n"
+             "    namespaces: [team-b]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n",
+     .errors = {"cfg.yaml:12:9: metric 'jobs_waiting' of source 'b' is an external metric, but "
+                "source 'a' defines it as a metric on pods (sources may share a name only for "
+                "the same kind of metric)"}},
+    {.name = "shared object metric on namespaced objects",
+     .yaml = "sources:\n"
+             "  - name: a\n"
+             "    type: redis\n"
+             "    namespaces: [team-a]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "        object: {resource: deployments.apps, name: \"w-{queue}\"}\n"
+             "  - name: b\n"
+             "    type: redis\n"
+             "    namespaces: [team-b]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "        object: {resource: deployments.apps, name: \"w-{queue}\"}\n"},
+    {.name = "shared object metric on two resources",
+     .yaml = "sources:\n"
+             "  - name: a\n"
+             "    type: redis\n"
+             "    namespaces: [team-a]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "        object: {resource: deployments.apps, name: \"w-{queue}\"}\n"
+             "  - name: b\n"
+             "    type: redis\n"
+             "    namespaces: [team-b]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "        object: {resource: statefulsets.apps, name: \"w-{queue}\"}\n",
+     .errors = {"cfg.yaml:13:9: metric 'jobs_waiting' of source 'b' is served on "
+                "statefulsets.apps, but source 'a' serves it on deployments.apps (sources may "
+                "share a name only on the same resource)"}},
+    {.name = "shared object metric on root-scoped objects",
+     .yaml = "sources:\n"
+             "  - name: a\n"
+             "    type: redis\n"
+             "    namespaces: [team-a]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "        object: {resource: nodes, name: \"n-{queue}\"}\n"
+             "  - name: b\n"
+             "    type: redis\n"
+             "    namespaces: [team-b]\n"
+             "    queues:\n"
+             "      - metric: jobs_waiting\n"
+             "        keys: [\"queue:*\"]\n"
+             "        object: {resource: nodes, name: \"n-{queue}\"}\n",
+     .errors = {"cfg.yaml:13:9: metric 'jobs_waiting' of source 'b' is also served by source "
+                "'a' on nodes, which have no namespace to tell the sources apart"}},
     {.name = "unknown source type",
      .yaml = "sources:\n  - name: jobs\n    type: kafka\n",
      .errors = {"cfg.yaml:3:11: unknown source type 'kafka' (expected one of: pgbouncer, "

@@ -19,7 +19,8 @@
  * namespace only; any other series is visible in every namespace its source lists. Root-scoped
  * custom requests (namespace NULL) see only series whose object has no namespace.
  *
- * Each metric name belongs to one source (the config rejects duplicates), so one snapshot
+ * A metric name belongs to one source in each namespace (several sources may share it when
+ * the namespaces they serve it in are disjoint; the config rejects overlaps), so one snapshot
  * answers a query; the result holds a reference to it, and items borrow its strings. The
  * strings that come from the request (namespace, resource, name) are copied behind the items
  * array, and so are the series made up for empty queues (below).
@@ -68,22 +69,49 @@ static int not_found(const struct sm_query *q, struct sm_error *reterr)
 	return -ENOENT;
 }
 
-static const struct sm_metric_def *find_def(const struct sm_config *cfg, const char *metric,
-                                            size_t *ret_idx)
+static bool source_lists_namespace(const struct sm_source_config *src, const char *ns)
 {
+	for (size_t i = 0; i < src->namespaces.n; i++)
+		if (src->namespaces.v[i] && strcmp(src->namespaces.v[i], ns) == 0)
+			return true;
+	return false;
+}
+
+/* The definition of metric that answers in ns, and its source's index. Sources may share a
+ * name when the namespaces they serve it in are disjoint (config.c), so it is the one that
+ * serves it in ns: its source lists ns, or ns is where its pods are. Root-scoped (ns NULL),
+ * or when none serves it in ns, the first: it then answers 404 as it would alone. */
+static const struct sm_metric_def *find_def(const struct sm_config *cfg, const char *metric,
+                                            const char *ns, size_t *ret_idx)
+{
+	const struct sm_metric_def *first = NULL;
+	size_t first_idx = 0;
+
 	if (!cfg)
 		return NULL;
 	for (size_t i = 0; i < cfg->n_sources; i++) {
 		const struct sm_source_config *src = &cfg->sources[i];
 
 		for (size_t j = 0; j < src->n_metrics; j++) {
-			if (src->metrics[j].name && strcmp(src->metrics[j].name, metric) == 0) {
+			const struct sm_metric_def *def = &src->metrics[j];
+
+			if (!def->name || strcmp(def->name, metric) != 0)
+				continue;
+			if (!ns || source_lists_namespace(src, ns) ||
+			    (def->pods_namespace && strcmp(def->pods_namespace, ns) == 0)) {
 				*ret_idx = i;
-				return &src->metrics[j];
+				return def;
 			}
+			if (!first) {
+				first = def;
+				first_idx = i;
+			}
+			break; /* a source defines a name once */
 		}
 	}
-	return NULL;
+	if (first)
+		*ret_idx = first_idx;
+	return first;
 }
 
 /* Can the metric be asked for on objects of `resource` (custom metrics)? */
@@ -99,14 +127,6 @@ static bool def_serves_resource(const struct sm_metric_def *def, const char *res
 	case SM_METRIC_SCOPE_MAX:
 		break;
 	}
-	return false;
-}
-
-static bool source_lists_namespace(const struct sm_source_config *src, const char *ns)
-{
-	for (size_t i = 0; i < src->namespaces.n; i++)
-		if (src->namespaces.v[i] && strcmp(src->namespaces.v[i], ns) == 0)
-			return true;
 	return false;
 }
 
@@ -914,7 +934,7 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 		q.name = NULL;
 	}
 
-	def = find_def(cfg, q.metric, &idx);
+	def = find_def(cfg, q.metric, q.namespace, &idx);
 	if (!def) {
 		r = not_found(&q, reterr);
 		goto out;

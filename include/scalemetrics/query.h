@@ -67,7 +67,8 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *q, struct sm_
                  struct sm_error *reterr) SM_MUSTCHECK;
 void sm_query_result_done(struct sm_query_result *r);
 
-/* Every metric the store can answer, for discovery. Callback per (metric def, source). */
+/* Every metric the store can answer, for discovery. Callback per (metric def, source): a
+ * name that several sources share (in disjoint namespaces) comes once per source. */
 struct sm_metric_def;
 typedef void (*sm_query_metric_fn)(const struct sm_metric_def *def, void *userdata);
 void sm_query_for_each_metric(const struct sm_store *st, sm_query_metric_fn fn, void *userdata);

@@ -1468,6 +1468,145 @@ static void test_for_each_metric(void **state)
 	assert_int_equal(n, 5);
 }
 
+/* ---- a metric name shared by sources of disjoint namespaces ---- */
+
+/* Two sources, one per team, serve the same three metrics (external, on deployments, on pods)
+ * with different values; the config allows it because their namespaces are disjoint. Team b's
+ * pods are in team-b while its source lists ops-b. */
+enum { SH_A, SH_B, SH_N };
+
+struct shared_world {
+	char *ns_a[1];
+	char *ns_b[1];
+	struct sm_metric_def metrics[SH_N][3];
+	struct sm_source_config sources[SH_N];
+	struct sm_config cfg;
+	struct sm_store *st;
+};
+
+static void shared_world_init(struct shared_world *w)
+{
+	static const struct in_series a[] = {
+	    {"jobs_waiting", "queue", "emails", 5, NULL, NULL, NULL, NULL},
+	    {"worker_backlog", "queue", "emails", 6, "deployments.apps", "worker", NULL, NULL},
+	    {"http_rps", NULL, NULL, 10, NULL, NULL, NULL, NULL},
+	    {"http_rps", NULL, NULL, 10, "pods", "web-a", "team-a", "web"},
+	};
+	static const struct in_series b[] = {
+	    {"jobs_waiting", "queue", "emails", 50, NULL, NULL, NULL, NULL},
+	    {"jobs_waiting", "queue", "sms", 1, NULL, NULL, NULL, NULL},
+	    {"worker_backlog", "queue", "emails", 60, "deployments.apps", "worker", NULL, NULL},
+	    {"http_rps", NULL, NULL, 100, NULL, NULL, NULL, NULL},
+	    {"http_rps", NULL, NULL, 100, "pods", "web-b", "team-b", "web"},
+	};
+
+	memset(w, 0, sizeof(*w));
+	w->ns_a[0] = "team-a";
+	w->ns_b[0] = "ops-b";
+	for (size_t i = 0; i < SH_N; i++) {
+		w->metrics[i][0] = (struct sm_metric_def){.name = "jobs_waiting"};
+		w->metrics[i][1] = (struct sm_metric_def){.name = "worker_backlog",
+		                                          .scope = SM_METRIC_OBJECT,
+		                                          .resource = "deployments.apps"};
+		w->metrics[i][2] =
+		    (struct sm_metric_def){.name = "http_rps",
+		                           .scope = SM_METRIC_PODS,
+		                           .pods_namespace = i == SH_A ? "team-a" : "team-b"};
+		w->sources[i] = (struct sm_source_config){
+		    .name = i == SH_A ? "team-a-jobs" : "team-b-jobs",
+		    .interval_ms = 5000,
+		    .max_age_ms = 15000,
+		    .namespaces = {i == SH_A ? w->ns_a : w->ns_b, 1},
+		    .metrics = w->metrics[i],
+		    .n_metrics = 3,
+		};
+	}
+	w->cfg.sources = w->sources;
+	w->cfg.n_sources = SH_N;
+	w->st = sm_store_new(&w->cfg);
+	assert_non_null(w->st);
+	assert_int_equal(sm_store_publish_success(w->st, SH_A, batch_of(a, 4), T0_MONO, T0_WALL),
+	                 0);
+	/* b's last round is 5s older than a's, so b turns stale first. */
+	assert_int_equal(
+	    sm_store_publish_success(w->st, SH_B, batch_of(b, 5), T0_MONO - 5000, T0_WALL), 0);
+}
+
+/* Runs q in ns and checks the answering source and the items' values (in answer order). */
+static void expect_shared(struct shared_world *w, struct sm_query q, const char *ns,
+                          const char *source, const double *values, size_t n)
+{
+	struct sm_query_result res = {0};
+	struct sm_error err = {0};
+	int r;
+
+	q.namespace = ns;
+	q.now_mono_ms = T0_MONO;
+	r = sm_query_run(w->st, &q, &res, &err);
+	if (r != 0)
+		fail_msg("%s in %s: returned %d (%s)", q.metric, ns, r, err.message);
+	assert_string_equal(res.source, source);
+	if (res.n_items != n)
+		fail_msg("%s in %s: %zu items, want %zu", q.metric, ns, res.n_items, n);
+	for (size_t i = 0; i < n; i++)
+		if (res.items[i].value != values[i])
+			fail_msg("%s in %s: item %zu is %g, want %g", q.metric, ns, i,
+			         res.items[i].value, values[i]);
+	sm_query_result_done(&res);
+}
+
+static void test_shared_name(void **state)
+{
+	struct shared_world w;
+	struct sm_query ext = {.kind = SM_QUERY_EXTERNAL, .metric = "jobs_waiting"};
+	struct sm_query total = {.kind = SM_QUERY_NAMESPACE, .metric = "jobs_waiting"};
+	struct sm_query object = {.kind = SM_QUERY_OBJECT,
+	                          .resource = "deployments.apps",
+	                          .name = "worker",
+	                          .metric = "worker_backlog"};
+	struct sm_query pods = {.kind = SM_QUERY_OBJECTS, .resource = "pods", .metric = "http_rps"};
+	struct sm_query pods_ext = {.kind = SM_QUERY_EXTERNAL, .metric = "http_rps"};
+	struct sm_query_result res = {.n_items = 4242};
+	struct sm_error err = {0};
+
+	(void)state;
+	shared_world_init(&w);
+
+	expect_shared(&w, ext, "team-a", "team-a-jobs", (double[]){5}, 1);
+	expect_shared(&w, ext, "ops-b", "team-b-jobs", (double[]){50, 1}, 2);
+	expect_shared(&w, total, "team-a", "team-a-jobs", (double[]){5}, 1);
+	expect_shared(&w, total, "ops-b", "team-b-jobs", (double[]){51}, 1);
+	expect_shared(&w, object, "team-a", "team-a-jobs", (double[]){6}, 1);
+	expect_shared(&w, object, "ops-b", "team-b-jobs", (double[]){60}, 1);
+	/* Pods: each source answers in its pods' namespace, the aggregate in its namespaces. */
+	expect_shared(&w, pods, "team-a", "team-a-jobs", (double[]){10}, 1);
+	expect_shared(&w, pods, "team-b", "team-b-jobs", (double[]){100}, 1);
+	expect_shared(&w, pods_ext, "ops-b", "team-b-jobs", (double[]){100}, 1);
+
+	/* A namespace neither serves it in: the same 404 as for one source. */
+	ext.namespace = "team-c";
+	ext.now_mono_ms = T0_MONO;
+	assert_int_equal(sm_query_run(w.st, &ext, &res, &err), -ENOENT);
+	assert_string_equal(
+	    err.message, "the server could not find the metric jobs_waiting for external metrics");
+	assert_int_equal(res.n_items, 4242);
+
+	/* Staleness is the answering source's own: b is stale, a still fresh. */
+	ext.namespace = "ops-b";
+	ext.now_mono_ms = T0_MONO + 12000;
+	assert_int_equal(sm_query_run(w.st, &ext, &res, &err), -EAGAIN);
+	assert_string_equal(err.message,
+	                    "metric 'jobs_waiting' is unavailable: source 'team-b-jobs' has had no "
+	                    "successful round for 17s (max_age 15s)");
+	ext.namespace = "team-a";
+	res = (struct sm_query_result){0};
+	assert_int_equal(sm_query_run(w.st, &ext, &res, &err), 0);
+	assert_string_equal(res.source, "team-a-jobs");
+	sm_query_result_done(&res);
+
+	sm_store_free(w.st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1484,6 +1623,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_queue_cases, queue_setup_indexed, queue_teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_stale, queue_setup, queue_teardown),
 	    cmocka_unit_test(test_queue_dropped),
+	    cmocka_unit_test(test_shared_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

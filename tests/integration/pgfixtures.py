@@ -86,14 +86,16 @@ class Postgres:
 
 
 class PgBouncer:
-    """PgBouncer in session mode in front of `pg`, database `app` with a small pool."""
+    """PgBouncer in session mode in front of `pg`, database `app` with a small pool. Several may
+    run in front of one `pg` when each has its own `name` (it names their files in pg's dir)."""
 
-    def __init__(self, pg, pool_size=2):
+    def __init__(self, pg, pool_size=2, name="pgbouncer"):
         self.pg = pg
         self.dir = pg.dir
+        self.name = name
         self.port = _free_port()
-        self.ini = os.path.join(self.dir, "pgbouncer.ini")
-        users = os.path.join(self.dir, "userlist.txt")
+        self.ini = os.path.join(self.dir, f"{name}.ini")
+        users = os.path.join(self.dir, f"{name}-userlist.txt")
         with open(users, "w") as f:
             f.write('"postgres" ""\n')
         with open(self.ini, "w") as f:
@@ -110,8 +112,8 @@ admin_users = postgres
 pool_mode = session
 max_client_conn = 100
 default_pool_size = {pool_size}
-logfile = {self.dir}/pgbouncer.log
-pidfile = {self.dir}/pgbouncer.pid
+logfile = {self.dir}/{name}.log
+pidfile = {self.dir}/{name}.pid
 """)
         if os.geteuid() == 0:
             pw = pwd.getpwnam("postgres")
@@ -123,7 +125,7 @@ pidfile = {self.dir}/pgbouncer.pid
         _wait_port(self.port)
 
     def stop(self):
-        pidfile = os.path.join(self.dir, "pgbouncer.pid")
+        pidfile = os.path.join(self.dir, f"{self.name}.pid")
         try:
             with open(pidfile) as f:
                 os.kill(int(f.read().strip()), 15)

@@ -52,6 +52,14 @@
  * caller's sm_snapshot_unref, whatever is published meanwhile. The last unref (by a reader or
  * by the publisher that replaced it) frees the snapshot, and its block if no later snapshot
  * shares it.
+ *
+ * Reloads: a store belongs to one config. A reload makes a new store for the new config and
+ * sm_store_take_over() fills the slots of the sources that did not change with a copy of
+ * their current snapshot (same block, same health and counters, the new config's source),
+ * while the scheduler holds off their publishers; the generation goes on from the old
+ * store's. The store itself is reference-counted: the server's sm_store_live hands each
+ * request a reference to the current store, so a request answers from one store (and so one
+ * config) from start to end, and an old store is freed by the last request that used it.
  */
 
 struct series_block {
@@ -80,11 +88,21 @@ struct slot {
 };
 
 struct sm_store {
+	atomic_size_t refs;
 	const struct sm_config *cfg;
 	size_t n_slots;
 	struct slot *slots;
+	size_t *history_keys;             /* per slot: the source's key in the history */
+	size_t next_history_key;          /* the key a source new in a successor gets */
 	atomic_uint_least64_t generation; /* bumped after every publish */
 	struct sm_history *history;       /* borrowed; NULL: no history is recorded */
+	bool was_ready; /* the store it took over from was ready (sm_store_take_over) */
+};
+
+/* The store the server answers from; replaced whole by a reload. */
+struct sm_store_live {
+	pthread_mutex_t lock; /* only around "load the pointer + ref" and the replacement */
+	struct sm_store *current;
 };
 
 /* ---- series blocks ---- */
@@ -192,11 +210,13 @@ struct sm_store *sm_store_new(const struct sm_config *cfg)
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		goto fail;
+	atomic_init(&st->refs, 1);
 	st->cfg = cfg;
 	atomic_init(&st->generation, 0);
 	if (n) {
 		st->slots = calloc(n, sizeof(*st->slots));
-		if (!st->slots)
+		st->history_keys = calloc(n, sizeof(*st->history_keys));
+		if (!st->slots || !st->history_keys)
 			goto fail;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -212,8 +232,10 @@ struct sm_store *sm_store_new(const struct sm_config *cfg)
 			goto fail;
 		}
 		sl->locks_ready = true;
+		st->history_keys[i] = i;
 	}
 	st->n_slots = n;
+	st->next_history_key = n;
 	return st;
 
 fail:
@@ -221,9 +243,18 @@ fail:
 	return NULL;
 }
 
-void sm_store_free(struct sm_store *st)
+struct sm_store *sm_store_ref(struct sm_store *st)
+{
+	if (st)
+		atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	return st;
+}
+
+void sm_store_unref(struct sm_store *st)
 {
 	if (!st)
+		return;
+	if (atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	if (st->slots) {
 		/* Half-built stores: calloc left unused slots zeroed. */
@@ -238,7 +269,13 @@ void sm_store_free(struct sm_store *st)
 		}
 	}
 	free(st->slots);
+	free(st->history_keys);
 	free(st);
+}
+
+void sm_store_free(struct sm_store *st)
+{
+	sm_store_unref(st);
 }
 
 size_t sm_store_count(const struct sm_store *st)
@@ -310,7 +347,8 @@ int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *b
 	}
 	/* Best effort, under the history's own lock: a series it cannot keep only lacks a
 	 * sparkline. */
-	(void)sm_history_record(st->history, idx, block->series, block->n_series, mono_ms);
+	(void)sm_history_record(st->history, st->history_keys[idx], block->series, block->n_series,
+	                        mono_ms);
 
 	(void)pthread_mutex_lock(&sl->publish_lock);
 	prev = sl->current; /* only publishers change it, and we hold publish_lock */
@@ -423,6 +461,8 @@ bool sm_store_is_ready(const struct sm_store *st)
 {
 	if (!st)
 		return false;
+	if (st->was_ready)
+		return true;
 	for (size_t i = 0; i < st->n_slots; i++) {
 		struct sm_snapshot *snap = sm_store_acquire(st, i);
 		bool done = snap->has_completed;
@@ -432,6 +472,106 @@ bool sm_store_is_ready(const struct sm_store *st)
 			return false;
 	}
 	return true;
+}
+
+size_t sm_store_history_key(const struct sm_store *st, size_t idx)
+{
+	return st && idx < st->n_slots ? st->history_keys[idx] : SIZE_MAX;
+}
+
+/* ---- reloads ---- */
+
+/* Turns st's fresh slot snapshot s into a copy of prev's, for st's own source. s is not
+ * published yet (st is not), so nobody else can see it change. */
+static int adopt(struct snapshot *s, const struct snapshot *prev)
+{
+	const struct sm_source_config *source = s->pub.source;
+	char *text = NULL;
+
+	if (prev->error) {
+		text = strdup(prev->error);
+		if (!text)
+			return -ENOMEM;
+	}
+	s->pub = prev->pub;
+	s->pub.source = source;
+	block_ref(prev->block);
+	snapshot_set_block(s, prev->block);
+	s->error = text;
+	s->pub.last_error = text ? text : "";
+	return 0;
+}
+
+int sm_store_take_over(struct sm_store *st, const struct sm_store *prev, const size_t *from)
+{
+	size_t key = prev->next_history_key;
+	int r;
+
+	for (size_t i = 0; i < st->n_slots; i++) {
+		struct sm_snapshot *old;
+
+		if (from[i] == SIZE_MAX || from[i] >= prev->n_slots)
+			continue;
+		old = sm_store_acquire(prev, from[i]);
+		r = adopt(st->slots[i].current, (const struct snapshot *)old);
+		sm_snapshot_unref(old);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < st->n_slots; i++)
+		st->history_keys[i] = from[i] == SIZE_MAX || from[i] >= prev->n_slots
+		                          ? key++
+		                          : prev->history_keys[from[i]];
+	st->next_history_key = key;
+	st->was_ready = sm_store_is_ready(prev);
+	/* Past every generation prev has had, so no answer kept for prev is reused for st. */
+	atomic_store_explicit(&st->generation, sm_store_generation(prev) + 1, memory_order_release);
+	return 0;
+}
+
+struct sm_store_live *sm_store_live_new(struct sm_store *st)
+{
+	struct sm_store_live *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	if (pthread_mutex_init(&l->lock, NULL) != 0) {
+		free(l);
+		return NULL;
+	}
+	l->current = sm_store_ref(st);
+	return l;
+}
+
+void sm_store_live_free(struct sm_store_live *l)
+{
+	if (!l)
+		return;
+	sm_store_unref(l->current);
+	(void)pthread_mutex_destroy(&l->lock);
+	free(l);
+}
+
+struct sm_store *sm_store_live_acquire(struct sm_store_live *l)
+{
+	struct sm_store *st;
+
+	(void)pthread_mutex_lock(&l->lock);
+	st = sm_store_ref(l->current);
+	(void)pthread_mutex_unlock(&l->lock);
+	return st;
+}
+
+void sm_store_live_replace(struct sm_store_live *l, struct sm_store *st)
+{
+	struct sm_store *old;
+
+	(void)sm_store_ref(st);
+	(void)pthread_mutex_lock(&l->lock);
+	old = l->current;
+	l->current = st;
+	(void)pthread_mutex_unlock(&l->lock);
+	sm_store_unref(old);
 }
 
 /* ---- clocks ---- */

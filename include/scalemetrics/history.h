@@ -19,8 +19,9 @@ struct sm_series;
  * thinning and stops growing once SM_HISTORY_POINTS points cover the hour: a source polled
  * every second shows its first rounds point by point, and its last hour at about 64 s.
  *
- * A series is identified by its source index, metric, metric labels and described object
- * (object labels, value and timestamp are not part of it).
+ * A series is identified by its source's key (the store's sm_store_history_key: the source's
+ * index, kept by an unchanged source across config reloads), metric, metric labels and
+ * described object (object labels, value and timestamp are not part of it).
  *
  * Thread-safe: one mutex; recording (collector threads) costs a hash lookup and a store per
  * series, with no allocation except for a series seen for the first time. */

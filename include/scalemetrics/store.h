@@ -44,9 +44,15 @@ struct sm_snapshot {
 
 struct sm_store;
 
-/* One slot per config source, in config order. The store borrows cfg. */
+/* One slot per config source, in config order. The store borrows cfg, which must outlive
+ * every reference to the store and to its snapshots. */
 struct sm_store *sm_store_new(const struct sm_config *cfg);
+/* Stores are reference-counted (atomically): sm_store_new returns the first reference,
+ * sm_store_free drops it like sm_store_unref, and the last unref frees the store (snapshots
+ * still referenced stay valid). All accept NULL; sm_store_ref returns st. */
 void sm_store_free(struct sm_store *st);
+struct sm_store *sm_store_ref(struct sm_store *st);
+void sm_store_unref(struct sm_store *st);
 size_t sm_store_count(const struct sm_store *st);
 /* The config the store was made with (borrowed), for the query module. */
 const struct sm_config *sm_store_config(const struct sm_store *st);
@@ -87,6 +93,34 @@ bool sm_snapshot_is_stale(const struct sm_snapshot *snap, int64_t now_mono_ms);
 /* The max_age that sm_snapshot_is_stale applies (3 x interval when the source has none);
  * 0: never stale once it has succeeded. */
 int64_t sm_snapshot_max_age_ms(const struct sm_snapshot *snap);
+
+/* The key under which slot idx's series are recorded in the history (history.h): its index
+ * for a store from sm_store_new, kept by a source across reloads (sm_store_take_over).
+ * SIZE_MAX when idx is out of range. */
+size_t sm_store_history_key(const struct sm_store *st, size_t idx);
+
+/* Reloads. st, made by sm_store_new for the new config and not yet seen by any other
+ * thread, takes over from prev, the store of the running config: for each slot i with
+ * from[i] != SIZE_MAX (an unchanged source, sm_config_match_sources), its snapshot becomes a
+ * copy of prev's current snapshot of slot from[i] (the same series, health and counters, for
+ * st's source) and its history key stays; other slots keep their "never ran" snapshot and
+ * get history keys never used before. st's generation continues past prev's, and st counts
+ * as ready if prev was. Publishing to those slots of prev must be held off meanwhile (the
+ * scheduler does). 0 or -ENOMEM (st half taken over: free it). */
+int sm_store_take_over(struct sm_store *st, const struct sm_store *prev,
+                       const size_t *from) SM_MUSTCHECK;
+
+/* The store the server answers from, replaced whole by a reload. Thread-safe. */
+struct sm_store_live;
+/* Takes a reference to st. NULL: out of memory. */
+struct sm_store_live *sm_store_live_new(struct sm_store *st);
+void sm_store_live_free(struct sm_store_live *l);
+/* A referenced store (pair with sm_store_unref): the current one. A lock is held only for
+ * the load and the reference, never while a store is built or freed. */
+struct sm_store *sm_store_live_acquire(struct sm_store_live *l);
+/* Makes st (a new reference is taken) the current store; drops the reference to the old one,
+ * which is freed once no request holds it any more. */
+void sm_store_live_replace(struct sm_store_live *l, struct sm_store *st);
 
 /* Clocks, in one place. */
 int64_t sm_time_mono_ms(void);

@@ -481,6 +481,76 @@ static void test_stress(void **state)
 	sm_store_free(f.st);
 }
 
+/* A reload's new store takes over: kept slots start from the old snapshots (series shared,
+ * counters and errors kept, the new config's source), new ones from scratch with history keys
+ * never used; the generation goes on; an old store outlives its replacement in a live holder
+ * while a request holds it. */
+static void test_take_over(void **state)
+{
+	struct fixture old, next;
+	struct sm_store_live *live;
+	struct sm_store *held;
+	struct sm_snapshot *a, *b;
+	size_t from[3] = {SIZE_MAX, 0, SIZE_MAX};
+	uint64_t gen;
+
+	(void)state;
+	fixture_init(&old, 2); /* jobs, app-db */
+	assert_int_equal(sm_store_publish_success(old.st, 0, make_batch(3, 7), 1000, 5000), 0);
+	assert_int_equal(sm_store_publish_failure(old.st, 0, "timeout", 2000), 0);
+	assert_int_equal(sm_store_publish_success(old.st, 1, make_batch(1, 1), 1000, 5000), 0);
+	gen = sm_store_generation(old.st);
+	live = sm_store_live_new(old.st);
+	assert_non_null(live);
+
+	/* The new config: "jobs" first is the same source under a new index 1; 0 and 2 new. */
+	fixture_init(&next, 3);
+	next.sources[1].name = "jobs";
+	next.sources[0].name = "other";
+	assert_int_equal(sm_store_take_over(next.st, old.st, from), 0);
+	assert_true(sm_store_generation(next.st) > gen);
+	assert_true(sm_store_is_ready(next.st)); /* old was: every source completed a round */
+
+	a = sm_store_acquire(old.st, 0);
+	b = sm_store_acquire(next.st, 1);
+	assert_ptr_equal(b->source, &next.sources[1]);
+	assert_ptr_equal(b->series, a->series); /* shared, not copied */
+	assert_int_equal(b->n_series, 3);
+	assert_int_equal(b->rounds_ok, 1);
+	assert_int_equal(b->rounds_failed, 1);
+	assert_string_equal(b->last_error, "timeout");
+	assert_true(b->last_error != a->last_error);
+	assert_int_equal(b->last_success_mono_ms, a->last_success_mono_ms);
+	sm_snapshot_unref(a);
+	assert_int_equal(sm_store_history_key(next.st, 1), sm_store_history_key(old.st, 0));
+	assert_true(sm_store_history_key(next.st, 0) >= 2);
+	assert_true(sm_store_history_key(next.st, 2) >= 2);
+	assert_true(sm_store_history_key(next.st, 0) != sm_store_history_key(next.st, 2));
+	assert_int_equal(sm_store_history_key(next.st, 3), SIZE_MAX);
+	a = sm_store_acquire(next.st, 0);
+	assert_false(a->has_completed);
+	assert_ptr_equal(a->source, &next.sources[0]);
+	sm_snapshot_unref(a);
+
+	/* A request holding the old store keeps it (and its snapshots) after the switch. */
+	held = sm_store_live_acquire(live);
+	assert_ptr_equal(held, old.st);
+	sm_store_live_replace(live, next.st);
+	sm_store_free(old.st); /* the creator's reference */
+	a = sm_store_acquire(held, 0);
+	assert_int_equal(a->n_series, 3);
+	sm_store_unref(held); /* frees the old store; a and b stay valid */
+	assert_int_equal(a->series[0].value, 7);
+	sm_snapshot_unref(a);
+	assert_int_equal(b->series[2].value, 7);
+	sm_snapshot_unref(b);
+	held = sm_store_live_acquire(live);
+	assert_ptr_equal(held, next.st);
+	sm_store_unref(held);
+	sm_store_free(next.st);
+	sm_store_live_free(live); /* the last reference */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +564,7 @@ int main(void)
 	    cmocka_unit_test(test_dropped_and_invalid),
 	    cmocka_unit_test(test_clocks),
 	    cmocka_unit_test(test_stress),
+	    cmocka_unit_test(test_take_over),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

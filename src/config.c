@@ -1053,9 +1053,10 @@ static void check_source_name(struct sm_config_parser *p, const struct sm_config
 
 /* A source's entry written out so that two entries are equal exactly when their YAML is:
  * mappings as {key value ...} with the pairs sorted, sequences as [item ...], scalars as their
- * length and bytes (null as ~). Aliases are followed, so the text is bounded: every node
- * written adds at least one byte, and past CANON_MAX_BYTES or CANON_MAX_DEPTH (a recursive
- * alias) the source gets no text and counts as changed on every reload. */
+ * length and bytes (null as ~). Aliases are followed, so the work is bounded: every node
+ * written costs at least one byte of CANON_MAX_BYTES, which also counts each copy of a sorted
+ * pair into its mapping; past it or past CANON_MAX_DEPTH (a recursive alias) the source gets
+ * no text and counts as changed on every reload. */
 #define CANON_MAX_BYTES (4u << 20)
 #define CANON_MAX_DEPTH 256
 
@@ -1063,6 +1064,7 @@ struct canon {
 	char *buf;
 	size_t len, cap;
 	bool failed;
+	size_t *budget; /* bytes left to write, shared by a text and the pieces it is made of */
 };
 
 static void canon_put(struct canon *c, const char *s, size_t n)
@@ -1072,10 +1074,11 @@ static void canon_put(struct canon *c, const char *s, size_t n)
 
 	if (c->failed)
 		return;
-	if (n > CANON_MAX_BYTES - c->len) {
+	if (n > *c->budget) {
 		c->failed = true;
 		return;
 	}
+	*c->budget -= n;
 	if (c->len + n + 1 > c->cap) {
 		want = c->cap ? c->cap : 256;
 		while (want < c->len + n + 1)
@@ -1097,6 +1100,8 @@ static int compare_strings(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
+
+static void canon_mapping(struct canon *c, const struct sm_config_node *n, unsigned depth);
 
 static void canon_node(struct canon *c, const struct sm_config_node *n, unsigned depth)
 {
@@ -1127,23 +1132,28 @@ static void canon_node(struct canon *c, const struct sm_config_node *n, unsigned
 		canon_put(c, "]", 1);
 		return;
 	}
-	/* A mapping: each pair written on its own, then sorted. The pairs' texts hold no NUL
-	 * (scalars with one are refused), so strcmp orders them. */
-	char **pairs = calloc(n->n ? n->n : 1, sizeof(*pairs));
+	canon_mapping(c, n, depth);
+}
+
+/* A mapping: each pair written on its own, then sorted. The pairs' texts hold no NUL
+ * (scalars with one are refused), so strcmp orders them. */
+static void canon_mapping(struct canon *c, const struct sm_config_node *n, unsigned depth)
+{
+	char **pairs = NULL;
 	size_t done = 0;
 
+	pairs = calloc(n->n ? n->n : 1, sizeof(*pairs));
 	if (!pairs) {
 		c->failed = true;
 		return;
 	}
 	for (; done < n->n && !c->failed; done++) {
-		struct canon pc = {0};
+		struct canon pc = {.budget = c->budget};
 
 		canon_node(&pc, n->items[2 * done], depth + 1);
 		canon_put(&pc, " ", 1);
 		canon_node(&pc, n->items[2 * done + 1], depth + 1);
-		/* The pair counts against the limit of the whole text. */
-		if (pc.failed || pc.len > CANON_MAX_BYTES - c->len)
+		if (pc.failed)
 			c->failed = true;
 		pairs[done] = pc.buf;
 	}
@@ -1164,7 +1174,8 @@ static void canon_node(struct canon *c, const struct sm_config_node *n, unsigned
 /* NULL when too big, too deep or out of memory: the source then never equals another. */
 static char *canonical_text(const struct sm_config_node *node)
 {
-	struct canon c = {0};
+	size_t budget = CANON_MAX_BYTES;
+	struct canon c = {.budget = &budget};
 
 	canon_node(&c, node, 0);
 	if (c.failed || !c.buf) {
@@ -1848,7 +1859,8 @@ static void file_error(struct sm_error_list *errs, const char *path, const char 
 	(void)sm_error_list_add(errs, &e);
 }
 
-int sm_config_load(const char *path, struct sm_config **ret, struct sm_error_list *reterrs)
+int sm_config_read_file(const char *path, char **ret_text, size_t *ret_len,
+                        struct sm_error_list *reterrs)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
@@ -1897,10 +1909,28 @@ int sm_config_load(const char *path, struct sm_config **ret, struct sm_error_lis
 			break;
 		len += (size_t)k;
 	}
-	r = sm_config_load_string(path, buf ? buf : "", len, ret, reterrs);
+	/* The last read returned 0 into a buffer with room left: len < cap. */
+	buf[len] = '\0';
+	*ret_text = buf;
+	*ret_len = len;
+	buf = NULL;
+	r = 0;
 out:
 	free(buf);
 	if (fd >= 0)
 		close(fd);
+	return r;
+}
+
+int sm_config_load(const char *path, struct sm_config **ret, struct sm_error_list *reterrs)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	r = sm_config_read_file(path, &text, &len, reterrs);
+	if (r == 0)
+		r = sm_config_load_string(path, text, len, ret, reterrs);
+	free(text);
 	return r;
 }

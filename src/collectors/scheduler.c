@@ -8,7 +8,16 @@
  * a slow source holds up only its own worker. Workers sleep on one condition variable (on
  * CLOCK_MONOTONIC) until the next due time; stop sets a flag and broadcasts, so sleepers
  * leave at once and a running round ends within its own timeouts. Only this module logs
- * about rounds: on state changes (first failure, recovery, a new per-series problem). */
+ * about rounds: on state changes (first failure, recovery, a new per-series problem).
+ *
+ * Reloads: slots are allocated one by one, so a slot (and a worker's pointer to it) lives
+ * across a reload that keeps its source. A round publishes under the read side of `gate`,
+ * reading the store and its slot index there; sm_scheduler_reload takes the write side to
+ * make the new store take over (sm_store_take_over), switch the slot list and retire the
+ * slots of removed and changed sources in one step. A retired slot's round still running
+ * then publishes nothing; the reload waits for it (bounded by its timeouts) before destroying
+ * its state. So every publish lands either in the old store before the switch or in the new
+ * one after it, never lost between the two and never in the wrong slot. */
 
 #include "scalemetrics/scheduler.h"
 
@@ -33,13 +42,14 @@
 #define BACKOFF_FLOOR_MS 10000 /* backoff grows to max(interval, this) */
 
 struct slot {
-	size_t idx; /* in the config and the store */
-	const struct sm_source_config *src;
+	size_t idx;                         /* in the config and the store; under gate + lock */
+	const struct sm_source_config *src; /* under lock; equal to the one state was made from */
 	const struct sm_source_ops *ops;
 	void *state;
 	int64_t due_mono_ms;
 	bool running;
-	unsigned failures;      /* consecutive failed rounds */
+	bool retired;      /* its source is gone or changed: publishes nothing; under gate + lock */
+	unsigned failures; /* consecutive failed rounds */
 	char logged_error[512]; /* the failure last logged, "" while healthy */
 	char logged_note[512];  /* the per-series problem last logged */
 	bool logged_drops;
@@ -48,14 +58,17 @@ struct slot {
 struct sm_scheduler {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
+	/* Read side around every publish, write side around a reload's switch: never held
+	 * across a round's I/O. Taken before lock when both are needed. */
+	pthread_rwlock_t gate;
 	bool stop;
-	uint64_t rng; /* xorshift64 state; under lock */
-	struct sm_store *store;
-	struct slot *slots;
+	uint64_t rng;           /* xorshift64 state; under lock */
+	struct sm_store *store; /* borrowed; under gate (publishes) and lock */
+	struct slot **slots;    /* under lock */
 	size_t n_slots;
-	pthread_t *threads;
+	pthread_t threads[MAX_THREADS];
 	size_t n_threads;
-	bool lock_init, cond_init;
+	bool lock_init, cond_init, gate_init;
 };
 
 /* Under lock. Uniform in [0.5, 1.0]. */
@@ -105,7 +118,7 @@ static struct slot *next_slot(struct sm_scheduler *s)
 	struct slot *best = NULL;
 
 	for (size_t i = 0; i < s->n_slots; i++) {
-		struct slot *sl = &s->slots[i];
+		struct slot *sl = s->slots[i];
 
 		if (sl->running)
 			continue;
@@ -117,9 +130,10 @@ static struct slot *next_slot(struct sm_scheduler *s)
 
 /* Logging of a round's outcome; without the lock (only this worker touches the slot's
  * logging fields while it runs). */
-static void log_success(struct slot *sl, const struct sm_batch *batch, const char *note)
+static void log_success(struct slot *sl, const struct sm_source_config *src,
+                        const struct sm_batch *batch, const char *note)
 {
-	const char *name = sl->src->name;
+	const char *name = src->name;
 	size_t dropped = sm_batch_dropped(batch);
 
 	if (sl->logged_error[0])
@@ -137,13 +151,14 @@ static void log_success(struct slot *sl, const struct sm_batch *batch, const cha
 	if (dropped > 0 && !sl->logged_drops)
 		sm_log_warn(name,
 		            "%zu series dropped: max_series (%u) reached, serving the first %zu",
-		            dropped, sl->src->max_series, sm_batch_count(batch));
+		            dropped, src->max_series, sm_batch_count(batch));
 	sl->logged_drops = dropped > 0;
 }
 
-static void log_failure(struct slot *sl, const char *error, int64_t delay_ms)
+static void log_failure(struct slot *sl, const struct sm_source_config *src, const char *error,
+                        int64_t delay_ms)
 {
-	const char *name = sl->src->name;
+	const char *name = src->name;
 
 	if (strcmp(error, sl->logged_error) != 0) {
 		sm_log_warn(name, "round failed: %s; retrying in %.1fs", error,
@@ -155,10 +170,33 @@ static void log_failure(struct slot *sl, const char *error, int64_t delay_ms)
 	}
 }
 
-/* One round of sl, without the lock held. Returns the next due time. */
-static int64_t run_round(struct sm_scheduler *s, struct slot *sl)
+/* Publishes a round's result (batch NULL: a failure with error) to the slot's source in the
+ * current store, or drops it when a reload retired the slot meanwhile. Takes batch. */
+static int publish(struct sm_scheduler *s, struct slot *sl, struct sm_batch *batch,
+                   const char *error, int64_t round_us, int64_t now)
 {
-	const struct sm_source_config *src = sl->src;
+	int r = 0;
+
+	(void)pthread_rwlock_rdlock(&s->gate);
+	if (sl->retired) {
+		sm_batch_free(batch);
+	} else {
+		sm_store_note_round_us(s->store, sl->idx, round_us);
+		if (batch)
+			r = sm_store_publish_success(s->store, sl->idx, batch, now,
+			                             sm_time_wall_ms());
+		else
+			r = sm_store_publish_failure(s->store, sl->idx, error, now);
+	}
+	(void)pthread_rwlock_unlock(&s->gate);
+	return r;
+}
+
+/* One round of sl, without the lock held; src is sl's source as the round began. Returns
+ * the next due time. */
+static int64_t run_round(struct sm_scheduler *s, struct slot *sl,
+                         const struct sm_source_config *src)
+{
 	struct sm_error err = {0};
 	struct sm_batch *batch = NULL;
 	int64_t start = sm_time_mono_ms();
@@ -175,15 +213,14 @@ static int64_t run_round(struct sm_scheduler *s, struct slot *sl)
 		r = sl->ops->collect(sl->state, batch, &err);
 	}
 	now = sm_time_mono_ms();
-	sm_store_note_round_us(s->store, sl->idx, sm_time_mono_us() - start_us);
 
 	if (r >= 0) {
 		char note[sizeof(err.message)];
 
 		snprintf(note, sizeof(note), "%s", err.message);
-		log_success(sl, batch, note);
+		log_success(sl, src, batch, note);
 		sl->failures = 0;
-		r = sm_store_publish_success(s->store, sl->idx, batch, now, sm_time_wall_ms());
+		r = publish(s, sl, batch, NULL, sm_time_mono_us() - start_us, now);
 		if (r < 0)
 			sm_log_error(src->name, "cannot publish the round: %s", strerror(-r));
 		return start + src->interval_ms;
@@ -198,8 +235,8 @@ static int64_t run_round(struct sm_scheduler *s, struct slot *sl)
 	pthread_mutex_lock(&s->lock);
 	delay = backoff_ms(s, src->interval_ms, sl->failures);
 	pthread_mutex_unlock(&s->lock);
-	log_failure(sl, error, delay);
-	r = sm_store_publish_failure(s->store, sl->idx, error, now);
+	log_failure(sl, src, error, delay);
+	r = publish(s, sl, NULL, error, sm_time_mono_us() - start_us, now);
 	if (r < 0)
 		sm_log_error(src->name, "cannot publish the failure: %s", strerror(-r));
 	return now + delay;
@@ -219,6 +256,7 @@ static void *worker(void *arg)
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
 		struct slot *sl = next_slot(s);
+		const struct sm_source_config *src;
 		struct timespec ts;
 		int64_t due;
 
@@ -232,9 +270,10 @@ static void *worker(void *arg)
 			continue; /* rescan: another worker may have taken it */
 		}
 		sl->running = true;
+		src = sl->src;
 		pthread_mutex_unlock(&s->lock);
 
-		due = run_round(s, sl);
+		due = run_round(s, sl, src);
 
 		pthread_mutex_lock(&s->lock);
 		sl->due_mono_ms = due;
@@ -246,15 +285,51 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static void slot_free(struct slot *sl)
+{
+	if (!sl)
+		return;
+	if (sl->ops && sl->state)
+		sl->ops->destroy(sl->state);
+	free(sl);
+}
+
+/* A slot for source idx of a config, its collector state created (no I/O yet). */
+static int slot_new(const struct sm_source_config *src, size_t idx, struct slot **ret)
+{
+	struct slot *sl = calloc(1, sizeof(*sl));
+	int r;
+
+	if (!sl)
+		return -ENOMEM;
+	sl->idx = idx;
+	sl->src = src;
+	sl->ops = src->ops ? src->ops : sm_source_ops_find(src->type);
+	sl->due_mono_ms = sm_time_mono_ms();
+	if (!sl->ops) {
+		sm_log_error(src->name, "unknown source type '%s'", src->type);
+		free(sl);
+		return -EINVAL;
+	}
+	r = sl->ops->create(src, &sl->state);
+	if (r < 0) {
+		sm_log_error(src->name, "cannot set up the source: %s", strerror(-r));
+		free(sl);
+		return r;
+	}
+	*ret = sl;
+	return 0;
+}
+
 static void scheduler_free(struct sm_scheduler *s)
 {
 	if (!s)
 		return;
 	for (size_t i = 0; i < s->n_slots; i++)
-		if (s->slots[i].ops && s->slots[i].state)
-			s->slots[i].ops->destroy(s->slots[i].state);
+		slot_free(s->slots[i]);
 	free(s->slots);
-	free(s->threads);
+	if (s->gate_init)
+		pthread_rwlock_destroy(&s->gate);
 	if (s->cond_init)
 		pthread_cond_destroy(&s->wake);
 	if (s->lock_init)
@@ -273,13 +348,28 @@ static void stop_threads(struct sm_scheduler *s)
 	s->n_threads = 0;
 }
 
+/* Up to min(n_slots, MAX_THREADS) workers. Called by the thread that starts, reloads and
+ * stops the scheduler, the only one that changes n_threads. */
+static int add_threads(struct sm_scheduler *s, size_t n_slots)
+{
+	size_t want = n_slots < MAX_THREADS ? n_slots : MAX_THREADS;
+	int r;
+
+	while (s->n_threads < want) {
+		r = -pthread_create(&s->threads[s->n_threads], NULL, worker, s);
+		if (r < 0)
+			return r;
+		s->n_threads++;
+	}
+	return 0;
+}
+
 int sm_scheduler_start(const struct sm_config *cfg, struct sm_store *store,
                        struct sm_scheduler **ret)
 {
 	struct sm_scheduler *s = NULL;
 	pthread_condattr_t attr;
 	struct timespec now;
-	size_t want;
 	int r;
 
 	s = calloc(1, sizeof(*s));
@@ -290,6 +380,10 @@ int sm_scheduler_start(const struct sm_config *cfg, struct sm_store *store,
 	if (r < 0)
 		goto fail;
 	s->lock_init = true;
+	r = -pthread_rwlock_init(&s->gate, NULL);
+	if (r < 0)
+		goto fail;
+	s->gate_init = true;
 	r = -pthread_condattr_init(&attr);
 	if (r < 0)
 		goto fail;
@@ -315,40 +409,14 @@ int sm_scheduler_start(const struct sm_config *cfg, struct sm_store *store,
 		}
 	}
 	for (size_t i = 0; i < cfg->n_sources; i++) {
-		const struct sm_source_config *src = &cfg->sources[i];
-		struct slot *sl = &s->slots[i];
-
-		sl->idx = i;
-		sl->src = src;
-		sl->ops = src->ops ? src->ops : sm_source_ops_find(src->type);
-		sl->due_mono_ms = sm_time_mono_ms();
-		s->n_slots = i + 1;
-		if (!sl->ops) {
-			sm_log_error(src->name, "unknown source type '%s'", src->type);
-			r = -EINVAL;
-			goto fail;
-		}
-		r = sl->ops->create(src, &sl->state);
-		if (r < 0) {
-			sm_log_error(src->name, "cannot set up the source: %s", strerror(-r));
-			goto fail;
-		}
-	}
-
-	want = s->n_slots < MAX_THREADS ? s->n_slots : MAX_THREADS;
-	if (want > 0) {
-		s->threads = calloc(want, sizeof(*s->threads));
-		if (!s->threads) {
-			r = -ENOMEM;
-			goto fail;
-		}
-	}
-	for (size_t i = 0; i < want; i++) {
-		r = -pthread_create(&s->threads[i], NULL, worker, s);
+		r = slot_new(&cfg->sources[i], i, &s->slots[i]);
 		if (r < 0)
 			goto fail;
-		s->n_threads++;
+		s->n_slots = i + 1;
 	}
+	r = add_threads(s, s->n_slots);
+	if (r < 0)
+		goto fail;
 	*ret = s;
 	return 0;
 
@@ -356,6 +424,91 @@ fail:
 	if (s->n_threads > 0)
 		stop_threads(s);
 	scheduler_free(s);
+	return r;
+}
+
+int sm_scheduler_reload(struct sm_scheduler *s, const struct sm_config *cfg, struct sm_store *store,
+                        const size_t *from)
+{
+	struct slot **slots = NULL, **retired = NULL;
+	size_t n = cfg->n_sources, n_retired = 0, n_old;
+	bool *kept = NULL;
+	int r = 0;
+
+	slots = calloc(n ? n : 1, sizeof(*slots));
+	/* Only this thread changes the slot list, so it may read it without the lock. */
+	n_old = s->n_slots;
+	retired = calloc(n_old ? n_old : 1, sizeof(*retired));
+	kept = calloc(n_old ? n_old : 1, sizeof(*kept));
+	if (!slots || !retired || !kept) {
+		r = -ENOMEM;
+		goto out;
+	}
+	/* New and changed sources: states made before anything changes, so a failure here
+	 * leaves the running sources as they are. */
+	for (size_t i = 0; i < n; i++) {
+		if (from[i] != SIZE_MAX) {
+			kept[from[i]] = true;
+			continue;
+		}
+		r = slot_new(&cfg->sources[i], i, &slots[i]);
+		if (r < 0)
+			goto out;
+	}
+
+	(void)pthread_rwlock_wrlock(&s->gate);
+	r = sm_store_take_over(store, s->store, from);
+	if (r < 0) {
+		(void)pthread_rwlock_unlock(&s->gate);
+		goto out;
+	}
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (from[i] == SIZE_MAX)
+			continue;
+		slots[i] = s->slots[from[i]];
+		slots[i]->idx = i;
+		slots[i]->src = &cfg->sources[i];
+	}
+	for (size_t j = 0; j < n_old; j++) {
+		if (kept[j])
+			continue;
+		s->slots[j]->retired = true;
+		retired[n_retired++] = s->slots[j];
+	}
+	free(s->slots);
+	s->slots = slots;
+	s->n_slots = n;
+	slots = NULL;
+	s->store = store;
+	/* New slots are due now; sleepers rescan. */
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	(void)pthread_rwlock_unlock(&s->gate);
+
+	if (add_threads(s, n) < 0)
+		sm_log_warn("scheduler",
+		            "cannot start more collector threads: %zu sources share %zu", n,
+		            s->n_threads);
+
+	/* A retired slot's round may still be running: wait for it (its timeouts bound it),
+	 * then close its connections. */
+	pthread_mutex_lock(&s->lock);
+	for (size_t j = 0; j < n_retired; j++)
+		while (retired[j]->running)
+			pthread_cond_wait(&s->wake, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	for (size_t j = 0; j < n_retired; j++)
+		slot_free(retired[j]);
+	r = 0;
+out:
+	/* On failure: the slots made for new sources (kept ones are not in the array yet). */
+	for (size_t i = 0; slots && i < n; i++)
+		if (from[i] == SIZE_MAX)
+			slot_free(slots[i]);
+	free(slots);
+	free(retired);
+	free(kept);
 	return r;
 }
 

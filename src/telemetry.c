@@ -4,8 +4,10 @@
 #include "scalemetrics/telemetry.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +27,7 @@
 
 typedef atomic_uint_least64_t counter;
 
-struct sm_telemetry {
+struct counters {
 	counter requests[SM_TELEMETRY_GROUP_MAX][SM_TELEMETRY_ROUTE_MAX][SM_TELEMETRY_CODES];
 	counter latency[SM_TELEMETRY_ROUTE_MAX][SM_TELEMETRY_BUCKETS + 1];
 	counter latency_sum_us[SM_TELEMETRY_ROUTE_MAX];
@@ -33,6 +35,13 @@ struct sm_telemetry {
 	counter auth_decisions[SM_TELEMETRY_AUTH_DECISION_MAX];
 	counter cache_lookups[SM_TELEMETRY_CACHE_MAX][2]; /* [which][hit] */
 	counter answer_lookups[2];                        /* [hit] */
+};
+
+struct sm_telemetry {
+	struct counters c;
+	/* The config reloads: rare, and read together, so under one mutex. */
+	pthread_mutex_t reload_lock;
+	struct sm_telemetry_reload reload;
 };
 
 static const char *const group_names[] = {
@@ -88,19 +97,27 @@ struct sm_telemetry *sm_telemetry_new(void)
 	 * explicit atomic_init below keeps that a fact of the code, not of the platform. */
 	struct sm_telemetry *t = calloc(1, sizeof(*t));
 	counter *all;
-	size_t n = sizeof(*t) / sizeof(counter);
+	size_t n = sizeof(t->c) / sizeof(counter);
 
-	static_assert(sizeof(struct sm_telemetry) % sizeof(counter) == 0, "only counters");
+	static_assert(sizeof(struct counters) % sizeof(counter) == 0, "only counters");
 	if (!t)
 		return NULL;
-	all = (counter *)t;
+	all = (counter *)&t->c;
 	for (size_t i = 0; i < n; i++)
 		atomic_init(&all[i], 0);
+	if (pthread_mutex_init(&t->reload_lock, NULL) != 0) {
+		free(t);
+		return NULL;
+	}
+	t->reload.last_successful = true;
 	return t;
 }
 
 void sm_telemetry_free(struct sm_telemetry *t)
 {
+	if (!t)
+		return;
+	(void)pthread_mutex_destroy(&t->reload_lock);
 	free(t);
 }
 
@@ -200,29 +217,29 @@ void sm_telemetry_request(struct sm_telemetry *t, enum sm_telemetry_group group,
 		duration_us = 0;
 	while (b < SM_TELEMETRY_BUCKETS && duration_us > buckets[b].us)
 		b++;
-	add(&t->requests[group][route][code_index(code)], 1);
-	add(&t->latency[route][b], 1);
-	add(&t->latency_sum_us[route], (uint64_t)duration_us);
+	add(&t->c.requests[group][route][code_index(code)], 1);
+	add(&t->c.latency[route][b], 1);
+	add(&t->c.latency_sum_us[route], (uint64_t)duration_us);
 	if (fallbacks > 0)
-		add(&t->fallbacks[group], fallbacks);
+		add(&t->c.fallbacks[group], fallbacks);
 }
 
 void sm_telemetry_auth_decision(struct sm_telemetry *t, enum sm_telemetry_auth_decision d)
 {
 	if (t && (unsigned)d < SM_TELEMETRY_AUTH_DECISION_MAX)
-		add(&t->auth_decisions[d], 1);
+		add(&t->c.auth_decisions[d], 1);
 }
 
 void sm_telemetry_auth_cache(struct sm_telemetry *t, enum sm_telemetry_cache which, bool hit)
 {
 	if (t && (unsigned)which < SM_TELEMETRY_CACHE_MAX)
-		add(&t->cache_lookups[which][hit ? 1 : 0], 1);
+		add(&t->c.cache_lookups[which][hit ? 1 : 0], 1);
 }
 
 void sm_telemetry_answer_cache(struct sm_telemetry *t, bool hit)
 {
 	if (t)
-		add(&t->answer_lookups[hit ? 1 : 0], 1);
+		add(&t->c.answer_lookups[hit ? 1 : 0], 1);
 }
 
 uint64_t sm_telemetry_requests(const struct sm_telemetry *t, enum sm_telemetry_group group,
@@ -231,7 +248,7 @@ uint64_t sm_telemetry_requests(const struct sm_telemetry *t, enum sm_telemetry_g
 	if (!t || (unsigned)group >= SM_TELEMETRY_GROUP_MAX ||
 	    (unsigned)route >= SM_TELEMETRY_ROUTE_MAX)
 		return 0;
-	return get(&t->requests[group][route][code_index(code)]);
+	return get(&t->c.requests[group][route][code_index(code)]);
 }
 
 void sm_telemetry_latency(const struct sm_telemetry *t, enum sm_telemetry_route route,
@@ -240,15 +257,15 @@ void sm_telemetry_latency(const struct sm_telemetry *t, enum sm_telemetry_route 
 	bool ok = t && (unsigned)route < SM_TELEMETRY_ROUTE_MAX;
 
 	for (size_t b = 0; b <= SM_TELEMETRY_BUCKETS; b++)
-		ret_buckets[b] = ok ? get(&t->latency[route][b]) : 0;
-	*ret_sum_us = ok ? get(&t->latency_sum_us[route]) : 0;
+		ret_buckets[b] = ok ? get(&t->c.latency[route][b]) : 0;
+	*ret_sum_us = ok ? get(&t->c.latency_sum_us[route]) : 0;
 }
 
 uint64_t sm_telemetry_fallbacks(const struct sm_telemetry *t, enum sm_telemetry_group group)
 {
 	if (!t || (unsigned)group >= SM_TELEMETRY_GROUP_MAX)
 		return 0;
-	return get(&t->fallbacks[group]);
+	return get(&t->c.fallbacks[group]);
 }
 
 uint64_t sm_telemetry_auth_decisions(const struct sm_telemetry *t,
@@ -256,7 +273,7 @@ uint64_t sm_telemetry_auth_decisions(const struct sm_telemetry *t,
 {
 	if (!t || (unsigned)d >= SM_TELEMETRY_AUTH_DECISION_MAX)
 		return 0;
-	return get(&t->auth_decisions[d]);
+	return get(&t->c.auth_decisions[d]);
 }
 
 uint64_t sm_telemetry_auth_cache_lookups(const struct sm_telemetry *t,
@@ -264,10 +281,48 @@ uint64_t sm_telemetry_auth_cache_lookups(const struct sm_telemetry *t,
 {
 	if (!t || (unsigned)which >= SM_TELEMETRY_CACHE_MAX)
 		return 0;
-	return get(&t->cache_lookups[which][hit ? 1 : 0]);
+	return get(&t->c.cache_lookups[which][hit ? 1 : 0]);
 }
 
 uint64_t sm_telemetry_answer_cache_lookups(const struct sm_telemetry *t, bool hit)
 {
-	return t ? get(&t->answer_lookups[hit ? 1 : 0]) : 0;
+	return t ? get(&t->c.answer_lookups[hit ? 1 : 0]) : 0;
+}
+
+void sm_telemetry_config_loaded(struct sm_telemetry *t, int64_t wall_ms)
+{
+	if (!t)
+		return;
+	(void)pthread_mutex_lock(&t->reload_lock);
+	t->reload.last_successful = true;
+	t->reload.last_wall_ms = wall_ms;
+	t->reload.last_error[0] = '\0';
+	(void)pthread_mutex_unlock(&t->reload_lock);
+}
+
+void sm_telemetry_config_reload(struct sm_telemetry *t, bool ok, int64_t wall_ms, const char *error)
+{
+	if (!t)
+		return;
+	(void)pthread_mutex_lock(&t->reload_lock);
+	t->reload.last_successful = ok;
+	t->reload.last_wall_ms = wall_ms;
+	t->reload.attempts[ok ? 1 : 0]++;
+	(void)snprintf(t->reload.last_error, sizeof(t->reload.last_error), "%s",
+	               ok || !error ? "" : error);
+	(void)pthread_mutex_unlock(&t->reload_lock);
+}
+
+void sm_telemetry_config_status(const struct sm_telemetry *t, struct sm_telemetry_reload *ret)
+{
+	/* Reading is logically const; the mutex is not (as with get() for the atomics). */
+	struct sm_telemetry *m = (struct sm_telemetry *)t;
+
+	if (!m) {
+		*ret = (struct sm_telemetry_reload){.last_successful = true};
+		return;
+	}
+	(void)pthread_mutex_lock(&m->reload_lock);
+	*ret = m->reload;
+	(void)pthread_mutex_unlock(&m->reload_lock);
 }

@@ -12,7 +12,8 @@
  * allocates: one relaxed atomic add per counter. Every function accepts t == NULL and then
  * records nothing (reads return 0), so code paths without telemetry (unit tests, `check`)
  * need no special case. Recording and reading are thread-safe; a reader sees each counter
- * at some recent value, not all counters at one instant. */
+ * at some recent value, not all counters at one instant. Also the state of config reloads
+ * (sm_telemetry_config_*), for /metrics and /status. */
 
 struct sm_telemetry;
 
@@ -92,6 +93,22 @@ void sm_telemetry_auth_decision(struct sm_telemetry *t, enum sm_telemetry_auth_d
 void sm_telemetry_auth_cache(struct sm_telemetry *t, enum sm_telemetry_cache which, bool hit);
 /* One reusable answer (api.h's answer cache): copied from the cache (hit) or built (miss). */
 void sm_telemetry_answer_cache(struct sm_telemetry *t, bool hit);
+
+/* The config in use and its reloads, for /metrics and /status. */
+struct sm_telemetry_reload {
+	bool last_successful;  /* the last reload was applied (true before any) */
+	int64_t last_wall_ms;  /* when the config in use was loaded, or the last reload failed */
+	uint64_t attempts[2];  /* reloads tried: [0] failed, [1] applied */
+	char last_error[1024]; /* why the last reload failed; "" when it did not */
+};
+/* The config was loaded at start (not counted as a reload). */
+void sm_telemetry_config_loaded(struct sm_telemetry *t, int64_t wall_ms);
+/* A reload was applied (ok) or refused, with the reason (error, may be NULL when ok). */
+void sm_telemetry_config_reload(struct sm_telemetry *t, bool ok, int64_t wall_ms,
+                                const char *error);
+/* A consistent copy; t NULL: last_successful and nothing else. Unlike the counters, this
+ * takes a mutex (reloads are rare). */
+void sm_telemetry_config_status(const struct sm_telemetry *t, struct sm_telemetry_reload *ret);
 
 /* Reading, for the /metrics renderer. */
 uint64_t sm_telemetry_requests(const struct sm_telemetry *t, enum sm_telemetry_group group,

@@ -241,6 +241,31 @@ static void render_sources(FILE *f, struct sm_snapshot *const *snaps, size_t n, 
 	}
 }
 
+static void render_config(FILE *f, const struct sm_telemetry *t)
+{
+	struct sm_telemetry_reload rl;
+
+	sm_telemetry_config_status(t, &rl);
+	put_header(f, "scalemetrics_config_last_reload_successful", "gauge",
+	           "1 when the last config reload was applied (and before any), 0 when it was "
+	           "refused: the config in use is then older than the file.");
+	(void)fprintf(f, "scalemetrics_config_last_reload_successful %d\n",
+	              rl.last_successful ? 1 : 0);
+	put_header(f, "scalemetrics_config_last_reload_timestamp_seconds", "gauge",
+	           "When the last config reload was tried, or the config loaded at start, in "
+	           "seconds since the epoch.");
+	(void)fputs("scalemetrics_config_last_reload_timestamp_seconds ", f);
+	put_seconds(f, rl.last_wall_ms, 3, 1000);
+	(void)fputc('\n', f);
+	put_header(f, "scalemetrics_config_reloads_total", "counter",
+	           "Config reloads (SIGHUP or a change of the file) by result: success (applied) "
+	           "or failure (refused, the running config kept).");
+	(void)fprintf(f, "scalemetrics_config_reloads_total{result=\"success\"} %" PRIu64 "\n",
+	              rl.attempts[1]);
+	(void)fprintf(f, "scalemetrics_config_reloads_total{result=\"failure\"} %" PRIu64 "\n",
+	              rl.attempts[0]);
+}
+
 int sm_api_metrics_render(const struct sm_telemetry *t, const struct sm_store *st,
                           int64_t now_mono_ms, const char *version, const char *git_commit,
                           char **ret_body, size_t *ret_len)
@@ -267,6 +292,7 @@ int sm_api_metrics_render(const struct sm_telemetry *t, const struct sm_store *s
 	render_requests(f, t);
 	render_latency(f, t);
 	render_auth(f, t);
+	render_config(f, t);
 	render_sources(f, snaps, n, now_mono_ms);
 	/* A failed write (out of memory) sticks in the stream's error flag. */
 	if (ferror(f)) {

@@ -16,13 +16,15 @@
 #include "scalemetrics/quantity.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/store.h"
+#include "scalemetrics/telemetry.h"
 
 #include "api-internal.h"
 
 /*
- * The page reads the store (snapshots) and the history, nothing else, and is built anew on
- * every request (never reusable: ages move). Everything that comes from a series, a source's
- * error or the filter is HTML-escaped (text and attributes alike). Filtering: `?filter=S`
+ * The page reads the store (snapshots), the history and the config reload state
+ * (telemetry.h), nothing else, and is built anew on every request (never reusable: ages
+ * move). Everything that comes from a series, a source's error, the last reload's error or the
+ * filter is HTML-escaped (text and attributes alike). Filtering: `?filter=S`
  * keeps the series whose source, metric, labels or object contain S (case-sensitive, no JS
  * needed); the inline script filters the rendered rows as one types, and reads
  * `#filter=S` from the URL on load.
@@ -389,6 +391,32 @@ static void put_header(struct page *p, const struct sm_api_call *c)
 	put(p, "</p>\n");
 }
 
+/* Where the config in use came from and whether the last reload was applied. */
+static void put_config(struct page *p, const struct sm_api_call *c)
+{
+	const struct sm_config *cfg = sm_store_config(c->ctx->store);
+	struct sm_telemetry_reload rl;
+	char ts[32];
+
+	if (!c->ctx->telemetry)
+		return;
+	sm_telemetry_config_status(c->ctx->telemetry, &rl);
+	sm_api_format_timestamp(rl.last_wall_ms, ts, sizeof(ts));
+	put(p, "<p id=\"config\">config <code>");
+	put_esc(p, cfg && cfg->path ? cfg->path : "?");
+	put(p, "</code> ");
+	if (rl.last_successful) {
+		putf(p, "<span class=\"badge ok\">loaded</span> at %s", ts);
+	} else {
+		putf(p, "<span class=\"badge failing\">last reload failed</span> at %s: <code>",
+		     ts);
+		put_esc(p, rl.last_error);
+		put(p, "</code>; the config loaded before keeps running");
+	}
+	putf(p, " &middot; reloads: %" PRIu64 " applied, %" PRIu64 " failed</p>\n", rl.attempts[1],
+	     rl.attempts[0]);
+}
+
 static void put_sources(struct page *p, const struct sm_api_call *c)
 {
 	const struct sm_store *st = c->ctx->store;
@@ -436,8 +464,8 @@ static void put_series_row(struct page *p, const struct sm_api_call *c, size_t s
                            const char *filter_attr)
 {
 	struct sm_history_point pts[SM_HISTORY_POINTS];
-	size_t n_pts = sm_history_get(c->ctx->history, src_idx, s, c->req->now_mono_ms, pts,
-	                              SM_HISTORY_POINTS);
+	size_t n_pts = sm_history_get(c->ctx->history, sm_store_history_key(c->ctx->store, src_idx),
+	                              s, c->req->now_mono_ms, pts, SM_HISTORY_POINTS);
 
 	put(p, "<tr class=\"series\" data-filter=\"");
 	put_esc(p, filter_attr);
@@ -533,6 +561,7 @@ int sm_api_handle_status_page(const struct sm_api_call *c, struct sm_api_respons
 	struct page p = {0};
 
 	put_header(&p, c);
+	put_config(&p, c);
 	put_sources(&p, c);
 	(void)put_series(&p, c);
 	put(&p, script);

@@ -132,6 +132,10 @@ static int setup(void **state)
 	sm_telemetry_auth_cache(f->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, false);
 	sm_telemetry_auth_cache(f->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, true);
 	sm_telemetry_auth_cache(f->telemetry, SM_TELEMETRY_CACHE_TOKENREVIEW, false);
+	/* Loaded at start, one reload applied, then one refused. */
+	sm_telemetry_config_loaded(f->telemetry, WALL_MS - 60000);
+	sm_telemetry_config_reload(f->telemetry, true, WALL_MS - 30000, NULL);
+	sm_telemetry_config_reload(f->telemetry, false, WALL_MS - 1500, "c.yaml:3:1: bad");
 	*state = f;
 	return 0;
 }
@@ -239,6 +243,20 @@ static const char *const expected_lines[] = {
     "# TYPE scalemetrics_answer_cache_lookups_total counter\n",
     "scalemetrics_answer_cache_lookups_total{result=\"hit\"} 2\n",
     "scalemetrics_answer_cache_lookups_total{result=\"miss\"} 1\n",
+    "# HELP scalemetrics_config_last_reload_successful 1 when the last config reload was "
+    "applied (and before any), 0 when it was refused: the config in use is then older than "
+    "the file.\n",
+    "# TYPE scalemetrics_config_last_reload_successful gauge\n",
+    "scalemetrics_config_last_reload_successful 0\n",
+    "# HELP scalemetrics_config_last_reload_timestamp_seconds When the last config reload was "
+    "tried, or the config loaded at start, in seconds since the epoch.\n",
+    "# TYPE scalemetrics_config_last_reload_timestamp_seconds gauge\n",
+    "scalemetrics_config_last_reload_timestamp_seconds 1714564798.500\n",
+    "# HELP scalemetrics_config_reloads_total Config reloads (SIGHUP or a change of the file) "
+    "by result: success (applied) or failure (refused, the running config kept).\n",
+    "# TYPE scalemetrics_config_reloads_total counter\n",
+    "scalemetrics_config_reloads_total{result=\"success\"} 1\n",
+    "scalemetrics_config_reloads_total{result=\"failure\"} 1\n",
     "# HELP scalemetrics_source_series Series the source's last successful round produced.\n",
     "# TYPE scalemetrics_source_series gauge\n",
     "scalemetrics_source_series{source=\"jobs\"} 2\n",
@@ -350,8 +368,8 @@ static void test_render_without_telemetry_and_store(void **state)
 	 * and HELP text escaping holds for the empty version and commit too. */
 	assert_int_equal(sm_api_metrics_render(NULL, NULL, NOW_MS, NULL, NULL, &body, &len), 0);
 	assert_non_null(strstr(body, "scalemetrics_build_info{version=\"\",commit=\"\"} 1\n"));
-	assert_int_equal(count_lines(body, "# TYPE "), 14);
-	assert_int_equal(count_lines(body, "# HELP "), 14);
+	assert_int_equal(count_lines(body, "# TYPE "), 17);
+	assert_int_equal(count_lines(body, "# HELP "), 17);
 	assert_int_equal(count_lines(body, "scalemetrics_http_requests_total{"), 0);
 	assert_int_equal(count_lines(body, "scalemetrics_http_request_duration_seconds_"), 0);
 	assert_int_equal(count_lines(body, "scalemetrics_auth_decisions_total{"), 4);

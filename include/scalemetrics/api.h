@@ -10,6 +10,7 @@
 
 struct sm_history;
 struct sm_store;
+struct sm_store_live;
 struct sm_telemetry;
 
 /* Pure functions from a parsed request and the store to response bytes: URL routing,
@@ -45,6 +46,10 @@ struct sm_api_response {
 struct sm_api_cache;
 
 struct sm_api_context {
+	/* Where answers come from: with live set, each request takes the store current at its
+	 * start and answers from it alone (a reload never mixes two configs into one answer),
+	 * and store is ignored; else store, fixed. */
+	struct sm_store_live *live;
 	const struct sm_store *store;
 	struct sm_api_cache *cache; /* NULL: every answer is built anew */
 	/* The server's counters, rendered at /metrics and fed by the HTTP layer; NULL: /metrics

@@ -469,15 +469,30 @@ int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request 
 	char *querybuf = NULL;
 	size_t n = 0;
 	const struct sm_api_route *rt = NULL;
-	struct sm_api_call call = {.ctx = ctx, .req = req};
-	/* Read before anything is looked up, so an answer built across a publish is kept
-	 * under the older generation and never outlives it. */
-	uint64_t generation = sm_store_generation(ctx->store);
+	struct sm_api_context with_store;
+	struct sm_store *held = NULL;
+	struct sm_api_call call = {.req = req};
+	uint64_t generation;
 	int r;
 
+	/* One store, and so one config, for the whole request, whatever a reload does
+	 * meanwhile; the reference is dropped once the answer is built. */
+	if (ctx->live) {
+		held = sm_store_live_acquire(ctx->live);
+		with_store = *ctx;
+		with_store.store = held;
+		ctx = &with_store;
+	}
+	call.ctx = ctx;
+	/* Read before anything is looked up, so an answer built across a publish is kept
+	 * under the older generation and never outlives it. */
+	generation = sm_store_generation(ctx->store);
+
 	if (ctx->cache && method_allowed(req->method) &&
-	    sm_api_cache_get(ctx->cache, req, generation, ret))
+	    sm_api_cache_get(ctx->cache, req, generation, ret)) {
+		sm_store_unref(held);
 		return 0;
+	}
 	if (!method_allowed(req->method)) {
 		r = sm_api_status(405, "MethodNotAllowed",
 		                  "the server does not allow this method on the requested resource",
@@ -531,5 +546,6 @@ out:
 		                 ret);
 	free(pathbuf);
 	free(querybuf);
+	sm_store_unref(held);
 	return r < 0 ? -ENOMEM : 0;
 }

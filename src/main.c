@@ -407,7 +407,7 @@ static int watch_config_dir(const char *path)
 	}
 	if (inotify_add_watch(fd, dir,
 	                      IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
-	                          IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+	                          IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
 		sm_log_warn(LOG_CTX, "cannot watch '%s' for changes: %s; send SIGHUP to reload",
 		            dir, strerror(errno));
 		(void)close(fd);

@@ -19,9 +19,10 @@
 /* Longest message kept; longer ones are cut (and marked with "..."). */
 #define MESSAGE_MAX 16384
 
-enum sm_log_level sm_log_level_current = SM_LOG_INFO;
+_Atomic(enum sm_log_level) sm_log_level_current = SM_LOG_INFO;
 
-/* Set once at start (sm_log_setup); atomic so a late reconfiguration is still race-free. */
+/* Set at start and by config reloads (sm_log_setup); atomic, like the level, so changing it
+ * while other threads log is race-free. */
 static _Atomic int log_format = SM_LOG_FORMAT_LOGFMT;
 
 static const char *const level_names[] = {
@@ -43,7 +44,7 @@ _Static_assert(sizeof(format_names) / sizeof(format_names[0]) == SM_LOG_FORMAT_M
 void sm_log_setup(enum sm_log_level level, enum sm_log_format format)
 {
 	if (level >= 0 && level < SM_LOG_LEVEL_MAX)
-		sm_log_level_current = level;
+		atomic_store(&sm_log_level_current, level);
 	if (format >= 0 && format < SM_LOG_FORMAT_MAX)
 		atomic_store(&log_format, (int)format);
 }

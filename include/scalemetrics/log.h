@@ -24,8 +24,9 @@ enum sm_log_format {
 	SM_LOG_FORMAT_INVALID = -1,
 };
 
-/* The one mutable global besides the loaded config handle: the current level. */
-extern enum sm_log_level sm_log_level_current;
+/* The one mutable global besides the loaded config handle: the current level. Atomic: a
+ * config reload changes it while other threads log. */
+extern _Atomic(enum sm_log_level) sm_log_level_current;
 
 void sm_log_setup(enum sm_log_level level, enum sm_log_format format);
 enum sm_log_level sm_log_level_from_string(const char *s);

@@ -45,6 +45,7 @@ def wait_for(read, want, timeout):
 
 def test_reaction_time(cluster, scalemetrics, redis):
     samples = int(os.environ.get("SM_REACTION_SAMPLES", "8"))
+    sync_s = float(HPA_SYNC.rstrip("s"))
     r = redis.client()
     r.delete("queue:reaction")
     cluster.apply(deployment("reaction-worker", {"role": "worker"}))
@@ -54,8 +55,9 @@ def test_reaction_time(cluster, scalemetrics, redis):
     wait_for(read, 1, 60)
     times = []
     for _ in range(samples):
-        # A random phase against the HPA's sync and the collector's rounds.
-        time.sleep(random.uniform(0, 5))
+        # A random phase against the HPA's sync and the collector's rounds (the previous
+        # sample ended at a sync).
+        time.sleep(random.uniform(0, sync_s))
         t0 = time.monotonic()
         r.rpush("queue:reaction", *range(35))  # crosses the target: 4 replicas
         t1 = wait_for(read, 4, 120)

@@ -124,6 +124,73 @@ class Scalemetrics(Server):
         return self.start()
 
 
+# SM_E2E_IMAGE=scalemetrics:0.1.0 (scripts/image.sh prints the reference): run the image
+# instead of the binary, with the rendered Deployment's args, volume paths and security
+# context, so those are checked against the real image too.
+IMAGE = os.environ.get("SM_E2E_IMAGE")
+
+
+def docs_of(cluster):
+    return cluster.rendered
+
+
+class ImageScalemetrics(Scalemetrics):
+    """The image under podman as the Deployment runs it: its args, its read-only root, its
+    user, no capabilities, the config and serving certificate at the Deployment's mount paths.
+    The rest of the work dir (token, CA, DSN files) is mounted read-only at the same path."""
+
+    def __init__(self, workdir, config, port, certs, e2e_dir, manifests):
+        dep = next(d for d in manifests if d["kind"] == "Deployment")
+        pod = dep["spec"]["template"]["spec"]
+        self.container = pod["containers"][0]
+        mounts = {m["name"]: m["mountPath"] for m in self.container["volumeMounts"]}
+        config["server"]["tls"] = {"cert_file": f"{mounts['serving-cert']}/tls.crt",
+                                   "key_file": f"{mounts['serving-cert']}/tls.key"}
+        super().__init__(workdir, config, port, certs)
+        self.name = f"sm-e2e-{port}"
+        sc = self.container["securityContext"]
+        args = self.container["args"]
+        config_dir = os.path.dirname(args[args.index("--config") + 1])
+        for p in [e2e_dir, *e2e_dir.rglob("*")]:
+            if p.is_dir():
+                os.chmod(p, 0o755)
+            elif p.is_file():
+                os.chmod(p, 0o644)
+        self.argv = [
+            "podman", "--runtime", "runc", "run", "-d", "--name", self.name,
+            "--network", "host", "--read-only", "--tmpfs", "/tmp:rw,size=16m,mode=1777",
+            "--user", f"{sc['runAsUser']}:{sc['runAsGroup']}",
+            "--group-add", str(pod["securityContext"]["fsGroup"]),
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096",
+            "-v", f"{self.dir}:{config_dir}:ro",
+            "-v", f"{certs['dir']}:{mounts['serving-cert']}:ro",
+            "-v", f"{e2e_dir}:{e2e_dir}:ro",
+            IMAGE, *args]
+
+    def start(self, wait=True):
+        import subprocess
+        subprocess.run(["podman", "rm", "-f", "--ignore", self.name], capture_output=True)
+        subprocess.run(self.argv, check=True, capture_output=True)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(["podman", "logs", "-f", self.name], stdout=self.log,
+                                     stderr=self.log, stdin=subprocess.DEVNULL)
+        if wait:
+            wait_until(self._ready, 30, interval=0.2, what="/readyz of the image")
+        return self
+
+    def stop(self, timeout=20):
+        import subprocess
+        subprocess.run(["podman", "stop", "-t", str(timeout), self.name], capture_output=True)
+        r = subprocess.run(["podman", "inspect", "-f", "{{.State.ExitCode}}", self.name],
+                           capture_output=True, text=True)
+        subprocess.run(["podman", "rm", "-f", "--ignore", self.name], capture_output=True)
+        if self.proc:
+            self.proc.wait(10)
+            self.log.close()
+        return int(r.stdout.strip() or 1)
+
+
 def sm_config(port, certs, cluster, token_file, sources):
     return {
         "server": {"listen": f"127.0.0.1:{port}",
@@ -192,8 +259,10 @@ def scrape_source(port, interval):
 def scalemetrics(workdir, cluster, sm_certs, redis, pg, pod_apps):
     port = free_port()
     cluster.kubectl("create", "namespace", "scalemetrics", check=False)
-    for doc in render_manifests(port, sm_certs["ca_bundle"]):
+    docs = render_manifests(port, sm_certs["ca_bundle"])
+    for doc in docs:
         cluster.apply(to_yaml_doc(doc))
+    cluster.rendered = docs
     token_file = workdir / "scalemetrics.token"
     token_file.write_text(cluster.token("scalemetrics", "scalemetrics"))
     _, bouncer = pg
@@ -218,8 +287,11 @@ def scalemetrics(workdir, cluster, sm_certs, redis, pg, pod_apps):
     (workdir / "app-db.dsn").write_text(pg[0].dsn("app") + "\n")
     d = workdir / "scalemetrics"
     d.mkdir()
-    s = Scalemetrics(d, sm_config(port, sm_certs, cluster, token_file, sources), port, sm_certs,
-                     BINARY)
+    config = sm_config(port, sm_certs, cluster, token_file, sources)
+    if IMAGE:
+        s = ImageScalemetrics(d, config, port, sm_certs, workdir, docs_of(cluster))
+    else:
+        s = Scalemetrics(d, config, port, sm_certs, BINARY)
     s.start()
     try:
         wait_apiservices(cluster, True, 60)

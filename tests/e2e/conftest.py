@@ -16,9 +16,9 @@ replaced:
 
 Without Kubernetes binaries the whole suite is one skipped test saying why."""
 
-import base64
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,8 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 
 from controlplane import ControlPlane, find_binaries  # noqa: E402
-from smtest import (BINARY, SOURCE_ROOT, RedisServer, Server, free_port, make_certs,  # noqa: E402
-                    to_yaml, wait_until)
+from smtest import (BINARY, SOURCE_ROOT, RedisServer, Server, free_port,  # noqa: E402
+                    make_certs, wait_until)
 
 NS = "default"  # where the scenarios' workloads and HPAs live
 HPA_SYNC = os.environ.get("SM_E2E_HPA_SYNC", "5s")
@@ -91,19 +91,24 @@ def cluster(workdir, sm_certs):
         yield cp
     finally:
         cp.stop()
-        artifacts = os.environ.get("SM_TEST_ARTIFACTS")
-        if artifacts:
-            out = Path(artifacts) / "e2e"
-            out.mkdir(parents=True, exist_ok=True)
-            for p in cp.procs:
-                shutil.copy(p.log_path, out / p.log_path.name)
+        for p in cp.procs:
+            keep_log(p.log_path, p.log_path.name)
+
+
+def keep_log(path, name):
+    """Copies a component's log to $SM_TEST_ARTIFACTS/e2e (CI keeps them)."""
+    artifacts = os.environ.get("SM_TEST_ARTIFACTS")
+    if artifacts and Path(path).exists():
+        out = Path(artifacts) / "e2e"
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, out / name)
 
 
 def render_manifests(sm_port, ca_bundle):
     """The project's base manifests, rendered with kustomize, as objects to apply."""
     import yaml
-    r = __import__("subprocess").run(["kubectl", "kustomize", str(SOURCE_ROOT / "manifests" / "base")],
-                                     capture_output=True, text=True, check=True)
+    r = subprocess.run(["kubectl", "kustomize", str(SOURCE_ROOT / "manifests" / "base")],
+                       capture_output=True, text=True, check=True)
     docs = [d for d in yaml.safe_load_all(r.stdout) if d]
     for d in docs:
         if d["kind"] == "Service" and d["metadata"]["name"] == "scalemetrics":
@@ -169,7 +174,6 @@ class ImageScalemetrics(Scalemetrics):
             IMAGE, *args]
 
     def start(self, wait=True):
-        import subprocess
         subprocess.run(["podman", "rm", "-f", "--ignore", self.name], capture_output=True)
         subprocess.run(self.argv, check=True, capture_output=True)
         self.log = open(self.log_path, "ab")
@@ -180,7 +184,6 @@ class ImageScalemetrics(Scalemetrics):
         return self
 
     def stop(self, timeout=20):
-        import subprocess
         subprocess.run(["podman", "stop", "-t", str(timeout), self.name], capture_output=True)
         r = subprocess.run(["podman", "inspect", "-f", "{{.State.ExitCode}}", self.name],
                            capture_output=True, text=True)
@@ -298,11 +301,7 @@ def scalemetrics(workdir, cluster, sm_certs, redis, pg, pod_apps):
         yield s
     finally:
         s.stop()
-        artifacts = os.environ.get("SM_TEST_ARTIFACTS")
-        if artifacts:
-            out = Path(artifacts) / "e2e"
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copy(s.log_path, out / "scalemetrics.log")
+        keep_log(s.log_path, "scalemetrics.log")
 
 
 def to_yaml_doc(doc):
@@ -329,7 +328,3 @@ def wait_apiservices(cluster, available, timeout):
         conds = [apiservice_available(cluster, n) for n in APISERVICES]
         return all(c and c["status"] == want for c in conds) and conds
     return wait_until(check, timeout, interval=0.5, what=f"APIServices Available={want}")
-
-
-def b64(s):
-    return base64.b64encode(s.encode()).decode()

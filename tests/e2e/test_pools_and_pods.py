@@ -7,7 +7,7 @@ import psycopg2
 
 from conftest import NS
 from smtest import wait_until
-from workloads import (deployment, external, hpa, mark_running, pods_metric, pods_of)
+from workloads import deployment, external, hpa, mark_running, pods_metric, pods_of
 
 
 def run_pods(cluster, app, ips, pod_apps=None):
@@ -49,30 +49,33 @@ def test_pgbouncer_pool_utilization_value_target(cluster, scalemetrics, pg):
     cluster.wait_replicas(NS, "pgbouncer-clients", 2, 60)
 
 
+def scale_on_pods_metric(cluster, pod_apps, app, ips, metric, target, max_replicas, high, low,
+                         want):
+    """Two Running pods of `app` serving /metrics; `high(pod_app)` drives their metric above
+    the target, then `low(pod_app)` below it. Pending pods are left out by the HPA, so the
+    count it reaches stays put: ceil(value / target x 2 ready pods) = want, then minReplicas."""
+    cluster.apply(deployment(app, {"tier": "web"}, replicas=2))
+    apps = run_pods(cluster, app, ips, pod_apps)
+    cluster.apply(hpa(app, pods_metric(metric, target), min_replicas=2,
+                      max_replicas=max_replicas))
+    for a in apps:
+        high(a)
+    cluster.wait_replicas(NS, app, want, 90)
+    for a in apps:
+        low(a)
+    cluster.wait_replicas(NS, app, 2, 90)
+
+
 def test_request_rate_pods_metric(cluster, scalemetrics, pod_apps):
-    cluster.apply(deployment("backend", {"tier": "web"}, replicas=2))
-    apps = run_pods(cluster, "backend", ["127.0.0.11", "127.0.0.12"], pod_apps)
-    cluster.apply(hpa("backend", pods_metric("http_requests_per_second", "100"),
-                      min_replicas=2, max_replicas=30))
-    for a in apps:
-        a.set_rate(230.0)
-    # Pending pods are left out by the HPA: ceil(230 / 100 x 2) = 5, and it stays there.
-    cluster.wait_replicas(NS, "backend", 5, 90)
-    for a in apps:
-        a.set_rate(0.0)
-    cluster.wait_replicas(NS, "backend", 2, 90)
+    # 230 requests/s per pod against 100: ceil(230 / 100 x 2) = 5.
+    scale_on_pods_metric(cluster, pod_apps, "backend", ["127.0.0.11", "127.0.0.12"],
+                         "http_requests_per_second", "100", 30,
+                         lambda a: a.set_rate(230.0), lambda a: a.set_rate(0.0), want=5)
 
 
 def test_p95_latency_pods_metric(cluster, scalemetrics, pod_apps):
-    cluster.apply(deployment("search", {"tier": "web"}, replicas=2))
-    apps = run_pods(cluster, "search", ["127.0.0.31", "127.0.0.32"], pod_apps)
-    cluster.apply(hpa("search", pods_metric("http_request_duration_p95_seconds", "1"),
-                      min_replicas=2, max_replicas=12))
-    for a in apps:
-        a.set_latency(1.5)
-    # Every observation in the (1, 2] bucket: p95 = 1 + 0.95 x 1 = 1.95 s;
+    # Every observation in the (1, 2] bucket: p95 = 1 + 0.95 x 1 = 1.95 s against 1 s:
     # ceil(1.95 / 1 x 2) = 4.
-    cluster.wait_replicas(NS, "search", 4, 90)
-    for a in apps:
-        a.set_latency(0.01)
-    cluster.wait_replicas(NS, "search", 2, 90)
+    scale_on_pods_metric(cluster, pod_apps, "search", ["127.0.0.31", "127.0.0.32"],
+                         "http_request_duration_p95_seconds", "1", 12,
+                         lambda a: a.set_latency(1.5), lambda a: a.set_latency(0.01), want=4)

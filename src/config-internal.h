@@ -13,4 +13,8 @@ int sm_config_parse_table_string(const char *name, const char *text, size_t len,
                                  const struct sm_config_key *keys, size_t n_keys, void *target,
                                  struct sm_error_list *reterrs) SM_MUSTCHECK;
 
+/* config-forward.c: the top-level `forward` list into a struct sm_forward_list. */
+int sm_config_parse_forward(struct sm_config_parser *p, const struct sm_config_node *v,
+                            void *target);
+
 #endif

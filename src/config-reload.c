@@ -147,6 +147,12 @@ size_t sm_config_restart_keys(const struct sm_config *running, const struct sm_c
 			ret_keys[n] = restart_fields[i].name;
 		n++;
 	}
+	/* The forwarding workers and their connections are made when the server starts. */
+	if (!sm_config_forward_equal(&running->forward, &next->forward)) {
+		if (n < cap)
+			ret_keys[n] = "forward";
+		n++;
+	}
 	return n;
 }
 

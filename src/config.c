@@ -1277,6 +1277,10 @@ static int parse_sources(struct sm_config_parser *p, const struct sm_config_node
 }
 
 static const struct sm_config_key top_keys[] = {
+    {.name = "forward",
+     .type = SM_CONFIG_CUSTOM,
+     .offset = offsetof(struct sm_config, forward),
+     .parse = sm_config_parse_forward},
     {.name = "kubernetes",
      .type = SM_CONFIG_CUSTOM,
      .offset = offsetof(struct sm_config, kubernetes),
@@ -1537,6 +1541,7 @@ void sm_config_free(struct sm_config *c)
 	for (size_t i = 0; i < c->n_sources; i++)
 		source_done(&c->sources[i]);
 	free(c->sources);
+	sm_config_forward_done(&c->forward);
 	free(c);
 }
 

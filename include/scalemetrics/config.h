@@ -123,12 +123,38 @@ struct sm_source_config {
 	char *canonical;
 };
 
+/* The metrics API groups a `forward` entry can name. */
+enum sm_forward_group {
+	SM_FORWARD_CUSTOM,   /* custom.metrics.k8s.io */
+	SM_FORWARD_EXTERNAL, /* external.metrics.k8s.io */
+	SM_FORWARD_GROUP_MAX,
+	SM_FORWARD_GROUP_INVALID = -1,
+};
+
+/* One `forward` entry (docs/configuration.md "Sharing the metrics APIs with another adapter"):
+ * the adapter that answers requests of its group for metrics no source declares. */
+struct sm_forward_config {
+	enum sm_forward_group group;
+	char *url;                     /* "https://host:port" or "http://...", no trailing '/' */
+	char *ca_file;                 /* NULL: the system's trust store */
+	bool insecure_skip_tls_verify; /* default false */
+	char *token_file;              /* NULL: no Authorization header; re-read when it changes */
+	int64_t timeout_ms;            /* default 5s */
+	struct sm_config_mark mark;
+};
+
+struct sm_forward_list {
+	struct sm_forward_config *v;
+	size_t n; /* at most one per group */
+};
+
 struct sm_config {
 	char *path;
 	struct sm_server_config server;
 	struct sm_kube_config kubernetes;
 	struct sm_source_config *sources;
 	size_t n_sources;
+	struct sm_forward_list forward; /* read at start only: a change needs a restart */
 };
 
 /* Loads and validates path. On failure returns -EINVAL (or -ENOENT/-EACCES for the file,
@@ -249,6 +275,12 @@ int sm_config_add_metric(struct sm_config_parser *p, const struct sm_config_node
                          const struct sm_metric_def *def);
 
 void sm_strv_done(struct sm_strv *v);
+
+/* The group's name ("custom.metrics.k8s.io"); NULL for an invalid group. */
+const char *sm_forward_group_to_string(enum sm_forward_group g);
+/* Equal entries in the same order (what a reload compares: `forward` needs a restart). */
+bool sm_config_forward_equal(const struct sm_forward_list *a, const struct sm_forward_list *b);
+void sm_config_forward_done(struct sm_forward_list *l);
 
 /* A DNS-1123 label (namespaces, source names' rules): a-z, 0-9, '-', 1-63, no '-' at ends. */
 bool sm_config_dns_label_is_valid(const char *s);

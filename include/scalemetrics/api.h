@@ -8,6 +8,7 @@
 
 #include "scalemetrics/error.h"
 
+struct sm_forward;
 struct sm_history;
 struct sm_store;
 struct sm_store_live;
@@ -41,6 +42,11 @@ struct sm_api_response {
 	bool from_cache;   /* the body was copied from the answer cache */
 	/* Items whose value is a rule's fallback (source stale), for /metrics. */
 	unsigned n_fallbacks;
+	/* Set with forward_to when another adapter answers this request (forward.h): the HTTP
+	 * layer sends it to upstream forward_to and answers with what comes back. The rest of
+	 * the response is a 503 naming that upstream, for callers that do not forward. */
+	bool forward;
+	unsigned forward_to;
 };
 
 struct sm_api_cache;
@@ -58,6 +64,10 @@ struct sm_api_context {
 	/* The series' value history for the /status page (history.h; it has its own lock);
 	 * NULL: the page shows no sparklines. */
 	struct sm_history *history;
+	/* Requests for metrics no source declares, in a group with a `forward` entry, are marked
+	 * for that group's adapter, and discovery lists its metrics too (forward.h); NULL:
+	 * everything is answered here. */
+	struct sm_forward *forward;
 	const char *version;    /* scalemetrics version string */
 	const char *git_commit; /* may be "" */
 };

@@ -9,8 +9,10 @@
 
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/forward.h"
 #include "scalemetrics/hash.h"
 #include "scalemetrics/query.h"
+#include "scalemetrics/store.h"
 
 #include "api-internal.h"
 
@@ -173,6 +175,12 @@ static void collect_metric(const struct sm_metric_def *def, void *userdata)
 	resource_add(s, "namespaces", def->name, false);
 }
 
+/* A resource the group's other adapter lists (forward.h), its metric not ours. */
+static void collect_forwarded(const char *name, bool namespaced, void *userdata)
+{
+	resource_add(userdata, NULL, name, namespaced);
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
 	const struct resource_entry *x = a, *y = b;
@@ -189,11 +197,13 @@ int sm_api_handle_resource_list(const struct sm_api_call *c, struct sm_api_respo
 	cJSON *doc = NULL;
 	cJSON *resources;
 	char gv[128];
-	bool ok;
+	bool ok, forwarded;
 	int r = -ENOMEM;
 
 	if (c->ctx->store)
 		sm_query_for_each_metric(c->ctx->store, collect_metric, &set);
+	forwarded = sm_forward_for_each_resource(c->ctx->forward, sm_store_config(c->ctx->store),
+	                                         rt->group, rt->version, collect_forwarded, &set);
 	if (set.oom)
 		goto out;
 	if (set.n > 1)
@@ -224,6 +234,9 @@ int sm_api_handle_resource_list(const struct sm_api_call *c, struct sm_api_respo
 	}
 	if (ok)
 		r = sm_api_respond_json(doc, rt->name, ret);
+	/* The other adapter's part changes without the store knowing. */
+	if (r == 0 && forwarded)
+		ret->reusable = false;
 out:
 	cJSON_Delete(doc);
 	for (size_t i = 0; i < set.n; i++)

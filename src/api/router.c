@@ -10,6 +10,7 @@
 
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/forward.h"
 #include "scalemetrics/store.h"
 
 #include "api-internal.h"
@@ -519,6 +520,17 @@ int sm_api_handle(const struct sm_api_context *ctx, const struct sm_api_request 
 		                  "client supports",
 		                  ret);
 		goto out;
+	}
+	/* A metric no source declares, in a group shared with another adapter: that adapter
+	 * answers (forward.h), whatever our selector parser would say of the query. */
+	if (ctx->forward && rt->group && rt->max_extra > 0) {
+		int up = sm_forward_decide(ctx->forward, sm_store_config(ctx->store), rt->group,
+		                           rt->version, segs + rt->n_segs, n - rt->n_segs);
+
+		if (up >= 0) {
+			r = sm_forward_mark(ctx->forward, (size_t)up, ret);
+			goto out;
+		}
 	}
 	r = parse_query(req->query, &querybuf, &call, &err);
 	if (r == -EINVAL) {

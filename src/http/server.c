@@ -71,12 +71,14 @@
 #include "scalemetrics/auth.h"
 #include "scalemetrics/authz.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/forward.h"
 #include "scalemetrics/http.h"
 #include "scalemetrics/log.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/store.h"
 #include "scalemetrics/telemetry.h"
 #include "scalemetrics/tls.h"
+#include "scalemetrics/upstream.h"
 
 #define LOG_CTX "http"
 /* Request targets longer than this get 414 (a Status document). */
@@ -145,6 +147,13 @@ enum auth_state {
 	AUTH_STATE_MAX,
 };
 
+enum forward_state {
+	FORWARD_NONE,    /* answered here, or not yet */
+	FORWARD_PENDING, /* with a forward worker; the connection is suspended */
+	FORWARD_DONE,    /* the upstream's answer (or our 503) in fwd_resp, to be sent */
+	FORWARD_STATE_MAX,
+};
+
 /* One HTTP request, from the URI log callback to the completion callback. */
 struct request {
 	int64_t start_mono_ms;
@@ -162,6 +171,13 @@ struct request {
 	struct sm_api_response auth_resp; /* the refusal when !auth_ok */
 	struct sm_auth_outcome outcome;   /* who asked (delegated auth), for the access log */
 	const char *path, *query;         /* into target, once split */
+	/* Forwarding (upstream.h): written by a forward worker while the connection is
+	 * suspended, read by the MHD thread after it is resumed. */
+	struct MHD_Connection *conn;
+	enum forward_state fwd;
+	struct sm_api_response fwd_resp;
+	char *fwd_ct;          /* the upstream's Content-Type, owned; fwd_resp points to it */
+	const char *fwd_route; /* static: the route that marked the request */
 };
 
 /* One access check for the auth workers. */
@@ -180,6 +196,11 @@ struct sm_http_server {
 	struct MHD_Daemon *daemon;
 	const struct sm_api_context *api;
 	struct sm_auth *auth; /* NULL: server.auth.mode none */
+	/* With `forward` entries: the API context with the forward table set (api points to
+	 * it), and the workers that send to the upstreams. */
+	struct sm_api_context api_forward;
+	struct sm_forward *forward;
+	struct sm_upstream *upstream;
 	/* Auth workers and their queue (only with auth). */
 	pthread_mutex_t jobs_lock;
 	pthread_cond_t jobs_cond;
@@ -730,6 +751,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		                 : "error or closed by client");
 	sm_api_response_done(&rq->auth_resp);
 	sm_auth_outcome_done(&rq->outcome);
+	sm_api_response_done(&rq->fwd_resp);
+	free(rq->fwd_ct);
 	free(rq->target);
 	free(rq);
 	*con_cls = NULL;
@@ -1116,6 +1139,69 @@ static void handle(struct sm_http_server *s, struct MHD_Connection *conn, struct
 	(void)sm_api_handle(s->api, &req, resp);
 }
 
+/* Under the forward queue's lock, before a worker can see the request. */
+static void forward_queued(void *userdata)
+{
+	struct request *rq = userdata;
+
+	rq->fwd = FORWARD_PENDING;
+	MHD_suspend_connection(rq->conn);
+}
+
+/* On a forward worker: the answer is in; MHD calls on_request() again, which sends it. */
+static void forward_done(void *userdata, struct sm_api_response *resp, char *content_type)
+{
+	struct request *rq = userdata;
+
+	rq->fwd_resp = *resp;
+	*resp = (struct sm_api_response){0};
+	rq->fwd_ct = content_type;
+	rq->fwd = FORWARD_DONE;
+	/* After this, the connection (and rq) may go on in MHD's thread. */
+	(void)MHD_resume_connection(rq->conn);
+}
+
+/* Answers the request into *resp, or hands it to the adapter the API marked it for
+ * (forward.h): -EINPROGRESS then, the connection suspended until a forward worker has the
+ * answer. A full queue is a 503 at once. */
+static int serve(struct sm_http_server *s, struct MHD_Connection *conn, struct request *rq,
+                 const char *method, struct sm_api_response *resp)
+{
+	struct sm_upstream_request ur;
+	const char *why;
+	int r;
+
+	handle(s, conn, rq, method, resp);
+	if (!resp->forward || !s->upstream)
+		return 0;
+	ur = (struct sm_upstream_request){
+	    .upstream = resp->forward_to, .path = rq->path, .query = rq->query};
+	rq->conn = conn;
+	rq->fwd_route = resp->route;
+	r = sm_upstream_submit(s->upstream, &ur, forward_queued, forward_done, rq);
+	sm_api_response_done(resp);
+	if (r == 0)
+		return -EINPROGRESS;
+	why = r == -EAGAIN      ? "too many forwarded requests are waiting already"
+	      : r == -ESHUTDOWN ? "this server is shutting down"
+	                        : "out of memory";
+	(void)sm_forward_unavailable(s->forward, ur.upstream, why, resp);
+	resp->route = rq->fwd_route;
+	return 0;
+}
+
+/* The connection was resumed with the upstream's answer. */
+static enum MHD_Result answer_forwarded(struct sm_http_server *s, struct MHD_Connection *conn,
+                                        struct request *rq, const char *method)
+{
+	struct sm_api_response resp = rq->fwd_resp;
+
+	rq->fwd = FORWARD_NONE;
+	rq->fwd_resp = (struct sm_api_response){0};
+	resp.route = rq->fwd_route;
+	return finish(s, conn, rq, method, &resp);
+}
+
 /* The connection was resumed with the access check's verdict. */
 static enum MHD_Result answer_checked(struct sm_http_server *s, struct MHD_Connection *conn,
                                       struct request *rq, const char *method)
@@ -1124,7 +1210,8 @@ static enum MHD_Result answer_checked(struct sm_http_server *s, struct MHD_Conne
 
 	rq->auth = AUTH_NONE;
 	if (rq->auth_ok) {
-		handle(s, conn, rq, method, &resp);
+		if (serve(s, conn, rq, method, &resp) == -EINPROGRESS)
+			return MHD_YES;
 	} else {
 		resp = rq->auth_resp;
 		rq->auth_resp = (struct sm_api_response){0};
@@ -1157,8 +1244,8 @@ static enum MHD_Result answer(struct sm_http_server *s, struct MHD_Connection *c
 			r = access_check(s, conn, rq, method, &resp);
 		if (r == -EINPROGRESS)
 			return MHD_YES; /* suspended until an auth worker resumes it */
-		if (r > 0)
-			handle(s, conn, rq, method, &resp);
+		if (r > 0 && serve(s, conn, rq, method, &resp) == -EINPROGRESS)
+			return MHD_YES; /* suspended until a forward worker resumes it */
 	}
 	return finish(s, conn, rq, method, &resp);
 }
@@ -1210,6 +1297,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		}
 		return MHD_YES;
 	}
+	if (rq->fwd == FORWARD_DONE)
+		return answer_forwarded(s, conn, rq, method);
 	if (rq->auth == AUTH_DONE)
 		return answer_checked(s, conn, rq, method);
 	if (rq->answered)
@@ -1379,9 +1468,24 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 		sm_log_warn(LOG_CTX, "cannot make a TLS session ticket key: no session resumption");
 	}
 
+	if (cfg->forward.n > 0) {
+		s->forward = sm_forward_new(&cfg->forward);
+		if (!s->forward) {
+			r = -ENOMEM;
+			sm_error_set(reterr, "out of memory");
+			goto out;
+		}
+		s->api_forward = api ? *api : (struct sm_api_context){0};
+		s->api_forward.forward = s->forward;
+		s->api = &s->api_forward;
+		r = sm_upstream_start(s->forward, s->api, &s->upstream, reterr);
+		if (r < 0)
+			goto out;
+	}
+
 	flags = MHD_USE_TLS | MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
 	        MHD_USE_ITC;
-	if (s->auth)
+	if (s->auth || s->upstream)
 		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (la.v6)
 		flags |= la.any ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
@@ -1493,6 +1597,9 @@ void sm_http_server_stop(struct sm_http_server *s)
 		/* Every queued access check resumes its connection; MHD must not stop with
 		 * suspended connections. */
 		stop_workers(s);
+		/* Likewise every forwarded request, answered 503 if it is still waiting. */
+		sm_upstream_free(s->upstream);
+		s->upstream = NULL;
 		if (s->reaper_started) {
 			atomic_store(&s->reaper_stop, true);
 			(void)pthread_join(s->reaper, NULL);
@@ -1511,6 +1618,8 @@ void sm_http_server_stop(struct sm_http_server *s)
 	}
 	sm_auth_free(s->auth);
 	s->auth = NULL;
+	sm_upstream_free(s->upstream);
+	sm_forward_free(s->forward);
 	if (s->watcher_started) {
 		(void)pthread_mutex_lock(&s->lock);
 		s->stopping = true;

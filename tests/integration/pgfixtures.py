@@ -95,7 +95,7 @@ class PgBouncer:
         self.name = name
         self.port = _free_port()
         self.ini = os.path.join(self.dir, f"{name}.ini")
-        users = os.path.join(self.dir, f"{name}-userlist.txt")
+        users = self.userlist = os.path.join(self.dir, f"{name}-userlist.txt")
         with open(users, "w") as f:
             f.write('"postgres" ""\n')
         with open(self.ini, "w") as f:

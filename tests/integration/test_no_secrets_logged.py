@@ -167,7 +167,7 @@ def pg():
 def bouncer(pg):
     b = PgBouncer(pg)
     md5 = hashlib.md5((BOUNCER_PW + "postgres").encode()).hexdigest()
-    (Path(b.dir) / "userlist.txt").write_text(f'"postgres" "md5{md5}"\n')
+    Path(b.userlist).write_text(f'"postgres" "md5{md5}"\n')
     ini = Path(b.ini)
     ini.write_text(ini.read_text().replace("auth_type = trust", "auth_type = md5"))
     b.start()

@@ -46,6 +46,7 @@
 #define REFRESH_MS     60000
 #define REFRESH_MIN_MS 5000
 #define TICK_MS        1000
+#define CA_CACHE_S     60
 /* Name clashes remembered (each is logged once). */
 #define CLASHES_MAX 1024
 #define USER_AGENT  "scalemetrics/" SM_VERSION " (forward)"
@@ -263,6 +264,8 @@ static int get(struct sm_upstream *u, struct target *t, CURL *h, const char *url
 		/* The configured CA is the only trust, as for the Kubernetes API. */
 		(void)curl_easy_setopt(h, CURLOPT_CAINFO, t->cfg->ca_file);
 		(void)curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+		/* A rotated CA file is read again within a minute (libcurl keeps it a day). */
+		(void)curl_easy_setopt(h, CURLOPT_CA_CACHE_TIMEOUT, (long)CA_CACHE_S);
 	}
 	if (t->cfg->insecure_skip_tls_verify) {
 		(void)curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);

@@ -258,8 +258,69 @@ def scrape_source(port, interval):
                            "window": "10s"}]}
 
 
+UPSTREAM_RBAC = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: keda}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: keda-metrics-apiserver, namespace: keda}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: keda-system-auth-delegator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:auth-delegator}
+subjects: [{kind: ServiceAccount, name: keda-metrics-apiserver, namespace: keda}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: keda-auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role,
+          name: extension-apiserver-authentication-reader}
+subjects: [{kind: ServiceAccount, name: keda-metrics-apiserver, namespace: keda}]
+"""
+
+
+def sharing_doc_rbac():
+    """The RBAC docs/sharing.md tells users to apply for scalemetrics on the upstream."""
+    text = (SOURCE_ROOT / "docs" / "sharing.md").read_text()
+    section = text[text.index("## 3. RBAC"):]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
 @pytest.fixture(scope="session")
-def scalemetrics(workdir, cluster, sm_certs, redis, pg, pod_apps):
+def upstream(workdir, cluster, redis):
+    """The adapter that owned external.metrics.k8s.io before (KEDA's place): a second
+    scalemetrics serving `keda_queue_length` (keys keda:*), with delegated auth against the
+    same apiserver as its own service account, so it asks the cluster whether scalemetrics'
+    service account may read its metrics (docs/sharing.md section 3)."""
+    cluster.apply(UPSTREAM_RBAC)
+    cluster.apply(sharing_doc_rbac())
+    certs_dir = workdir / "upstream-certs"
+    make_certs(certs_dir, "keda")
+    certs = {"dir": certs_dir, "ca": certs_dir / "ca.crt", "cert": certs_dir / "tls.crt",
+             "key": certs_dir / "tls.key", "client_cert": certs_dir / "client.crt",
+             "client_key": certs_dir / "client.key"}
+    token_file = workdir / "upstream.token"
+    token_file.write_text(cluster.token("keda", "keda-metrics-apiserver"))
+    port = free_port()
+    d = workdir / "upstream"
+    d.mkdir()
+    sources = [{"name": "keda-jobs", "type": "redis", "address": redis.address,
+                "interval": INTERVAL, "timeout": "500ms", "namespaces": [NS],
+                "queues": [{"metric": "keda_queue_length", "keys": ["keda:*"],
+                            "label": "queue"}]}]
+    s = Scalemetrics(d, sm_config(port, certs, cluster, token_file, sources), port, certs,
+                     BINARY)
+    s.start()
+    yield s
+    s.stop()
+    keep_log(s.log_path, "upstream.log")
+
+
+@pytest.fixture(scope="session")
+def scalemetrics(workdir, cluster, sm_certs, redis, pg, pod_apps, upstream):
     port = free_port()
     cluster.kubectl("create", "namespace", "scalemetrics", check=False)
     docs = render_manifests(port, sm_certs["ca_bundle"])
@@ -291,6 +352,12 @@ def scalemetrics(workdir, cluster, sm_certs, redis, pg, pod_apps):
     d = workdir / "scalemetrics"
     d.mkdir()
     config = sm_config(port, sm_certs, cluster, token_file, sources)
+    # Installed beside the upstream (docs/sharing.md): we own the APIService and pass on what
+    # we do not serve, with our service account's token.
+    config["forward"] = [{"group": "external.metrics.k8s.io",
+                          "url": f"https://127.0.0.1:{upstream.port}",
+                          "ca_file": str(upstream.certs["ca"]), "token_file": str(token_file),
+                          "timeout": "5s"}]
     if IMAGE:
         s = ImageScalemetrics(d, config, port, sm_certs, workdir, docs_of(cluster))
     else:

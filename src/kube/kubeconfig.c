@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include "scalemetrics/config.h"
+
 #define MAX_FILE_BYTES (8u << 20) /* kubeconfigs with many clusters are still a few 100 KiB */
 #define NAMES_SHOWN    256        /* of the known contexts, in a "not found" message */
 
@@ -530,9 +532,14 @@ static int resolve_cluster(struct loader *l, const struct entry *e, struct sm_ku
 	if (!server)
 		return fail(l->err, e->f, e->body ? e->body : e->name, -EINVAL, "%s has no server",
 		            what);
-	if (!has_url_scheme(server))
+	if (!has_url_scheme(server)) {
+		char shown[256];
+
+		/* A password in a URL's userinfo is a secret: never echoed. */
+		sm_config_url_redact(server, shown, sizeof(shown));
 		return fail(l->err, e->f, server_node, -EINVAL,
-		            "server of %s: expected an https:// URL, got '%s'", what, server);
+		            "server of %s: expected an https:// URL, got '%s'", what, shown);
+	}
 	r = get_string(l, e->f, e->body, "tls-server-name", what, &sni, NULL);
 	if (r == 0)
 		r = get_string(l, e->f, e->body, "proxy-url", what, &proxy, &proxy_node);

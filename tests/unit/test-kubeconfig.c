@@ -334,6 +334,12 @@ static const struct kc_case cases[] = {
      .error = "server of cluster 'c': expected an https:// URL, got '127.0.0.1:6443'",
      .line = 6,
      .column = 13},
+    {.name = "server without scheme never echoes its password",
+     .yaml = WITH_CLUSTER("    server: admin:s3cr3t@127.0.0.1:6443\n"),
+     .rc = -EINVAL,
+     .error = "server of cluster 'c': expected an https:// URL, got '***@127.0.0.1:6443'",
+     .line = 6,
+     .column = 13},
     {.name = "context names a missing cluster",
      .yaml = "kind: Config\n"
              "contexts:\n"

@@ -25,7 +25,7 @@ struct sm_snapshot {
 	const struct sm_source_config *source; /* borrowed from the config */
 	const struct sm_series *series;        /* from the last successful round */
 	size_t n_series;
-	const struct sm_series_index *index; /* over series; NULL: scan them (series_index.h) */
+	const struct sm_series_index *index; /* over series; NULL: scan them (series-index.h) */
 	/* Series the last successful round could not read (series.h), in the order the
 	 * collector found them; few, so queries scan them. */
 	const struct sm_series_failure *failures;

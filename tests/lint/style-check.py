@@ -26,8 +26,8 @@ FORMAT_DIRS = ("src", "include", "tests", "bench")
 # (rule name, regex on code with comments and literals blanked, files exempt)
 CALL_RULES = [
     ("atoi/atol: use sm_number_* (number.h)", r"\bato(i|l|ll|f)\s*\(", ()),
-    ("strto*: only src/number.c parses numbers",
-     r"\bstrto(l|ul|ll|ull|d|f|ld|imax|umax)\s*\(", ("src/number.c",)),
+    ("strto*: only src/util/number.c parses numbers",
+     r"\bstrto(l|ul|ll|ull|d|f|ld|imax|umax)\s*\(", ("src/util/number.c",)),
     ("sprintf: use snprintf", r"\bv?sprintf\s*\(", ()),
     ("strcpy: use snprintf or memcpy with a length", r"\bstrcpy\s*\(", ()),
     ("strcat: use snprintf or memcpy with a length", r"\bstrcat\s*\(", ()),
@@ -38,7 +38,7 @@ CALL_RULES = [
     ("gmtime: use gmtime_r", r"\bgmtime\s*\(", ()),
     ("localtime: use localtime_r", r"\blocaltime\s*\(", ()),
     ("asctime/ctime: use strftime", r"\b(asctime|ctime)\s*\(", ()),
-    ("exit() outside src/main.c", r"(?<![\w.>])exit\s*\(", ("src/main.c",)),
+    ("exit() outside src/cli/main.c", r"(?<![\w.>])exit\s*\(", ("src/cli/main.c",)),
 ]
 
 # Calls whose arguments must mention CLOEXEC.

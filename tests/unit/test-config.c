@@ -21,7 +21,7 @@
 #include "scalemetrics/config.h"
 #include "scalemetrics/source.h"
 
-#include "../../src/config-internal.h"
+#include "../../src/config/config-internal.h"
 
 #define MAX_EXPECTED 8
 

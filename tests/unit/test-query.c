@@ -16,8 +16,8 @@
 #include "scalemetrics/config.h"
 #include "scalemetrics/query.h"
 #include "scalemetrics/selector.h"
+#include "scalemetrics/series-index.h"
 #include "scalemetrics/series.h"
-#include "scalemetrics/series_index.h"
 #include "scalemetrics/store.h"
 
 #define T0_MONO 100000
@@ -69,7 +69,7 @@ static void add_series(struct sm_batch *b, const struct in_series *in)
 
 /* The series in[], between `filler` series of another metric that carry the same labels and
  * objects (half before, half after): enough filler gives the snapshot an index
- * (series_index.h), and every answer must be the same as without. */
+ * (series-index.h), and every answer must be the same as without. */
 static struct sm_batch *batch_padded(const struct in_series *in, size_t n, size_t filler)
 {
 	struct sm_batch *b = sm_batch_new(n + filler);

@@ -14,8 +14,8 @@
 
 #include "scalemetrics/config.h"
 #include "scalemetrics/history.h"
+#include "scalemetrics/series-index.h"
 #include "scalemetrics/series.h"
-#include "scalemetrics/series_index.h"
 
 /*
  * Design
@@ -28,7 +28,7 @@
  * - struct series_block: the series of one successful round, taken out of the collector's
  *   batch without copying (sm_batch_steal: the arena owns the array, labels and strings, and
  *   the failures: the series the round could not read),
- *   with the index over them (series_index.h, built by the publishing thread before any lock)
+ *   with the index over them (series-index.h, built by the publishing thread before any lock)
  *   and an atomic reference count. Consecutive snapshots share it: a failed round's
  *   snapshot references the previous block instead of copying series.
  * - struct snapshot: the public struct sm_snapshot (first member, so the public pointer is the

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* The per-snapshot series index (series_index.h): a chained hash table in one allocation.
+/* The per-snapshot series index (series-index.h): a chained hash table in one allocation.
  * heads[] holds, per bucket, the first entry of its chain; an entry names a series and the
  * next entry. Series are added from the last to the first, each at the front of its chains,
  * so every chain lists its series in ascending order, and the entries of one series (two of
  * its labels in one bucket) sit next to each other, which is how the cursor drops repeats.
  * Load factor 0.5 to 1: 12 to 16 bytes per label or object, 8 for the entry, 4 to 8 for the
  * buckets (about 144 KiB for 10,000 one-label series). */
-#include "scalemetrics/series_index.h"
+#include "scalemetrics/series-index.h"
 
 #include <stdalign.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
 
 #include "scalemetrics/config.h"
 #include "scalemetrics/selector.h"
-#include "scalemetrics/series_index.h"
+#include "scalemetrics/series-index.h"
 #include "scalemetrics/store.h"
 
 /*

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for series_index: every lookup gives a superset of the series that carry the key,
+/* Unit tests for series-index: every lookup gives a superset of the series that carry the key,
  * in ascending order and each once (also when two labels of one series share a bucket), keys
  * of one metric never stand in for another's, and small inputs get no index. */
 #include <setjmp.h>
@@ -13,8 +13,8 @@
 /* cmocka.h needs stdarg.h, stddef.h, setjmp.h and stdint.h before it. */
 #include <cmocka.h>
 
+#include "scalemetrics/series-index.h"
 #include "scalemetrics/series.h"
-#include "scalemetrics/series_index.h"
 
 #define N_SERIES 1000
 #define N_WIDE   64  /* series with many labels, for shared buckets within one series */

@@ -1686,14 +1686,15 @@ static int emit_one(struct sm_batch *batch, struct group_out *g, const char *met
 	return add_series(batch, &in);
 }
 
-/* The series of g (and its derived ones) could not be read: why, for queries to say so. A
- * stream's kind and group labels are not known: partial labels. */
-static int emit_failure(struct sm_batch *batch, struct group_out *g, const char *error)
+/* The series of g (and its derived ones) could not be read: why, for queries to say so.
+ * partial: labels beyond g's are not known (a stream's kind and group, every queue of a rule
+ * whose queue names could not be read). */
+static int emit_failure(struct sm_batch *batch, struct group_out *g, bool partial,
+                        const char *error)
 {
 	const struct redis_rule *rule = g->rule;
 	const char *metrics[] = {rule->metric, rule->growth_metric, rule->drain_metric};
 	struct sm_series_in in = {.labels = g->labels};
-	bool partial = rule->type == REDIS_KEY_STREAM;
 	int r = 0;
 
 	if (g->label) {
@@ -1720,7 +1721,8 @@ static int emit_rule_failure(struct sm_batch *batch, const struct redis_rule *ru
 {
 	struct group_out g = {.rule = rule};
 
-	return emit_failure(batch, &g, error);
+	/* No label and no object: the query layer takes it as any queue's and any object's. */
+	return emit_failure(batch, &g, true, error);
 }
 
 /* One series per (rule, label value): keys that give the same value (two globs, a glob and
@@ -1791,7 +1793,8 @@ static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_
 		if (failed) {
 			const struct extra *x = entry_extra_get(s, failed);
 
-			r = emit_failure(batch, &g, x && x->error ? x->error : "could not be read");
+			r = emit_failure(batch, &g, rule->type == REDIS_KEY_STREAM,
+			                 x && x->error ? x->error : "could not be read");
 			any = any_stream = false;
 		}
 		if (any) {

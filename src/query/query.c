@@ -216,14 +216,17 @@ static bool matches(const struct sm_query *q, const struct sm_source_config *src
 			return false;
 		break;
 	case SM_QUERY_OBJECT:
-		if (!s->object || strcmp(s->object->resource, q->resource) != 0 ||
-		    strcmp(s->object->name, q->name) != 0)
-			return false;
-		break;
 	case SM_QUERY_OBJECTS:
+		/* A failure with no object that stands for series not known (a rule whose queue
+		 * index could not be read) may be about any object of the metric. */
+		if (!s->object && labels_partial && def->scope == SM_METRIC_OBJECT)
+			break;
 		if (!s->object || strcmp(s->object->resource, q->resource) != 0)
 			return false;
-		if (!selector_ok(q->object_selector, s->object_labels, s->n_object_labels))
+		if (q->kind == SM_QUERY_OBJECT && strcmp(s->object->name, q->name) != 0)
+			return false;
+		if (q->kind == SM_QUERY_OBJECTS &&
+		    !selector_ok(q->object_selector, s->object_labels, s->n_object_labels))
 			return false;
 		break;
 	case SM_QUERY_KIND_MAX:
@@ -454,7 +457,8 @@ static bool has_label(const struct sm_series *s, const char *name, const char *v
 	return false;
 }
 
-/* Does any series or failure of metric carry name=value (or may a failure)? */
+/* Does any series or failure of metric carry name=value (or may a failure: one without the
+ * label)? */
 static bool value_is_known(const struct sm_snapshot *snap, const char *metric, const char *name,
                            const char *value)
 {
@@ -478,8 +482,8 @@ static bool value_is_known(const struct sm_snapshot *snap, const char *metric, c
 
 		if (strcmp(f->series.metric, metric) != 0)
 			continue;
-		if (has_label(&f->series, name, value) ||
-		    (f->labels_partial && !has_label(&f->series, name, NULL)))
+		/* Without the label, the failure may be about any value of it. */
+		if (has_label(&f->series, name, value) || !has_label(&f->series, name, NULL))
 			return true;
 	}
 	return false;
@@ -738,8 +742,9 @@ static struct sm_query_item *item_add(struct builder *b, const struct sm_series 
 		break;
 	case SM_QUERY_OBJECT:
 	case SM_QUERY_OBJECTS:
-		it->object.resource = s ? s->object->resource : b->resource;
-		it->object.name = s ? s->object->name : b->name;
+		/* A failure with no object (matches()) stands for the object queried. */
+		it->object.resource = s && s->object ? s->object->resource : b->resource;
+		it->object.name = s && s->object ? s->object->name : b->name;
 		it->object.namespace = b->ns;
 		break;
 	case SM_QUERY_NAMESPACE:
@@ -778,7 +783,8 @@ static int cmp_failure_object(const void *pa, const void *pb)
 	const struct sm_series_failure *a = *(const struct sm_series_failure *const *)pa;
 	const struct sm_series_failure *b = *(const struct sm_series_failure *const *)pb;
 
-	return strcmp(a->series.object->name, b->series.object->name);
+	return cmp_str_null_first(a->series.object ? a->series.object->name : NULL,
+	                          b->series.object ? b->series.object->name : NULL);
 }
 
 static void build_items(struct builder *b, const struct sm_series **match, size_t n_match)
@@ -822,8 +828,10 @@ static void build_items(struct builder *b, const struct sm_series **match, size_
 		}
 		if (b->n_fails > 1)
 			qsort(b->fails, b->n_fails, sizeof(*b->fails), cmp_failure_object);
+		/* A failure with no object names none to answer for. */
 		for (size_t i = 0; i < b->n_fails; i++)
-			if (i == 0 || cmp_failure_object(&b->fails[i - 1], &b->fails[i]) != 0)
+			if (b->fails[i]->series.object &&
+			    (i == 0 || cmp_failure_object(&b->fails[i - 1], &b->fails[i]) != 0))
 				(void)fallback_add(b, &b->fails[i]->series);
 		break;
 	case SM_QUERY_NAMESPACE:

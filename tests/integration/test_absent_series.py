@@ -198,3 +198,29 @@ def test_stale_source_is_still_503_not_zero(start_server, own_redis):
     own_redis.kill()
     doc = wait_503(s, path, timeout=8)
     assert "'jobs'" in doc["message"], doc
+
+
+def test_unreadable_queue_index_is_503_not_zero(start_server, redis_server, redis_db, c):
+    """Sidekiq's `queues` set is the preset's index of queue names: when it cannot be read, a
+    queue with jobs is not discovered, so a query that names a queue must not get 0."""
+    c.set("queues", "notaset")
+    job = json.dumps({"queue": "emails", "class": "W", "args": [], "jid": "a1",
+                      "enqueued_at": time.time()})
+    c.lpush("queue:emails", job)
+    s = start_server([redis_source(redis_server, redis_db, queues=[
+        {"preset": "sidekiq",
+         "object": {"resource": "deployments.apps", "name": "worker-{queue}"}}])])
+    doc = wait_503(s, f"{EXTERNAL}/{NS}/sidekiq_queue_length?labelSelector=queue%3Demails")
+    assert "sidekiq_queue_length" in doc["message"] and "'jobs'" in doc["message"], doc
+    assert "queues" in doc["message"], doc
+    wait_503(s, f"{EXTERNAL}/{NS}/sidekiq_queue_length"
+                "?labelSelector=queue+in+%28emails%2Csms%29")
+    wait_503(s, f"{CUSTOM_V1}/{NS}/deployments.apps/worker-emails/sidekiq_queue_length")
+    wait_503(s, f"{CUSTOM_V1}/{NS}/deployments.apps/%2A/sidekiq_queue_length"
+                "?metricLabelSelector=queue%3Demails")
+    wait_503(s, f"{CUSTOM_V1}/{NS}/sidekiq_queue_length")
+
+    # The index readable again: the queue's real value.
+    c.delete("queues")
+    c.sadd("queues", "emails")
+    wait_items(s, "sidekiq_queue_length", "queue%3Demails", {"emails": "1"})

@@ -854,7 +854,7 @@ static void test_result_holds_snapshot(void **state)
 /* ---- empty queues and series that could not be read (docs/configuration.md "Empty queues and
  * failed series") ---- */
 
-enum { QW_LEN, QW_FB, QW_SQL, QW_PLAIN, QW_N };
+enum { QW_LEN, QW_FB, QW_SQL, QW_PLAIN, QW_IDX, QW_IDX_FB, QW_NOLABEL, QW_N };
 
 struct queue_world {
 	char *ns[1];
@@ -875,7 +875,9 @@ static void add_queue(struct sm_batch *b, const char *metric, const char *queue,
 	    .labels = queue ? &label : NULL,
 	    .n_labels = queue ? 1 : 0,
 	    .value = value,
-	    .object = queue && strcmp(metric, "q_len") == 0 ? &obj : NULL,
+	    .object = queue && (strcmp(metric, "q_len") == 0 || strncmp(metric, "q_idx", 5) == 0)
+	                  ? &obj
+	                  : NULL,
 	};
 
 	(void)snprintf(name, sizeof(name), "worker-%s", queue ? queue : "");
@@ -886,7 +888,11 @@ static void add_queue(struct sm_batch *b, const char *metric, const char *queue,
 }
 
 /* q_len (object worker-{queue}) and q_fb (fallback 9) are glob rules: an absent queue is
- * empty; q_plain is not (absent is absent). q_sql's query failed. */
+ * empty; q_plain is not (absent is absent). q_sql's query failed. q_idx (object
+ * worker-{queue}) and q_idx_fb (the same with fallback 9) are a preset's queues whose index
+ * could not be read: one failure with no label and no object (a rule-level failure, partial
+ * labels), beside a queue another rule read. q_nolabel's failure has no label either, but
+ * its labels are not partial. */
 static struct queue_world *queue_world_new(size_t filler, size_t dropped)
 {
 	static struct queue_world w;
@@ -905,6 +911,17 @@ static struct queue_world *queue_world_new(size_t filler, size_t dropped)
 	    .name = "q_fb", .fallback = {.set = true, .value = 9}, .zero_label = "queue"};
 	w.metrics[QW_SQL] = (struct sm_metric_def){.name = "q_sql"};
 	w.metrics[QW_PLAIN] = (struct sm_metric_def){.name = "q_plain"};
+	w.metrics[QW_IDX] = (struct sm_metric_def){
+	    .name = "q_idx",
+	    .scope = SM_METRIC_OBJECT,
+	    .resource = "deployments.apps",
+	    .zero_label = "queue",
+	    .object_template = "worker-{queue}",
+	};
+	w.metrics[QW_IDX_FB] = w.metrics[QW_IDX];
+	w.metrics[QW_IDX_FB].name = "q_idx_fb";
+	w.metrics[QW_IDX_FB].fallback = (struct sm_opt_double){.set = true, .value = 9};
+	w.metrics[QW_NOLABEL] = (struct sm_metric_def){.name = "q_nolabel", .zero_label = "queue"};
 	w.source = (struct sm_source_config){
 	    .name = "queues",
 	    .interval_ms = 5000,
@@ -928,6 +945,10 @@ static struct queue_world *queue_world_new(size_t filler, size_t dropped)
 	add_queue(b, "q_sql", NULL, 0, "query for 'q_sql' failed: relation \"t\" does not exist",
 	          true);
 	add_queue(b, "q_plain", "emails", 1, NULL, false);
+	add_queue(b, "q_idx", "sms", 2, NULL, false);
+	add_queue(b, "q_idx", NULL, 0, "key 'queues' is a string, not a set", true);
+	add_queue(b, "q_idx_fb", NULL, 0, "key 'queues' is a string, not a set", true);
+	add_queue(b, "q_nolabel", NULL, 0, "key 'idx' is a string, not a set", false);
 	sm_batch_add_dropped(b, dropped);
 	assert_int_equal(sm_store_publish_success(w.st, 0, b, T0_MONO, T0_WALL), 0);
 	return &w;
@@ -1262,6 +1283,98 @@ static const struct queue_case queue_cases[] = {
      "q_sql",
      NULL,
      -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    /* A queue index that could not be read: any queue may hold jobs. */
+    {"index unread, queue named: 503, not 0",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_idx",
+     "queue=emails",
+     -EAGAIN,
+     "metric 'q_idx' is unavailable: source 'queues' could not read it: key 'queues' is a "
+     "string, not a set",
+     0,
+     {NULL}},
+    {"index unread, queues named",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_idx",
+     "queue in (emails,sms)",
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"index unread, no value named: what was read",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_idx",
+     "queue!=emails",
+     0,
+     NULL,
+     1,
+     {"queue=sms 2"}},
+    {"index unread, object of an unread queue",
+     SM_QUERY_OBJECT,
+     "worker-emails",
+     "q_idx",
+     NULL,
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"index unread, object of a read queue: a part may be missing",
+     SM_QUERY_OBJECT,
+     "worker-sms",
+     "q_idx",
+     NULL,
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"index unread, objects, unread queue named",
+     SM_QUERY_OBJECTS,
+     NULL,
+     "q_idx",
+     "queue=emails",
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"index unread, objects, nothing named: what was read",
+     SM_QUERY_OBJECTS,
+     NULL,
+     "q_idx",
+     NULL,
+     0,
+     NULL,
+     1,
+     {"worker-sms 2"}},
+    {"index unread, namespace total",
+     SM_QUERY_NAMESPACE,
+     NULL,
+     "q_idx",
+     NULL,
+     -EAGAIN,
+     NULL,
+     0,
+     {NULL}},
+    {"index unread with fallback: the object is the fallback",
+     SM_QUERY_OBJECT,
+     "worker-emails",
+     "q_idx_fb",
+     NULL,
+     0,
+     NULL,
+     1,
+     {"worker-emails 9!"}},
+    {"failure without the zero label: no made-up 0",
+     SM_QUERY_EXTERNAL,
+     NULL,
+     "q_nolabel",
+     "queue=emails",
+     0,
      NULL,
      0,
      {NULL}},

@@ -350,9 +350,9 @@ static bool failures_refuse(const struct sm_query *q, size_t n_match)
 {
 	switch (q->kind) {
 	case SM_QUERY_EXTERNAL:
-		return n_match == 0 || names_values(q->metric_selector);
 	case SM_QUERY_OBJECTS:
-		return n_match == 0;
+		/* A list that names a value a failure carries would leave that one out. */
+		return n_match == 0 || names_values(q->metric_selector);
 	case SM_QUERY_OBJECT:
 	case SM_QUERY_NAMESPACE:
 	case SM_QUERY_KIND_MAX:

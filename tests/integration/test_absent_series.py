@@ -181,6 +181,26 @@ def test_wrong_key_type_is_503_naming_metric_source_and_error(start_server, redi
     wait_items(s, "typed_length", "queue%3Demails", {"emails": "1"})
 
 
+def test_failed_object_named_in_a_list_is_503(start_server, redis_server, redis_db, c):
+    """A `*` object list whose selector names a queue that could not be read is a 503, not
+    the list without it."""
+    c.set("a:bad", "not a list")
+    c.rpush("a:emails", 1, 2)
+    s = start_server([redis_source(redis_server, redis_db, queues=[
+        {"metric": "backlog", "keys": ["a:*"],
+         "object": {"resource": "deployments.apps", "name": "worker-{queue}"}}])])
+    objs = f"{CUSTOM_V1}/{NS}/deployments.apps/%2A/backlog"
+    wait_until(lambda: s.get(f"{objs}?metricLabelSelector=queue%3Demails").status == 200, 5,
+               what="worker-emails listed")
+    doc = wait_503(s, f"{objs}?metricLabelSelector=queue+in+%28bad%2Cemails%29")
+    assert "backlog" in doc["message"] and "a:bad" in doc["message"], doc
+    # Named values that failed nowhere, and no value named: what was read.
+    for sel in ("?metricLabelSelector=queue%3Demails", ""):
+        doc = s.json(objs + sel)
+        assert {i["describedObject"]["name"]: i["value"] for i in doc["items"]} == {
+            "worker-emails": "2"}, doc
+
+
 def test_wrong_key_type_with_fallback(start_server, redis_server, redis_db, c):
     c.set("queue:emails", "not a list")
     s = start_server([redis_source(redis_server, redis_db, queues=[

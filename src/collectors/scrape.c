@@ -1333,6 +1333,30 @@ static int pod_failed(const struct scrape_state *s, const struct target *t, stru
 	return 0;
 }
 
+/* A target whose values are not in the aggregate (it failed, and its last good values are
+ * older than max_age or there are none): the sums would be partial, so each rule's aggregate is
+ * a failure saying why instead (no object; labels partial, as the target's `by` values are not
+ * known). */
+static int total_failed(const struct scrape_state *s, const struct target *t,
+                        struct sm_batch *batch)
+{
+	char error[sizeof(t->error) + 512];
+
+	(void)snprintf(error, sizeof(error), "%s: %s", t->shown_url, t->error);
+	for (size_t ri = 0; ri < s->n_rules; ri++) {
+		const struct scrape_rule *rule = s->rules[ri];
+		struct sm_series_in in = {
+		    .metric = rule->metric,
+		    .window_s = (uint32_t)(rule->kind == RULE_GAUGE ? 0 : rule->window_ms / 1000),
+		};
+		int r = sm_batch_add_failure(batch, &in, true, error);
+
+		if (r == -ENOMEM)
+			return r;
+	}
+	return 0;
+}
+
 static char *pod_url(const struct scrape_config *c, const char *ip)
 {
 	size_t len = strlen(ip) + strlen(c->pods.path) + 32;
@@ -1569,6 +1593,7 @@ static int scrape_collect(void *state, struct sm_batch *batch, struct sm_error *
 {
 	struct scrape_state *s = state;
 	size_t n_ok = 0, n_failed = 0, shown = 0, pos = 0;
+	bool totals_partial = false;
 	char note[sizeof(reterr->message)];
 	int64_t now_ms;
 	int r;
@@ -1608,9 +1633,12 @@ static int scrape_collect(void *state, struct sm_batch *batch, struct sm_error *
 			}
 			if (t->has_ok && now_ms - t->last_ok_ms <= s->src->max_age_ms) {
 				r = target_compute(s, t, false, batch);
-				if (r < 0)
-					return r;
+			} else {
+				totals_partial = true;
+				r = total_failed(s, t, batch);
 			}
+			if (r < 0)
+				return r;
 			continue;
 		}
 		n_ok++;
@@ -1622,7 +1650,8 @@ static int scrape_collect(void *state, struct sm_batch *batch, struct sm_error *
 		sm_error_set(reterr, "all %zu targets failed: %s", n_failed, note);
 		return -EPROTO;
 	}
-	for (size_t ri = 0; ri < s->n_rules; ri++)
+	/* A sum without a target's part is a wrong number: its failures stand instead. */
+	for (size_t ri = 0; ri < s->n_rules && !totals_partial; ri++)
 		for (size_t i = 0; i < s->totals[ri].n; i++) {
 			r = emit(s->rules[ri], NULL, &s->totals[ri].v[i], batch);
 			if (r < 0)

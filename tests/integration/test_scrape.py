@@ -395,9 +395,16 @@ def test_malformed_and_failing_targets_do_not_poison(start_server, apps, drivers
         hanging = f"http://127.0.0.1:{hang.getsockname()[1]}/metrics"
         srv = start_server([scrape_source(
             targets=[good.url, f"http://127.0.0.1:{bad_port}/metrics", dead, hanging])])
-        wait_until(lambda: within(external_value(srv, "http_requests_per_second"), 20), 25,
-                   interval=0.5, what="the good target's rate")
-        # The round succeeded (not stale) and the log names the broken targets.
+        # The rounds succeed (the source is not stale), but the sum would leave three
+        # targets out: a 503 naming what could not be read, not 20.
+        path = f"{EXTERNAL}/namespaces/default/http_requests_per_second"
+        r = wait_until(lambda: (lambda r: r if r.status == 503 and "could not read" in
+                                r.json()["message"] else None)(srv.get(path)), 25,
+                       interval=0.5, what="503: the sum leaves failed targets out")
+        assert "127.0.0.1" in r.json()["message"], r.json()
+        # The log names the broken targets (the broken exporter may start after round 1).
+        wait_until(lambda: "unterminated label value" in srv.log_text(), 10,
+                   what="the broken exposition logged")
         log = srv.log_text()
         assert "3 of 4 targets failed" in log, log
         assert "line 2: unterminated label value" in log, log
@@ -509,6 +516,30 @@ def test_pods_aggregate_is_the_external_metric(pods_setup):
     items = external(srv, "http_requests_per_second")
     assert len(items) == 1, items
     assert within(items[0][1], 30), items
+
+
+def test_aggregate_without_a_failed_part_is_503(pods_setup):
+    """A pod whose scrape fails counts in the sum with its last values for max_age (5s);
+    after that the sum would be a smaller number: the external metric and the namespace total
+    are a 503 naming the pod's target, while the good pod's own value is still served."""
+    srv, kube, (a, b, c) = pods_setup
+    b.stop()
+    path = f"{EXTERNAL}/namespaces/default/http_requests_per_second"
+    r = wait_until(lambda: (lambda r: r if r.status == 503 else None)(srv.get(path)), 15,
+                   interval=0.5, what="503 once backend-b's last values are too old")
+    doc = assert_status(r, 503, "ServiceUnavailable")
+    assert "http_requests_per_second" in doc["message"], doc
+    assert "127.0.0.3" in doc["message"] and "'backend'" in doc["message"], doc
+    r = srv.get(f"{CUSTOM_V1}/namespaces/default/metrics/http_requests_per_second")
+    assert_status(r, 503, "ServiceUnavailable")
+    # The good pod, by name and in a list: still 200.
+    doc = srv.json(f"{CUSTOM_V1}/namespaces/default/pods/backend-a/http_requests_per_second")
+    assert [i["describedObject"]["name"] for i in doc["items"]] == ["backend-a"], doc
+    assert set(pods_values(srv, "http_requests_per_second")) == {"backend-a"}
+    # Back: the whole sum again.
+    b.start()
+    wait_until(lambda: within(external_value(srv, "http_requests_per_second"), 30, rel=0.2),
+               25, interval=0.5, what="the sum of both pods again")
 
 
 def test_kube_api_unreachable_fails_the_round(start_server):

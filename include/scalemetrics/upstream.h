@@ -46,7 +46,11 @@ int sm_upstream_submit(struct sm_upstream *u, const struct sm_upstream_request *
                        sm_upstream_queued_fn queued, sm_upstream_done_fn done,
                        void *userdata) SM_MUSTCHECK;
 /* Answers the queued requests with a 503 at once, ends the transfers in flight (503 too),
- * stops the threads: every done() has run when it returns. Accepts NULL. */
+ * stops the threads: every done() has run when it returns, and sm_upstream_submit returns
+ * -ESHUTDOWN from then on (u stays valid until sm_upstream_free). Accepts NULL; idempotent. */
+void sm_upstream_stop(struct sm_upstream *u);
+/* sm_upstream_stop, then frees u. Only once no thread may call sm_upstream_submit. Accepts
+ * NULL. */
 void sm_upstream_free(struct sm_upstream *u);
 
 #endif

@@ -1597,9 +1597,11 @@ void sm_http_server_stop(struct sm_http_server *s)
 		/* Every queued access check resumes its connection; MHD must not stop with
 		 * suspended connections. */
 		stop_workers(s);
-		/* Likewise every forwarded request, answered 503 if it is still waiting. */
-		sm_upstream_free(s->upstream);
-		s->upstream = NULL;
+		/* Likewise every forwarded request, answered 503 if it is still waiting. HTTP
+		 * threads may still call serve() (keep-alive, resumed connections) until
+		 * MHD_stop_daemon: s->upstream stays valid, refusing with -ESHUTDOWN, and is
+		 * freed below. */
+		sm_upstream_stop(s->upstream);
 		if (s->reaper_started) {
 			atomic_store(&s->reaper_stop, true);
 			(void)pthread_join(s->reaper, NULL);
@@ -1619,6 +1621,7 @@ void sm_http_server_stop(struct sm_http_server *s)
 	sm_auth_free(s->auth);
 	s->auth = NULL;
 	sm_upstream_free(s->upstream);
+	s->upstream = NULL;
 	sm_forward_free(s->forward);
 	if (s->watcher_started) {
 		(void)pthread_mutex_lock(&s->lock);

@@ -16,7 +16,9 @@
  *   (workers read it; the file is re-read when its identity changes). The log state is
  *   atomic (workers) or the refresher's own.
  * - Stop: queued jobs are answered at once, transfers in flight are aborted through curl's
- *   progress callback, then the threads are joined. */
+ *   progress callback, then the threads are joined (sm_upstream_stop). The struct outlives
+ *   the stop, so HTTP threads still running may submit (and get -ESHUTDOWN) until
+ *   sm_upstream_free. */
 #include "scalemetrics/upstream.h"
 
 #include <curl/curl.h>
@@ -695,7 +697,7 @@ fail:
 	return r;
 }
 
-void sm_upstream_free(struct sm_upstream *u)
+void sm_upstream_stop(struct sm_upstream *u)
 {
 	struct job *j = NULL;
 
@@ -725,8 +727,17 @@ void sm_upstream_free(struct sm_upstream *u)
 	}
 	for (unsigned i = 0; i < u->n_workers; i++)
 		(void)pthread_join(u->workers[i], NULL);
+	u->n_workers = 0;
 	if (u->refresher_started)
 		(void)pthread_join(u->refresher, NULL);
+	u->refresher_started = false;
+}
+
+void sm_upstream_free(struct sm_upstream *u)
+{
+	if (!u)
+		return;
+	sm_upstream_stop(u);
 	if (u->sync_init) {
 		(void)pthread_cond_destroy(&u->refresh_cond);
 		(void)pthread_cond_destroy(&u->cond);

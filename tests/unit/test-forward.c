@@ -21,6 +21,7 @@
 #include "scalemetrics/config.h"
 #include "scalemetrics/forward.h"
 #include "scalemetrics/store.h"
+#include "scalemetrics/upstream.h"
 
 #define MAX_EXPECTED 4
 #define REDIS                                                                                      \
@@ -536,6 +537,46 @@ static void test_check_answer(void **state)
 	sm_config_free(cfg);
 }
 
+/* ---- stopping the upstream I/O (the HTTP layer stops it before MHD, frees it after) ---- */
+
+static void never_queued(void *userdata)
+{
+	(void)userdata;
+	fail_msg("queued() ran after sm_upstream_stop");
+}
+
+static void never_done(void *userdata, struct sm_api_response *resp, char *content_type)
+{
+	(void)userdata;
+	(void)resp;
+	(void)content_type;
+	fail_msg("done() ran after sm_upstream_stop");
+}
+
+static void test_upstream_stop_then_submit(void **state)
+{
+	struct sm_config *cfg =
+	    load(REDIS "forward: [{group: external.metrics.k8s.io, url: 'http://127.0.0.1:1'}]\n");
+	struct sm_forward *f = sm_forward_new(&cfg->forward);
+	struct sm_upstream_request req = {.upstream = 0, .path = "/apis/x", .query = NULL};
+	struct sm_upstream *u = NULL;
+	struct sm_error err = {0};
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(sm_upstream_start(f, NULL, &u, &err), 0);
+	sm_upstream_stop(u);
+	/* An HTTP thread still serving a keep-alive connection: refused, u still valid. */
+	assert_int_equal(sm_upstream_submit(u, &req, never_queued, never_done, NULL), -ESHUTDOWN);
+	sm_upstream_stop(u);
+	assert_int_equal(sm_upstream_submit(u, &req, never_queued, never_done, NULL), -ESHUTDOWN);
+	sm_upstream_free(u);
+	sm_upstream_stop(NULL);
+	sm_upstream_free(NULL);
+	sm_forward_free(f);
+	sm_config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -547,6 +588,7 @@ int main(void)
 	    cmocka_unit_test(test_discovery_union),
 	    cmocka_unit_test(test_ours_and_other_groups_answered_here),
 	    cmocka_unit_test(test_check_answer),
+	    cmocka_unit_test(test_upstream_stop_then_submit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

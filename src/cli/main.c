@@ -220,7 +220,7 @@ struct serve {
 	 * and the HTTP server from theirs. configs[0] has the values that need a restart. */
 	struct sm_config **configs;
 	size_t n_configs;
-	char *text; /* the file's bytes as last read: a change that leaves them so is none */
+	char *text; /* the bytes last applied or refused: a change that leaves them so is none */
 	size_t text_len;
 	struct sm_store *store; /* our reference to the store in use */
 	struct sm_store_live *live;
@@ -301,9 +301,21 @@ static void log_source_changes(const struct sm_config *old, const struct sm_conf
 	}
 }
 
+/* The file's bytes, kept to tell an unchanged file (*text taken). */
+static void remember_text(struct serve *sv, char **text, size_t len)
+{
+	free(sv->text);
+	sv->text = *text;
+	sv->text_len = len;
+	*text = NULL;
+}
+
 /* Reads the file and, when it is valid, switches to it: sources that did not change keep
  * running with their state, the others restart, the API answers from the new store at once.
- * forced (SIGHUP): even when the file's bytes are those already read. */
+ * forced (SIGHUP): even when the file's bytes are those already read. The bytes are
+ * remembered only once applied or refused as invalid: a reload that failed otherwise (a
+ * source whose setup failed, out of memory) is tried again at the next write of the same
+ * bytes. */
 static void reload(struct serve *sv, const char *why, bool forced)
 {
 	const struct sm_config *running = running_config(sv);
@@ -327,14 +339,12 @@ static void reload(struct serve *sv, const char *why, bool forced)
 		sm_log_debug(LOG_CTX, "%s: the config file's contents are unchanged", why);
 		goto out;
 	}
-	free(sv->text);
-	sv->text = text;
-	sv->text_len = len;
-	text = NULL;
 	sm_log_info(LOG_CTX, "%s: reloading the config from '%s'", why, sv->path);
 
-	r = sm_config_load_string(sv->path, sv->text, sv->text_len, &next, &errs);
+	r = sm_config_load_string(sv->path, text, len, &next, &errs);
 	if (r < 0) {
+		if (r != -ENOMEM)
+			remember_text(sv, &text, len);
 		log_config_errors(&errs, reason, sizeof(reason));
 		reload_failed(sv, reason[0] ? reason : strerror(-r));
 		goto out;
@@ -375,6 +385,7 @@ static void reload(struct serve *sv, const char *why, bool forced)
 	            next->n_sources, kept, next->n_sources - kept, count_metrics(next));
 	sv->configs[sv->n_configs++] = next;
 	next = NULL;
+	remember_text(sv, &text, len);
 	sm_telemetry_config_reload(sv->telemetry, true, sm_time_wall_ms(), NULL);
 out:
 	sm_store_unref(store);

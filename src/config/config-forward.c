@@ -101,11 +101,12 @@ static int check_url(struct sm_config_parser *p, const struct sm_config_node *no
 	len = strlen(e->url);
 	while (len > (size_t)(host - e->url) && e->url[len - 1] == '/')
 		e->url[--len] = '\0';
-	if (*host == '\0' || *host == '/' || strpbrk(host, "?# \t\r\n"))
+	/* Requests keep their own path: a prefix would be dropped or doubled. */
+	if (*host == '\0' || strpbrk(host, "/?# \t\r\n"))
 		return sm_config_report(p, node,
 		                        "invalid url '%s' in %s (expected a server's URL, like "
 		                        "https://keda-operator-metrics-apiserver.keda.svc:443, "
-		                        "without a query)",
+		                        "without a path or query)",
 		                        shown, what);
 	return 0;
 }

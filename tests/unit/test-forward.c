@@ -64,12 +64,23 @@ static const struct config_case config_cases[] = {
      .yaml = "forward:\n  - {group: custom.metrics.k8s.io, url: 'https://x/?a=b'}\n",
      .errors = {"cfg.yaml:2:41: invalid url 'https://x/?a=b' in forward entry #1 (expected a "
                 "server's URL, like https://keda-operator-metrics-apiserver.keda.svc:443, "
-                "without a query)"}},
+                "without a path or query)"}},
+    {.name = "url with a path",
+     .yaml = "forward:\n  - {group: custom.metrics.k8s.io, url: 'https://x:443/prefix'}\n",
+     .errors = {"cfg.yaml:2:41: invalid url 'https://x:443/prefix' in forward entry #1 "
+                "(expected a server's URL, like "
+                "https://keda-operator-metrics-apiserver.keda.svc:443, without a path or "
+                "query)"}},
+    {.name = "url with a path, trailing slash",
+     .yaml = "forward:\n  - {group: custom.metrics.k8s.io, url: 'https://x/a/b/'}\n",
+     .errors = {"cfg.yaml:2:41: invalid url 'https://x/a/b/' in forward entry #1 (expected a "
+                "server's URL, like https://keda-operator-metrics-apiserver.keda.svc:443, "
+                "without a path or query)"}},
     {.name = "no host",
      .yaml = "forward:\n  - {group: custom.metrics.k8s.io, url: 'https:///'}\n",
      .errors = {"cfg.yaml:2:41: invalid url 'https:///' in forward entry #1 (expected a "
                 "server's URL, like https://keda-operator-metrics-apiserver.keda.svc:443, "
-                "without a query)"}},
+                "without a path or query)"}},
     {.name = "two for one group",
      .yaml = "forward:\n"
              "  - {group: custom.metrics.k8s.io, url: 'https://a'}\n"

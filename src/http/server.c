@@ -4,9 +4,17 @@
  * the config, and every request handed to the pure API layer (sm_api_handle).
  *
  * Design:
- * - Threads: MHD's internal pool (POOL_THREADS) runs handshakes and requests; one watcher
- *   thread (only with cert_file/key_file) stats both files every second. main() starts and
- *   stops the server.
+ * - Threads: MHD's internal pool (POOL_THREADS) runs handshakes and requests; one accept
+ *   thread hands it the connections; one watcher thread (only with cert_file/key_file) stats
+ *   both files every second. main() starts and stops the server.
+ * - Accepting: the listening socket is ours, not MHD's. When every pool thread polls the
+ *   listening socket itself, whichever wakes first accepts up to 10 connections in a row, so
+ *   a burst of connections lands unevenly (6 and 44 of 50 in bench/README.md, "Fairness
+ *   under overload"); each thread then gets the same CPU, and the connections of the
+ *   crowded one wait several times longer. The accept thread passes each connection to
+ *   MHD_add_connection(), which gives it to pool thread fd % POOL_THREADS (the next one
+ *   with room, at the limits): consecutive descriptors alternate, and a closed connection's
+ *   descriptor is reused by the next one, on the same thread, so the threads stay even.
  * - Certificates: every handshake calls retrieve_cert(), which reads s->current with one
  *   atomic load. The watcher builds a new struct creds completely, then publishes it with one
  *   atomic store. Retired credentials are never freed before sm_http_server_stop(): a
@@ -45,6 +53,8 @@
  *   request until it completes). A 401 or 403 from the access check is written even when the
  *   access log is off: it is the only record of the refusal. Off, the cost is one test.
  */
+/* accept4(): a connection's descriptor is close-on-exec from the start. */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/abstract.h>
@@ -86,6 +96,8 @@
 /* Certificates in the served chain (leaf plus intermediates). */
 #define CHAIN_MAX    16
 #define POOL_THREADS 2u
+/* How long the accept thread pauses after accept() fails (out of descriptors, ...). */
+#define ACCEPT_PAUSE_MS 100
 /* TLS 1.2 and 1.3 only; MHD advertises only http/1.1 and http/1.0 in ALPN, never h2. */
 #define HTTPS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 /* Request line plus headers are limited to max_header_bytes by on_request() (431, a Status
@@ -232,6 +244,11 @@ struct sm_http_server {
 	bool reaper_started;
 	atomic_bool reaper_stop;
 	pthread_t reaper;
+	/* The listening socket and the thread accepting on it. */
+	int listen_fd; /* -1: none */
+	bool acceptor_started;
+	atomic_bool acceptor_stop;
+	pthread_t acceptor;
 	atomic_bool draining;
 	atomic_uint_fast64_t in_flight;
 	int64_t drain_max_ms;
@@ -1306,6 +1323,83 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return answer(s, conn, rq, method, false);
 }
 
+/* ---- accepting ---- */
+
+/* A bound, listening socket for la; dual-stack for the IPv6 wildcard, as MHD made it. */
+static int listen_open(const struct listen_addr *la, int *ret_fd)
+{
+	int fd;
+	int r;
+
+	fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int));
+	if (la->v6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){la->any ? 0 : 1},
+		                 sizeof(int));
+	if (bind(fd, (const struct sockaddr *)&la->ss, la->len) < 0 || listen(fd, SOMAXCONN) < 0) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static void *accept_loop(void *arg)
+{
+	struct sm_http_server *s = arg;
+	const struct timespec pause = {.tv_nsec = ACCEPT_PAUSE_MS * 1000000L};
+	int failing = 0; /* the errno being reported, 0: none */
+
+	while (!atomic_load(&s->acceptor_stop)) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &len,
+		                 SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd < 0) {
+			int e = errno;
+
+			if (e == EINTR || e == ECONNABORTED || atomic_load(&s->acceptor_stop))
+				continue;
+			if (e != failing)
+				sm_log_warn(LOG_CTX,
+				            "cannot accept connections on https://%s: %s, retrying "
+				            "every %dms",
+				            s->address, strerror(e), ACCEPT_PAUSE_MS);
+			failing = e;
+			(void)nanosleep(&pause, NULL);
+			continue;
+		}
+		if (failing) {
+			sm_log_info(LOG_CTX, "accepting connections on https://%s again",
+			            s->address);
+			failing = 0;
+		}
+		/* MHD closes the socket itself when it refuses it (connection limits). */
+		(void)MHD_add_connection(s->daemon, fd, (const struct sockaddr *)&ss, len);
+	}
+	return NULL;
+}
+
+/* Stops accepting: a blocked accept() returns once the socket is shut down, and
+ * connections still in the backlog are refused instead of left waiting. */
+static void stop_accepting(struct sm_http_server *s)
+{
+	if (s->listen_fd < 0)
+		return;
+	atomic_store(&s->acceptor_stop, true);
+	(void)shutdown(s->listen_fd, SHUT_RDWR);
+	if (s->acceptor_started) {
+		(void)pthread_join(s->acceptor, NULL);
+		s->acceptor_started = false;
+	}
+	(void)close(s->listen_fd);
+	s->listen_fd = -1;
+}
+
 /* ---- start / stop ---- */
 
 static int setup_creds(struct sm_http_server *s, const struct sm_server_config *sc,
@@ -1382,7 +1476,8 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 	unsigned int flags;
 	unsigned int timeout_s;
 	size_t pool_size;
-	const union MHD_DaemonInfo *info;
+	struct sockaddr_storage bound;
+	socklen_t bound_len;
 	uint16_t port;
 	int r;
 
@@ -1396,6 +1491,8 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 		return -ENOMEM;
 	}
 	s->api = api;
+	s->listen_fd = -1;
+	atomic_init(&s->acceptor_stop, false);
 	atomic_init(&s->current, NULL);
 	atomic_init(&s->draining, false);
 	atomic_init(&s->in_flight, 0);
@@ -1483,21 +1580,23 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 			goto out;
 	}
 
+	r = listen_open(&la, &s->listen_fd);
+	if (r < 0) {
+		sm_error_set(reterr, "cannot serve HTTPS on '%s': %s", listen, strerror(-r));
+		goto out;
+	}
+	/* The accept thread adds the connections (see "Accepting" above); MHD_USE_ITC lets
+	 * it wake the pool thread that gets one. */
 	flags = MHD_USE_TLS | MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-	        MHD_USE_ITC;
+	        MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET;
 	if (s->auth || s->upstream)
 		flags |= MHD_ALLOW_SUSPEND_RESUME;
-	if (la.v6)
-		flags |= la.any ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
-	port = ntohs(la.v6 ? ((struct sockaddr_in6 *)&la.ss)->sin6_port
-	                   : ((struct sockaddr_in *)&la.ss)->sin_port);
 
 	errno = 0;
 	/* One option and its arguments per line. */
 	/* clang-format off */
-	s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&la.ss,
 		MHD_OPTION_THREAD_POOL_SIZE, POOL_THREADS,
 		MHD_OPTION_HTTPS_CERT_CALLBACK, retrieve_cert,
 		MHD_OPTION_HTTPS_PRIORITIES, HTTPS_PRIORITIES,
@@ -1517,10 +1616,21 @@ int sm_http_server_start(const struct sm_config *cfg, const struct sm_api_contex
 		             errno ? strerror(errno) : "");
 		goto out;
 	}
-	info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	if (info && info->port)
-		port = info->port;
+	bound_len = sizeof(bound);
+	if (getsockname(s->listen_fd, (struct sockaddr *)&bound, &bound_len) == 0)
+		port =
+		    ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+		                                      : ((struct sockaddr_in *)&bound)->sin_port);
+	else
+		port = ntohs(la.v6 ? ((struct sockaddr_in6 *)&la.ss)->sin6_port
+		                   : ((struct sockaddr_in *)&la.ss)->sin_port);
 	format_address(&la.ss, port, s->address, sizeof(s->address));
+	r = -pthread_create(&s->acceptor, NULL, accept_loop, s);
+	if (r < 0) {
+		sm_error_set(reterr, "cannot start the accept thread: %s", strerror(-r));
+		goto out;
+	}
+	s->acceptor_started = true;
 
 	r = -pthread_create(&s->reaper, NULL, reap_slow, s);
 	if (r < 0) {
@@ -1582,17 +1692,13 @@ static void drain(struct sm_http_server *s)
 
 void sm_http_server_stop(struct sm_http_server *s)
 {
-	MHD_socket listen_fd = MHD_INVALID_SOCKET;
 	struct creds *c;
 
 	if (!s)
 		return;
 	if (s->daemon) {
 		atomic_store(&s->draining, true);
-		listen_fd = MHD_quiesce_daemon(s->daemon);
-		/* Refuse new connections at once instead of leaving them in the backlog. */
-		if (listen_fd != MHD_INVALID_SOCKET)
-			(void)shutdown(listen_fd, SHUT_RDWR);
+		stop_accepting(s);
 		drain(s);
 		/* Every queued access check resumes its connection; MHD must not stop with
 		 * suspended connections. */
@@ -1608,11 +1714,10 @@ void sm_http_server_stop(struct sm_http_server *s)
 			s->reaper_started = false;
 		}
 		MHD_stop_daemon(s->daemon);
-		if (listen_fd != MHD_INVALID_SOCKET)
-			(void)close(listen_fd);
 		s->daemon = NULL;
 		sm_log_info(LOG_CTX, "stopped serving on https://%s", s->address);
 	}
+	stop_accepting(s);
 	stop_workers(s);
 	if (s->jobs_init) {
 		(void)pthread_cond_destroy(&s->jobs_cond);

@@ -12,6 +12,11 @@ ROOT=$(dirname "$BENCH_DIR")
 SM_BIN=${SM_BIN:-$ROOT/build-bench/scalemetrics}
 RESULTS=${RESULTS:-$BENCH_DIR/results}
 PY=/usr/bin/python3
+# What the benchmarks run beside the server (wrk, nginx): installed when missing, as root,
+# like scripts/test.sh installs what the tests need.
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+sm_install_packages wrk nginx-light
 mkdir -p "$RESULTS"
 
 WORK=$(mktemp -d /tmp/sm-bench.XXXXXX)

@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "scalemetrics/api.h"
+#include "scalemetrics/buf.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/forward.h"
 #include "scalemetrics/log.h"
@@ -97,39 +98,6 @@ struct sm_upstream {
 	pthread_t refresher;
 	bool refresher_started;
 };
-
-struct body {
-	char *data;
-	size_t len, cap;
-	bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct body *b = userdata;
-	size_t n = size * nmemb;
-
-	if (n > MAX_BODY - b->len) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		char *d;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		d = realloc(b->data, cap);
-		if (!d)
-			return 0;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
-}
 
 static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
@@ -221,12 +189,12 @@ out:
 /* One GET of url from the upstream t on handle h. 0 with the status, body (owned) and
  * Content-Type (owned, may be NULL); or a negative errno with why in reterr. */
 static int get(struct sm_upstream *u, struct target *t, CURL *h, const char *url, long *ret_status,
-               struct body *ret_body, char **ret_ct, struct sm_error *reterr)
+               struct sm_buf *ret_body, char **ret_ct, struct sm_error *reterr)
 {
 	struct curl_slist *headers = NULL, *l;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *auth = NULL, *ct = NULL;
-	struct body b = {0};
+	struct sm_buf b = {.max = MAX_BODY};
 	CURLcode rc;
 	int r;
 
@@ -255,7 +223,7 @@ static int get(struct sm_upstream *u, struct target *t, CURL *h, const char *url
 	(void)curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	(void)curl_easy_setopt(h, CURLOPT_USERAGENT, USER_AGENT);
-	(void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	(void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sm_buf_curl_write);
 	(void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 	(void)curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)MAX_BODY);
@@ -303,7 +271,7 @@ static int get(struct sm_upstream *u, struct target *t, CURL *h, const char *url
 		}
 	}
 	*ret_body = b;
-	b = (struct body){0};
+	b = (struct sm_buf){.max = MAX_BODY};
 	*ret_ct = ct;
 	ct = NULL;
 	r = 0;
@@ -334,7 +302,7 @@ static void run_job(struct sm_upstream *u, CURL *h, struct job *j)
 	struct target *t = &u->targets[j->upstream];
 	struct sm_api_response resp = {0};
 	struct sm_error err = {0};
-	struct body b = {0};
+	struct sm_buf b = {.max = MAX_BODY};
 	char *ct = NULL;
 	int64_t waited = sm_time_mono_ms() - j->queued_ms;
 	long status = 0;
@@ -506,7 +474,7 @@ static void refresh(struct sm_upstream *u, CURL *h, size_t i)
 	for (size_t k = 0; !failed; k++) {
 		const char *version = sm_forward_version(u->fwd, i, k);
 		struct sm_error err = {0};
-		struct body b = {0};
+		struct sm_buf b = {.max = MAX_BODY};
 		char *ct = NULL;
 		long status = 0;
 		char url[2048];

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "scalemetrics/buf.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/kubeconfig.h"
@@ -47,41 +48,6 @@ struct sm_kube_client {
 	struct timespec token_mtime;
 	off_t token_size;
 };
-
-struct body {
-	char *data;
-	size_t len;
-	size_t cap;
-	size_t max;
-	bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct body *b = userdata;
-	size_t n = size * nmemb;
-
-	if (n > b->max - b->len) {
-		b->too_big = true;
-		return 0;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		char *d;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		d = realloc(b->data, cap);
-		if (!d)
-			return 0;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, ptr, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return n;
-}
 
 static bool empty(const char *s)
 {
@@ -588,7 +554,7 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
                    struct sm_error *reterr)
 {
 	struct curl_slist *headers = NULL, *h;
-	struct body b = {.max = c->max_body};
+	struct sm_buf b = {.max = c->max_body};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *url = NULL, *auth = NULL, *payload = NULL;
 	size_t url_len;
@@ -641,7 +607,7 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	(void)curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
 	(void)curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
 	(void)curl_easy_setopt(c->curl, CURLOPT_ACCEPT_ENCODING, "");
-	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, sm_buf_curl_write);
 	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
 	(void)curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
 	(void)curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);

@@ -122,9 +122,4 @@ struct sm_store *sm_store_live_acquire(struct sm_store_live *l);
  * which is freed once no request holds it any more. */
 void sm_store_live_replace(struct sm_store_live *l, struct sm_store *st);
 
-/* Clocks, in one place. */
-int64_t sm_time_mono_ms(void);
-int64_t sm_time_mono_us(void); /* the same monotonic clock, in microseconds */
-int64_t sm_time_wall_ms(void);
-
 #endif

@@ -12,6 +12,7 @@
 #include "scalemetrics/config.h"
 #include "scalemetrics/forward.h"
 #include "scalemetrics/store.h"
+#include "scalemetrics/urlenc.h"
 
 #include "api-internal.h"
 
@@ -185,47 +186,6 @@ const struct sm_api_route *sm_api_routes(size_t *ret_n)
 	return routes;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes s in place (the result is never longer). -EINVAL for a bad escape or an encoded
- * NUL; s is unchanged then. */
-static int percent_decode(char *s, bool plus_is_space)
-{
-	char *w = s;
-
-	for (const char *r = s; *r; r++) {
-		if (*r == '%') {
-			int hi = hex_value(r[1]);
-			int lo = hi < 0 ? -1 : hex_value(r[2]);
-
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return -EINVAL;
-			r += 2;
-		}
-	}
-	for (const char *r = s; *r; r++) {
-		if (*r == '%') {
-			*w++ = (char)(hex_value(r[1]) * 16 + hex_value(r[2]));
-			r += 2;
-		} else if (*r == '+' && plus_is_space) {
-			*w++ = ' ';
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-	return 0;
-}
-
 /* Splits path into decoded segments inside *ret_buf. -EINVAL: malformed (message in err),
  * -E2BIG: too deep to match anything, -ENOMEM. */
 static int split_path(const char *path, char **ret_buf, char **segs, size_t *ret_n,
@@ -264,7 +224,7 @@ static int split_path(const char *path, char **ret_buf, char **segs, size_t *ret
 			goto out;
 		}
 		/* After the split, so an encoded '/' stays inside its segment. */
-		if (percent_decode(p, false) < 0) {
+		if (sm_url_decode(p, strlen(p), p, false) < 0) {
 			sm_error_set(err, "invalid request path: invalid percent-encoding in '%s'",
 			             p);
 			r = -EINVAL;
@@ -310,7 +270,7 @@ static int parse_query(const char *query, char **ret_buf, struct sm_api_call *c,
 		if (eq)
 			*eq = '\0';
 		/* A key that does not decode is not one we know: skip it. */
-		if (percent_decode(p, true) == 0) {
+		if (sm_url_decode(p, strlen(p), p, true) == 0) {
 			if (strcmp(p, "labelSelector") == 0)
 				target = &c->label_selector;
 			else if (strcmp(p, "metricLabelSelector") == 0)
@@ -321,7 +281,7 @@ static int parse_query(const char *query, char **ret_buf, struct sm_api_call *c,
 		if (target && !*target) {
 			char *value = eq ? eq + 1 : p + strlen(p);
 
-			if (percent_decode(value, true) < 0) {
+			if (sm_url_decode(value, strlen(value), value, true) < 0) {
 				sm_error_set(
 				    err, "invalid query parameter %s: invalid percent-encoding", p);
 				return -EINVAL;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "scalemetrics/api.h"
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/error.h"
 #include "scalemetrics/explain.h"

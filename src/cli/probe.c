@@ -12,11 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/error.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
-#include "scalemetrics/store.h"
 
 #define MAX_SAMPLES   3
 #define MAX_COL_WIDTH 72

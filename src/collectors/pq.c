@@ -9,8 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
-#include "scalemetrics/store.h"
+#include "scalemetrics/file.h"
 
 #include "pq-internal.h"
 
@@ -287,69 +288,12 @@ void pq_conn_close(struct pq_conn *c)
 
 int pq_dsn_read(const char *dsn_env, const char *dsn_file, char **ret, struct sm_error *reterr)
 {
-	char *buf = NULL;
-	size_t n = 0;
-	int fd = -1;
-	int r = 0;
+	int r = sm_secret_read(dsn_env, dsn_file, DSN_MAX_BYTES, "dsn", ret, reterr);
 
-	if (dsn_env && *dsn_env) {
-		const char *v = getenv(dsn_env);
-
-		if (!v || !*v) {
-			sm_error_set(reterr, "environment variable '%s' is not set", dsn_env);
-			return -ENOENT;
-		}
-		buf = strdup(v);
-		if (!buf)
-			return -ENOMEM;
-		n = strlen(buf);
-	} else if (dsn_file && *dsn_file) {
-		ssize_t got;
-
-		fd = open(dsn_file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			r = -errno;
-			sm_error_set(reterr, "cannot read dsn_file '%s': %s", dsn_file,
-			             strerror(errno));
-			goto out;
-		}
-		buf = malloc(DSN_MAX_BYTES + 1);
-		if (!buf) {
-			r = -ENOMEM;
-			goto out;
-		}
-		while (n < DSN_MAX_BYTES) {
-			got = read(fd, buf + n, DSN_MAX_BYTES - n);
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got < 0) {
-				r = -errno;
-				sm_error_set(reterr, "cannot read dsn_file '%s': %s", dsn_file,
-				             strerror(errno));
-				goto out;
-			}
-			if (got == 0)
-				break;
-			n += (size_t)got;
-		}
-		buf[n] = '\0';
-	} else {
+	if (r == 0 && !*ret) {
 		sm_error_set(reterr, "no dsn_env or dsn_file given");
 		return -EINVAL;
 	}
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = '\0';
-	if (n == 0) {
-		sm_error_set(reterr, "the DSN is empty");
-		r = -EINVAL;
-		goto out;
-	}
-	*ret = buf;
-	buf = NULL;
-out:
-	free(buf);
-	if (fd >= 0)
-		close(fd);
 	return r;
 }
 

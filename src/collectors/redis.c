@@ -25,13 +25,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/file.h"
 #include "scalemetrics/hash.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
-#include "scalemetrics/store.h"
 
 #include "redis-internal.h"
 
@@ -153,72 +154,13 @@ struct redis_state {
 
 static int read_password(const struct redis_config *c, char **ret, char *err, size_t errlen)
 {
-	char *buf = NULL;
-	size_t n = 0;
-	int fd = -1;
-	int r = 0;
+	struct sm_error e = {0};
+	int r;
 
-	if (c->password_env && *c->password_env) {
-		const char *v = getenv(c->password_env);
-
-		if (!v || !*v) {
-			snprintf(err, errlen, "environment variable '%s' (password_env) is not set",
-			         c->password_env);
-			return -ENOENT;
-		}
-		buf = strdup(v);
-		if (!buf)
-			return -ENOMEM;
-		n = strlen(buf);
-	} else if (c->password_file && *c->password_file) {
-		fd = open(c->password_file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			r = -errno;
-			snprintf(err, errlen, "cannot read password_file '%s': %s",
-			         c->password_file, strerror(errno));
-			goto out;
-		}
-		buf = malloc(PASSWORD_MAX + 1);
-		if (!buf) {
-			r = -ENOMEM;
-			goto out;
-		}
-		while (n < PASSWORD_MAX) {
-			ssize_t got = read(fd, buf + n, PASSWORD_MAX - n);
-
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got < 0) {
-				r = -errno;
-				snprintf(err, errlen, "cannot read password_file '%s': %s",
-				         c->password_file, strerror(errno));
-				goto out;
-			}
-			if (got == 0)
-				break;
-			n += (size_t)got;
-		}
-		buf[n] = '\0';
-		/* One trailing newline, as `echo` or an editor leaves it. */
-		if (n > 0 && buf[n - 1] == '\n')
-			buf[--n] = '\0';
-		if (n > 0 && buf[n - 1] == '\r')
-			buf[--n] = '\0';
-		if (n == 0) {
-			snprintf(err, errlen, "password_file '%s' is empty", c->password_file);
-			r = -EINVAL;
-			goto out;
-		}
-	} else {
-		*ret = NULL;
-		return 0;
-	}
-	*ret = buf;
-	buf = NULL;
-out:
-	free(buf);
-	if (fd >= 0)
-		close(fd);
+	*ret = NULL;
+	r = sm_secret_read(c->password_env, c->password_file, PASSWORD_MAX, "password", ret, &e);
+	if (r < 0)
+		snprintf(err, errlen, "%s", e.message);
 	return r;
 }
 

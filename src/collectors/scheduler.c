@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/log.h"
 #include "scalemetrics/series.h"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/hash.h"
 #include "scalemetrics/kube.h"
@@ -22,7 +23,6 @@
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
-#include "scalemetrics/store.h"
 #include "scalemetrics/window.h"
 
 /*

@@ -17,6 +17,7 @@
 #include <yaml.h>
 
 #include "scalemetrics/api.h"
+#include "scalemetrics/file.h"
 #include "scalemetrics/number.h"
 #include "scalemetrics/source.h"
 
@@ -1855,75 +1856,15 @@ int sm_config_parse_table_string(const char *name, const char *text, size_t len,
 	return load_text(name, text, len, keys, n_keys, target, NULL, reterrs);
 }
 
-static void file_error(struct sm_error_list *errs, const char *path, const char *what, int err)
-{
-	struct sm_error e = {0};
-
-	(void)snprintf(e.file, sizeof(e.file), "%s", path);
-	sm_error_set(&e, "%s: %s", what, strerror(err));
-	(void)sm_error_list_add(errs, &e);
-}
-
 int sm_config_read_file(const char *path, char **ret_text, size_t *ret_len,
                         struct sm_error_list *reterrs)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int fd = -1, r;
+	struct sm_error e = {0};
+	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		r = -errno;
-		file_error(reterrs, path, "cannot open", -r);
-		goto out;
-	}
-	for (;;) {
-		ssize_t k;
-
-		if (len == cap) {
-			size_t ncap = cap ? 2 * cap : 16384;
-			char *nbuf;
-
-			if (cap > MAX_FILE_BYTES) {
-				struct sm_error e = {0};
-
-				(void)snprintf(e.file, sizeof(e.file), "%s", path);
-				sm_error_set(&e, "the file is larger than %d bytes",
-				             MAX_FILE_BYTES);
-				(void)sm_error_list_add(reterrs, &e);
-				r = -EINVAL;
-				goto out;
-			}
-			nbuf = realloc(buf, ncap);
-			if (!nbuf) {
-				r = -ENOMEM;
-				goto out;
-			}
-			buf = nbuf;
-			cap = ncap;
-		}
-		k = read(fd, buf + len, cap - len);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = -errno;
-			file_error(reterrs, path, "cannot read", -r);
-			goto out;
-		}
-		if (k == 0)
-			break;
-		len += (size_t)k;
-	}
-	/* The last read returned 0 into a buffer with room left: len < cap. */
-	buf[len] = '\0';
-	*ret_text = buf;
-	*ret_len = len;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	if (fd >= 0)
-		close(fd);
+	r = sm_file_read(path, MAX_FILE_BYTES, 0, ret_text, ret_len, &e);
+	if (r < 0 && r != -ENOMEM)
+		(void)sm_error_list_add(reterrs, &e);
 	return r;
 }
 

@@ -22,9 +22,11 @@
 
 #include "scalemetrics/api.h"
 #include "scalemetrics/authz.h"
+#include "scalemetrics/file.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/log.h"
 #include "scalemetrics/telemetry.h"
+#include "scalemetrics/urlenc.h"
 
 /*
  * Design:
@@ -48,6 +50,7 @@
 #define ANONYMOUS_GROUP     "system:unauthenticated"
 #define MAX_PEER_CERTS      16
 #define VERIFIED_MAX        1024
+#define CA_FILE_MAX         (4 * 1024 * 1024)
 #define VERIFIED_TTL_S      300
 
 /* ---- users ---- */
@@ -256,39 +259,6 @@ static const char *const *names_or(const struct sm_strv *v, const char *const *d
 	return v && v->n > 0 ? (const char *const *)v->v : def;
 }
 
-static int hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* url.PathUnescape of s (already lower-cased) into out; false when it does not decode. */
-static bool path_unescape(const char *s, char *out)
-{
-	char *w = out;
-
-	for (; *s; s++) {
-		if (*s == '%') {
-			int hi = hexv(s[1]);
-			int lo = hi < 0 ? -1 : hexv(s[2]);
-
-			if (hi < 0 || lo < 0)
-				return false;
-			*w++ = (char)(hi * 16 + lo);
-			s += 2;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
-	return true;
-}
-
 int sm_auth_user_from_headers(const struct sm_auth_header_names *names,
                               const struct sm_auth_header *headers, size_t n_headers,
                               struct sm_auth_user *ret)
@@ -322,6 +292,7 @@ int sm_auth_user_from_headers(const struct sm_auth_header_names *names,
 			const char *rest;
 			struct sm_auth_extra *e;
 			char *key, *dec;
+			const char *name;
 
 			if (strncasecmp(headers[i].name, *p, plen) != 0)
 				continue;
@@ -336,8 +307,9 @@ int sm_auth_user_from_headers(const struct sm_auth_header_names *names,
 			for (char *c = key; *c; c++)
 				if (*c >= 'A' && *c <= 'Z')
 					*c = (char)(*c + 32);
-			e = extra_get(&u, path_unescape(key, dec) ? dec : key,
-			              strlen(path_unescape(key, dec) ? dec : key));
+			/* url.PathUnescape, as the apiserver does; undecodable: as sent. */
+			name = sm_url_decode(key, strlen(key), dec, false) == 0 ? dec : key;
+			e = extra_get(&u, name, strlen(name));
 			free(key);
 			free(dec);
 			if (!e || strv_push(&e->values, headers[i].value ? headers[i].value : "",
@@ -586,50 +558,17 @@ static int strv_copy(struct sm_strv *dst, const struct sm_strv *src)
 	return 0;
 }
 
+/* A CA bundle (PEM), whole. */
 static char *read_file(const char *path, struct sm_error *reterr)
 {
-	FILE *f = fopen(path, "re");
+	struct sm_error e = {0};
 	char *buf = NULL;
-	size_t len = 0, cap = 0;
 
-	if (!f) {
-		sm_error_set(reterr, "cannot read '%s': %s", path, strerror(errno));
+	if (sm_file_read(path, CA_FILE_MAX, 0, &buf, NULL, &e) < 0) {
+		sm_error_set(reterr, "cannot read '%s': %s", path, e.message);
 		return NULL;
 	}
-	for (;;) {
-		size_t n;
-
-		if (cap - len < 4096) {
-			char *nb;
-
-			if (cap > (1u << 22)) {
-				sm_error_set(reterr, "'%s' is too big for a CA bundle", path);
-				goto fail;
-			}
-			nb = realloc(buf, cap + 8192);
-			if (!nb) {
-				sm_error_set(reterr, "out of memory");
-				goto fail;
-			}
-			buf = nb;
-			cap += 8192;
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		sm_error_set(reterr, "cannot read '%s'", path);
-		goto fail;
-	}
-	(void)fclose(f);
-	buf[len] = '\0';
 	return buf;
-fail:
-	(void)fclose(f);
-	free(buf);
-	return NULL;
 }
 
 /* A CA file given in the config must be readable and hold a certificate at start. */

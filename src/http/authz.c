@@ -15,48 +15,13 @@
 #include "scalemetrics/auth.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/telemetry.h"
+#include "scalemetrics/urlenc.h"
 
 #define SAR_PATH          "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 #define CACHE_MAX_ENTRIES 4096
 #define MASTERS           "system:masters"
 
 /* ---- attributes ---- */
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes s into out (at least strlen(s)+1 bytes). -EINVAL for a bad escape or an
- * encoded NUL. With form, '+' is a space. */
-static int decode(const char *s, size_t len, char *out, bool form)
-{
-	char *w = out;
-
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '%') {
-			int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-			int lo = hi < 0 ? -1 : hex_value(s[i + 2]);
-
-			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-				return -EINVAL;
-			*w++ = (char)(hi * 16 + lo);
-			i += 2;
-		} else if (form && s[i] == '+') {
-			*w++ = ' ';
-		} else {
-			*w++ = s[i];
-		}
-	}
-	*w = '\0';
-	return 0;
-}
 
 static bool str_in(const char *s, const char *const *set)
 {
@@ -90,12 +55,12 @@ static bool query_watch(const char *query, char *scratch)
 		const char *eq = memchr(p, '=', len);
 		size_t klen = eq ? (size_t)(eq - p) : len;
 
-		if (decode(p, klen, scratch, true) == 0 && strcmp(scratch, "watch") == 0) {
+		if (sm_url_decode(p, klen, scratch, true) == 0 && strcmp(scratch, "watch") == 0) {
 			const char *v = eq ? eq + 1 : p + len;
 			size_t vlen = eq ? len - klen - 1 : 0;
 			int b;
 
-			if (decode(v, vlen, scratch, true) < 0)
+			if (sm_url_decode(v, vlen, scratch, true) < 0)
 				return true;
 			b = parse_go_bool(scratch);
 			if (b >= 0)
@@ -154,7 +119,7 @@ int sm_authz_attributes_from_request(const char *method, const char *path, const
 	verb_buf = path_buf + len + 1;
 	scratch = verb_buf + strlen(method) + 1;
 
-	if (decode(path, len, path_buf, false) < 0) {
+	if (sm_url_decode(path, len, path_buf, false) < 0) {
 		sm_error_set(reterr, "invalid request path: invalid percent-encoding");
 		r = -EINVAL;
 		goto fail;
@@ -179,7 +144,7 @@ int sm_authz_attributes_from_request(const char *method, const char *path, const
 			r = -EINVAL;
 			goto fail;
 		}
-		if (decode(p, strlen(p), p, false) < 0) {
+		if (sm_url_decode(p, strlen(p), p, false) < 0) {
 			sm_error_set(reterr, "invalid request path: invalid percent-encoding");
 			r = -EINVAL;
 			goto fail;

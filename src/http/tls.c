@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "scalemetrics/file.h"
+
 /* Certificate and key files are small; anything bigger is not what we think it is. */
 #define PEM_FILE_MAX     (1024 * 1024)
 #define SELF_SIGNED_DAYS 365
@@ -40,63 +42,25 @@ static const char *openssl_reason(char *buf, size_t len)
 	return buf;
 }
 
-/* Reads a whole file into a NUL-terminated buffer of at most PEM_FILE_MAX bytes. */
+/* Reads a whole PEM file (a regular file of at most PEM_FILE_MAX bytes, text). */
 static int read_file(const char *path, const char *what, char **ret, size_t *ret_len,
                      struct sm_error *reterr)
 {
-	FILE *f = NULL;
+	struct sm_error e = {0};
 	char *buf = NULL;
 	size_t n = 0;
-	struct stat st;
 	int r;
 
-	f = fopen(path, "re");
-	if (!f) {
-		r = -errno;
-		sm_error_set(reterr, "cannot open %s file '%s': %s", what, path, strerror(-r));
-		goto out;
-	}
-	if (fstat(fileno(f), &st) < 0) {
-		r = -errno;
-		sm_error_set(reterr, "cannot stat %s file '%s': %s", what, path, strerror(-r));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		sm_error_set(reterr, "%s file '%s' is not a regular file", what, path);
-		goto out;
-	}
-	if (st.st_size > PEM_FILE_MAX) {
-		r = -EFBIG;
-		sm_error_set(reterr, "%s file '%s' is larger than %d bytes", what, path,
-		             PEM_FILE_MAX);
-		goto out;
-	}
-	/* One byte more than allowed, to notice a file that grew since fstat. */
-	buf = malloc(PEM_FILE_MAX + 2);
-	if (!buf) {
-		r = -ENOMEM;
-		sm_error_set(reterr, "out of memory reading %s file '%s'", what, path);
-		goto out;
-	}
-	n = fread(buf, 1, PEM_FILE_MAX + 1, f);
-	if (ferror(f)) {
-		r = -EIO;
-		sm_error_set(reterr, "cannot read %s file '%s'", what, path);
-		goto out;
-	}
-	if (n > PEM_FILE_MAX) {
-		r = -EFBIG;
-		sm_error_set(reterr, "%s file '%s' is larger than %d bytes", what, path,
-		             PEM_FILE_MAX);
-		goto out;
+	r = sm_file_read(path, PEM_FILE_MAX, SM_FILE_REGULAR, &buf, &n, &e);
+	if (r < 0) {
+		sm_error_set(reterr, "%s file '%s': %s", what, path, e.message);
+		return r;
 	}
 	if (n == 0) {
 		r = -EINVAL;
 		sm_error_set(reterr, "%s file '%s' is empty", what, path);
 		goto out;
 	}
-	buf[n] = '\0';
 	if (strlen(buf) != n) {
 		r = -EINVAL;
 		sm_error_set(reterr, "%s file '%s' is not PEM text (it contains NUL bytes)", what,
@@ -106,15 +70,8 @@ static int read_file(const char *path, const char *what, char **ret, size_t *ret
 	*ret = buf;
 	*ret_len = n;
 	buf = NULL;
-	r = 0;
 out:
-	if (buf) {
-		/* May hold key material. */
-		OPENSSL_cleanse(buf, n);
-		free(buf);
-	}
-	if (f)
-		(void)fclose(f);
+	free(buf);
 	return r;
 }
 

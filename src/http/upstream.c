@@ -36,6 +36,7 @@
 
 #include "scalemetrics/api.h"
 #include "scalemetrics/buf.h"
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/forward.h"
 #include "scalemetrics/log.h"

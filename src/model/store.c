@@ -573,33 +573,3 @@ void sm_store_live_replace(struct sm_store_live *l, struct sm_store *st)
 	(void)pthread_mutex_unlock(&l->lock);
 	sm_store_unref(old);
 }
-
-/* ---- clocks ---- */
-
-static int64_t clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	if (clock_gettime(id, &ts) != 0)
-		return 0;
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t sm_time_mono_ms(void)
-{
-	return clock_ms(CLOCK_MONOTONIC);
-}
-
-int64_t sm_time_mono_us(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
-		return 0;
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t sm_time_wall_ms(void)
-{
-	return clock_ms(CLOCK_REALTIME);
-}

@@ -14,6 +14,7 @@
 /* cmocka needs the headers above, so it stays out of their sorted block. */
 #include <cmocka.h>
 
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/store.h"

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SM_CLOCK_H
+#define SM_CLOCK_H
+
+#include <stdint.h>
+
+/* The clocks, in one place. Monotonic for durations, deadlines and staleness; wall only for
+ * what leaves the process (timestamps in answers, logs, Redis scores). 0 if a clock fails. */
+int64_t sm_time_mono_ms(void);
+int64_t sm_time_mono_us(void); /* the same monotonic clock, in microseconds */
+int64_t sm_time_wall_ms(void);
+
+#endif

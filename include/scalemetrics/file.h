@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#ifndef SM_FILE_H
+#define SM_FILE_H
+
+#include <stddef.h>
+
+#include "scalemetrics/error.h"
+
+/* Reading small files whole: the config file, certificates, CA bundles, tokens, kubeconfigs,
+ * secrets. Errors name the file in reterr->file and say what failed in reterr->message
+ * ("cannot open: No such file or directory", "larger than 65536 bytes", "not a regular
+ * file"), so sm_error_format() prints "PATH: cannot open: ...". */
+
+enum {
+	SM_FILE_REGULAR = 1 << 0, /* refuse anything but a regular file (-EINVAL) */
+};
+
+/* Reads the whole of path into a NUL-terminated malloc'ed buffer (*ret; its length without
+ * the NUL in *ret_len when not NULL). At most max bytes: a larger file is -EFBIG, also one
+ * that grows past max while it is read. -errno on failure; *ret untouched then. */
+int sm_file_read(const char *path, size_t max, unsigned flags, char **ret, size_t *ret_len,
+                 struct sm_error *reterr) SM_MUSTCHECK;
+
+/* A secret given either by an environment variable (env, its name) or by a file: the
+ * `password_env`/`password_file`, `dsn_env`/`dsn_file` pairs of the config. env wins when
+ * both are set. Trailing CR/LF bytes are dropped (an editor's or `echo`'s newline); an empty
+ * result is an error. what names the pair in messages ("password" -> "password_file
+ * '/x' is empty"). Neither set: *ret = NULL and 0. -ENOENT (variable not set), -EINVAL
+ * (empty), -EFBIG (file over max bytes), -errno, -ENOMEM. */
+int sm_secret_read(const char *env, const char *file, size_t max, const char *what, char **ret,
+                   struct sm_error *reterr) SM_MUSTCHECK;
+
+#endif

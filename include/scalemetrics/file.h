@@ -3,6 +3,8 @@
 #define SM_FILE_H
 
 #include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "scalemetrics/error.h"
 
@@ -29,5 +31,24 @@ int sm_file_read(const char *path, size_t max, unsigned flags, char **ret, size_
  * (empty), -EFBIG (file over max bytes), -errno, -ENOMEM. */
 int sm_secret_read(const char *env, const char *file, size_t max, const char *what, char **ret,
                    struct sm_error *reterr) SM_MUSTCHECK;
+
+/* A file re-read whenever it changes (mtime, size or inode): a bearer token the kubelet
+ * rotates under a projected volume. Zero-initialise, set path (borrowed). Not locked: the
+ * caller serialises. */
+struct sm_token_file {
+	const char *path;
+	char *value; /* the contents without trailing white space; NULL until first read */
+	struct timespec mtime;
+	off_t size;
+	ino_t ino;
+};
+
+/* Reads the file when it is new or changed since the last read. 0: value is current (it
+ * may be ""); -errno with reterr as sm_file_read's (the last value is kept); -EFBIG past
+ * max bytes. */
+int sm_token_file_refresh(struct sm_token_file *t, size_t max,
+                          struct sm_error *reterr) SM_MUSTCHECK;
+/* Wipes and frees the value. */
+void sm_token_file_done(struct sm_token_file *t);
 
 #endif

@@ -522,12 +522,11 @@ static int cmd_serve(const char *path)
 	(void)sigemptyset(&sa.sa_mask);
 	(void)sigaction(SIGPIPE, &sa, NULL);
 
-	/* Memory (bench/README.md, footprint): blocks of 128 KiB and more (snapshot arrays,
-	 * string arenas, big answers) always come from mmap, so freeing them gives them back at
-	 * once (glibc otherwise raises its threshold after the first such free and keeps them
-	 * in the heap); and two malloc arenas rather than up to eight per core. At 10,000
-	 * series this keeps 2.5 MiB fewer resident for no CPU (malloc_trim per round did the
-	 * same for 50% more CPU per round). */
+	/* Memory: blocks of 128 KiB and more (snapshot arrays, string arenas, big answers)
+	 * always come from mmap, so freeing them gives them back at once (glibc otherwise
+	 * raises its threshold after the first such free and keeps them in the heap); and two
+	 * malloc arenas rather than up to eight per core. Cheaper than malloc_trim per round
+	 * for the same effect; the figures are in bench/README.md, section 3 "Footprint". */
 	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	(void)mallopt(M_ARENA_MAX, 2);
 	if (load_config(path, &cfg, &sv.text, &sv.text_len) < 0)

@@ -38,6 +38,7 @@
 #include "scalemetrics/buf.h"
 #include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/file.h"
 #include "scalemetrics/forward.h"
 #include "scalemetrics/log.h"
 #include "scalemetrics/store.h"
@@ -69,11 +70,8 @@ struct target {
 	const char *name; /* borrowed from the forward table: the URL, userinfo hidden */
 	pthread_mutex_t token_lock;
 	bool token_lock_init;
-	char *token; /* as last read, and the file's identity then */
-	struct timespec token_mtime;
-	off_t token_size;
-	ino_t token_ino;
-	atomic_bool failing; /* the last forwarded request failed (logged when it turned) */
+	struct sm_token_file token; /* under token_lock */
+	atomic_bool failing;        /* the last forwarded request failed (logged when it turned) */
 	/* Refresher only. */
 	int64_t next_refresh_ms, last_refresh_ms;
 	bool discovery_failing;
@@ -123,67 +121,32 @@ static void secret_free(char *s)
  * without a token_file. -EACCES with why in reterr, -ENOMEM. */
 static int auth_header(struct target *t, char **ret, struct sm_error *reterr)
 {
-	const char *file = t->cfg->token_file;
-	struct stat st;
-	FILE *f = NULL;
-	char *buf = NULL;
-	size_t n, len;
-	int r = 0;
+	struct sm_error e = {0};
+	size_t len;
+	int r;
 
 	*ret = NULL;
-	if (!file)
+	if (!t->cfg->token_file)
 		return 0;
 	(void)pthread_mutex_lock(&t->token_lock);
-	if (stat(file, &st) != 0) {
-		sm_error_set(reterr, "cannot read token_file '%s': %s", file, strerror(errno));
-		r = -EACCES;
+	t->token.path = t->cfg->token_file;
+	r = sm_token_file_refresh(&t->token, TOKEN_MAX, &e);
+	if (r < 0) {
+		sm_error_set(reterr, "cannot read token_file '%s': %s", t->token.path, e.message);
+		r = r == -ENOMEM ? r : -EACCES;
 		goto out;
 	}
-	if (!t->token || st.st_mtim.tv_sec != t->token_mtime.tv_sec ||
-	    st.st_mtim.tv_nsec != t->token_mtime.tv_nsec || st.st_size != t->token_size ||
-	    st.st_ino != t->token_ino) {
-		f = fopen(file, "re");
-		if (!f) {
-			sm_error_set(reterr, "cannot read token_file '%s': %s", file,
-			             strerror(errno));
-			r = -EACCES;
-			goto out;
-		}
-		buf = malloc(TOKEN_MAX + 1);
-		if (!buf) {
-			r = -ENOMEM;
-			goto out;
-		}
-		n = fread(buf, 1, TOKEN_MAX, f);
-		if (ferror(f)) {
-			sm_error_set(reterr, "cannot read token_file '%s': read error", file);
-			r = -EACCES;
-			goto out;
-		}
-		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-			n--;
-		buf[n] = '\0';
-		secret_free(t->token);
-		t->token = buf;
-		buf = NULL;
-		t->token_mtime = st.st_mtim;
-		t->token_size = st.st_size;
-		t->token_ino = st.st_ino;
-	}
-	if (!*t->token)
+	if (!*t->token.value)
 		goto out;
-	len = strlen(t->token) + 32;
+	len = strlen(t->token.value) + 32;
 	*ret = malloc(len);
 	if (!*ret) {
 		r = -ENOMEM;
 		goto out;
 	}
-	(void)snprintf(*ret, len, "Authorization: Bearer %s", t->token);
+	(void)snprintf(*ret, len, "Authorization: Bearer %s", t->token.value);
 out:
 	(void)pthread_mutex_unlock(&t->token_lock);
-	if (f)
-		(void)fclose(f);
-	secret_free(buf);
 	return r;
 }
 
@@ -717,7 +680,7 @@ void sm_upstream_free(struct sm_upstream *u)
 
 		if (t->token_lock_init)
 			(void)pthread_mutex_destroy(&t->token_lock);
-		secret_free(t->token);
+		sm_token_file_done(&t->token);
 		for (size_t k = 0; k < t->n_clashes; k++)
 			free(t->clashes[k]);
 		free(t->clashes);

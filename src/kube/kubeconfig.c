@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "scalemetrics/config.h"
+#include "scalemetrics/file.h"
 
 #define MAX_FILE_BYTES (8u << 20) /* kubeconfigs with many clusters are still a few 100 KiB */
 #define NAMES_SHOWN    256        /* of the known contexts, in a "not found" message */
@@ -173,41 +174,22 @@ static int yaml_failed(struct loader *l, struct kfile *f, const yaml_parser_t *y
 static int read_file(struct loader *l, struct kfile *f, bool skip_missing)
 {
 	yaml_parser_t parser;
-	FILE *in = NULL;
+	struct sm_error e = {0};
 	char *buf = NULL;
-	struct stat st;
 	size_t len = 0;
 	int r;
 
-	in = fopen(f->path, "re");
-	if (!in) {
-		r = -errno;
-		if (r == -ENOENT && skip_missing)
-			return 0;
-		(void)fail(l->err, f, NULL, r == -ENOENT ? -ENOENT : -EACCES,
-		           "cannot read the kubeconfig: %s", strerror(-r));
-		return r == -ENOENT ? -ENOENT : -EACCES;
-	}
-	if (fstat(fileno(in), &st) != 0 || !S_ISREG(st.st_mode)) {
-		r = fail(l->err, f, NULL, -EACCES,
-		         "cannot read the kubeconfig: not a regular file");
-		goto out;
-	}
-	if ((uintmax_t)st.st_size > MAX_FILE_BYTES) {
-		r = fail(l->err, f, NULL, -EINVAL, "the kubeconfig is larger than %u bytes",
-		         MAX_FILE_BYTES);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		r = oom(l);
-		goto out;
-	}
-	len = fread(buf, 1, (size_t)st.st_size, in);
-	if (ferror(in)) {
-		r = fail(l->err, f, NULL, -EACCES, "cannot read the kubeconfig: read error");
-		goto out;
-	}
+	r = sm_file_read(f->path, MAX_FILE_BYTES, SM_FILE_REGULAR, &buf, &len, &e);
+	if (r == -ENOENT && skip_missing)
+		return 0;
+	if (r == -ENOMEM)
+		return oom(l);
+	if (r == -EFBIG)
+		return fail(l->err, f, NULL, -EINVAL, "the kubeconfig is larger than %u bytes",
+		            MAX_FILE_BYTES);
+	if (r < 0)
+		return fail(l->err, f, NULL, r == -ENOENT ? -ENOENT : -EACCES,
+		            "cannot read the kubeconfig: %s", e.message);
 	if (!yaml_parser_initialize(&parser)) {
 		r = oom(l);
 		goto out;
@@ -224,7 +206,6 @@ out:
 	if (buf)
 		memset(buf, 0, len); /* tokens and keys */
 	free(buf);
-	(void)fclose(in);
 	return r;
 }
 

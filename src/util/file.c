@@ -160,3 +160,41 @@ int sm_secret_read(const char *env, const char *file, size_t max, const char *wh
 	*ret = buf;
 	return 0;
 }
+
+static void wipe_free(char *s)
+{
+	if (s)
+		memset(s, 0, strlen(s));
+	free(s);
+}
+
+int sm_token_file_refresh(struct sm_token_file *t, size_t max, struct sm_error *reterr)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+	int r;
+
+	if (stat(t->path, &st) != 0)
+		return fail(reterr, t->path, -errno, "cannot open");
+	if (t->value && st.st_mtim.tv_sec == t->mtime.tv_sec &&
+	    st.st_mtim.tv_nsec == t->mtime.tv_nsec && st.st_size == t->size && st.st_ino == t->ino)
+		return 0;
+	r = sm_file_read(t->path, max, 0, &buf, &n, reterr);
+	if (r < 0)
+		return r;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	wipe_free(t->value);
+	t->value = buf;
+	t->mtime = st.st_mtim;
+	t->size = st.st_size;
+	t->ino = st.st_ino;
+	return 0;
+}
+
+void sm_token_file_done(struct sm_token_file *t)
+{
+	wipe_free(t->value);
+	t->value = NULL;
+}

@@ -156,6 +156,33 @@ static void test_secret_env_wins_and_errors(void **state)
 	assert_null(s);
 }
 
+static void test_token_file_reread_on_change(void **state)
+{
+	struct sm_token_file t = {0};
+	struct sm_error e = {0};
+	const char *value;
+	char path[128];
+
+	(void)state;
+	(void)snprintf(path, sizeof(path), "%s", write_file("token", "abc \n", 5));
+	t.path = path;
+	assert_int_equal(sm_token_file_refresh(&t, 64, &e), 0);
+	assert_string_equal(t.value, "abc");
+	value = t.value;
+	/* Unchanged: not read again (the same buffer). */
+	assert_int_equal(sm_token_file_refresh(&t, 64, &e), 0);
+	assert_ptr_equal(t.value, value);
+	(void)write_file("token", "rotated-token", 13);
+	assert_int_equal(sm_token_file_refresh(&t, 64, &e), 0);
+	assert_string_equal(t.value, "rotated-token");
+	/* Gone: an error, and the last value stays. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(sm_token_file_refresh(&t, 64, &e), -ENOENT);
+	assert_string_equal(t.value, "rotated-token");
+	sm_token_file_done(&t);
+	assert_null(t.value);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +192,7 @@ int main(void)
 	    cmocka_unit_test(test_missing_and_not_regular),
 	    cmocka_unit_test(test_secret_from_file_drops_newline),
 	    cmocka_unit_test(test_secret_env_wins_and_errors),
+	    cmocka_unit_test(test_token_file_reread_on_change),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

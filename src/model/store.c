@@ -323,6 +323,17 @@ static void slot_swap(struct slot *sl, struct snapshot *next)
 	sm_snapshot_unref(&old->pub);
 }
 
+/* The end of every publish, under sl->publish_lock (released here): next takes the round's
+ * time and becomes current, and the generation moves so cached answers are rebuilt. */
+static void publish_unlock(struct sm_store *st, struct slot *sl, struct snapshot *next)
+{
+	next->pub.last_round_us = sl->round_us;
+	sl->round_us = 0;
+	slot_swap(sl, next);
+	(void)pthread_mutex_unlock(&sl->publish_lock);
+	atomic_fetch_add_explicit(&st->generation, 1, memory_order_release);
+}
+
 int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *batch,
                              int64_t mono_ms, int64_t wall_ms)
 {
@@ -362,12 +373,8 @@ int sm_store_publish_success(struct sm_store *st, size_t idx, struct sm_batch *b
 	next->pub.rounds_ok = prev->pub.rounds_ok + 1;
 	next->pub.rounds_failed = prev->pub.rounds_failed;
 	next->pub.series_dropped = sm_batch_dropped(batch);
-	next->pub.last_round_us = sl->round_us;
-	sl->round_us = 0;
-	slot_swap(sl, next);
+	publish_unlock(st, sl, next);
 	next = NULL;
-	(void)pthread_mutex_unlock(&sl->publish_lock);
-	atomic_fetch_add_explicit(&st->generation, 1, memory_order_release);
 	r = 0;
 
 out:
@@ -409,12 +416,8 @@ int sm_store_publish_failure(struct sm_store *st, size_t idx, const char *error,
 	next->pub.has_completed = true;
 	next->pub.last_attempt_mono_ms = mono_ms;
 	next->pub.rounds_failed = prev->pub.rounds_failed + 1;
-	next->pub.last_round_us = sl->round_us;
-	sl->round_us = 0;
-	slot_swap(sl, next);
+	publish_unlock(st, sl, next);
 	next = NULL;
-	(void)pthread_mutex_unlock(&sl->publish_lock);
-	atomic_fetch_add_explicit(&st->generation, 1, memory_order_release);
 	r = 0;
 
 out:

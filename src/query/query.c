@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Query: resolves a parsed metrics request against the store's snapshots (docs/design.md "Query",
- * "Failure semantics"): which series answer it, whether they are fresh, what value. */
+ * "Failure semantics"): which series answer it, whether they are fresh, what value. Empty
+ * queues (absent series answered as 0) are query-zeros.c. About 850 lines: the rules of
+ * visibility, failure and fallback below are one decision and read best in one place. */
 #include "scalemetrics/query.h"
 
 #include <errno.h>
@@ -14,6 +16,8 @@
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series-index.h"
 #include "scalemetrics/store.h"
+
+#include "query-internal.h"
 
 /*
  * Visibility: a series whose object names a namespace (scraped pods) is visible in that
@@ -197,10 +201,9 @@ static bool selector_ok(const struct sm_selector *sel, const struct sm_label *la
 	return !sel || sm_selector_matches(sel, labels, n);
 }
 
-/* Does series s answer the (normalised) query, selectors included? labels_partial: s's labels
- * are known only in part (a failure, series.h). */
-static bool matches(const struct sm_query *q, const struct sm_source_config *src,
-                    const struct sm_metric_def *def, const struct sm_series *s, bool labels_partial)
+bool sm_query_series_matches(const struct sm_query *q, const struct sm_source_config *src,
+                             const struct sm_metric_def *def, const struct sm_series *s,
+                             bool labels_partial)
 {
 	if (strcmp(s->metric, q->metric) != 0)
 		return false;
@@ -241,7 +244,7 @@ static bool matches(const struct sm_query *q, const struct sm_source_config *src
 static bool series_matches(const struct sm_query *q, const struct sm_source_config *src,
                            const struct sm_metric_def *def, const struct sm_series *s)
 {
-	return matches(q, src, def, s, false);
+	return sm_query_series_matches(q, src, def, s, false);
 }
 
 /* The first requirement that pins one label value (k=v, k==v, k in (v)), or NULL. */
@@ -317,7 +320,7 @@ static int collect_failures(const struct sm_query *q, const struct sm_source_con
 	for (size_t i = 0; i < snap->n_failures; i++) {
 		const struct sm_series_failure *f = &snap->failures[i];
 
-		if (!matches(q, src, def, &f->series, f->labels_partial))
+		if (!sm_query_series_matches(q, src, def, &f->series, f->labels_partial))
 			continue;
 		if (!v) {
 			/* The first match: room for every failure left, so one allocation. */
@@ -416,245 +419,6 @@ static int unreadable(const struct sm_query *q, const struct sm_snapshot *snap,
 	sm_error_set(reterr, "metric '%s' is unavailable: source '%s' could not read %s: %s%s",
 	             q->metric, name, what, fails[0]->error, more);
 	return -EAGAIN;
-}
-
-/* ---- empty queues: absent series that are 0 ---- */
-
-/* A value of the zero label that answers 0, and the object it is served on. */
-struct zero {
-	char *value;       /* NULL: none (an object template without placeholder) */
-	char *object_name; /* NULL: no object (external) */
-};
-
-static void zeros_free(struct zero *z, size_t n)
-{
-	for (size_t i = 0; z && i < n; i++) {
-		free(z[i].value);
-		free(z[i].object_name);
-	}
-	free(z);
-}
-
-/* The requirement that pins key to one or more values (k=v, k==v, k in (a,b)), or NULL. */
-static const struct sm_selector_requirement *pinned_key(const struct sm_selector *sel,
-                                                        const char *key)
-{
-	for (size_t i = 0; i < sm_selector_count(sel); i++) {
-		const struct sm_selector_requirement *r = sm_selector_get(sel, i);
-
-		if (strcmp(r->key, key) == 0 &&
-		    (r->op == SM_SELECTOR_OP_EQUALS || r->op == SM_SELECTOR_OP_DOUBLE_EQUALS ||
-		     r->op == SM_SELECTOR_OP_IN))
-			return r;
-	}
-	return NULL;
-}
-
-static bool has_label(const struct sm_series *s, const char *name, const char *value)
-{
-	for (size_t i = 0; i < s->n_labels; i++)
-		if (strcmp(s->labels[i].name, name) == 0)
-			return !value || strcmp(s->labels[i].value, value) == 0;
-	return false;
-}
-
-/* Does any series or failure of metric carry name=value (or may a failure: one without the
- * label)? */
-static bool value_is_known(const struct sm_snapshot *snap, const char *metric, const char *name,
-                           const char *value)
-{
-	struct sm_series_cursor c;
-	size_t i;
-
-	if (snap->index) {
-		sm_series_index_label(snap->index, metric, name, value, &c);
-		while (sm_series_cursor_next(&c, &i))
-			if (strcmp(snap->series[i].metric, metric) == 0 &&
-			    has_label(&snap->series[i], name, value))
-				return true;
-	} else {
-		for (i = 0; i < snap->n_series; i++)
-			if (strcmp(snap->series[i].metric, metric) == 0 &&
-			    has_label(&snap->series[i], name, value))
-				return true;
-	}
-	for (i = 0; i < snap->n_failures; i++) {
-		const struct sm_series_failure *f = &snap->failures[i];
-
-		if (strcmp(f->series.metric, metric) != 0)
-			continue;
-		/* Without the label, the failure may be about any value of it. */
-		if (has_label(&f->series, name, value) || !has_label(&f->series, name, NULL))
-			return true;
-	}
-	return false;
-}
-
-/* Does name fit the object name template tmpl, token ("{queue}") standing for one label
- * value throughout? 1 with the value (a copy), 0 when tmpl has no token and is name, -1
- * when it does not fit (or the value could not be a served label value), -ENOMEM. */
-static int template_fit(const char *tmpl, const char *token, const char *name, char **ret)
-{
-	size_t tl = strlen(token), nl = strlen(name), fixed = strlen(tmpl), k = 0, vl;
-	const char *t, *first = strstr(tmpl, token);
-	char clean[64];
-	char *v;
-	size_t pos = 0;
-
-	for (t = first; t; t = strstr(t + tl, token))
-		k++;
-	if (k == 0)
-		return strcmp(tmpl, name) == 0 ? 0 : -1;
-	fixed -= k * tl;
-	if (nl <= fixed || (nl - fixed) % k != 0)
-		return -1;
-	vl = (nl - fixed) / k;
-	if (vl > 63)
-		return -1;
-	v = strndup(name + (first - tmpl), vl);
-	if (!v)
-		return -ENOMEM;
-	/* Every literal part and every occurrence must line up. */
-	for (t = tmpl; *t;) {
-		if (strncmp(t, token, tl) == 0) {
-			if (strncmp(name + pos, v, vl) != 0)
-				goto no;
-			pos += vl;
-			t += tl;
-		} else if (name[pos++] != *t++) {
-			goto no;
-		}
-	}
-	sm_label_value_sanitize(v, clean);
-	if (pos != nl || strcmp(clean, v) != 0)
-		goto no;
-	*ret = v;
-	return 1;
-no:
-	free(v);
-	return -1;
-}
-
-/* tmpl with every token replaced by value; NULL when out of memory. */
-static char *template_expand(const char *tmpl, const char *token, const char *value)
-{
-	size_t tl = strlen(token), vl = strlen(value), n = 0;
-	const char *t;
-	char *out, *o;
-
-	for (t = strstr(tmpl, token); t; t = strstr(t + tl, token))
-		n++;
-	out = malloc(strlen(tmpl) + n * vl + 1);
-	if (!out)
-		return NULL;
-	for (o = out, t = tmpl; *t;) {
-		if (strncmp(t, token, tl) == 0) {
-			memcpy(o, value, vl);
-			o += vl;
-			t += tl;
-		} else {
-			*o++ = *t++;
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-/* Keeps z when it answers q as the series it stands for would. */
-static bool zero_matches(const struct sm_query *q, const struct sm_source_config *src,
-                         const struct sm_metric_def *def, const struct zero *z)
-{
-	struct sm_label label = {.name = def->zero_label, .value = z->value};
-	struct sm_object_ref obj = {.resource = def->resource, .name = z->object_name};
-	struct sm_series s = {
-	    .metric = def->name,
-	    .labels = z->value ? &label : NULL,
-	    .n_labels = z->value ? 1 : 0,
-	    .object = z->object_name ? &obj : NULL,
-	};
-
-	return matches(q, src, def, &s, false);
-}
-
-/* The empty queues that answer q (none found: *ret NULL). Called while the source is fresh,
- * with no failure answering q; n_match: the series that do. */
-static int find_zeros(const struct sm_query *q, const struct sm_source_config *src,
-                      const struct sm_metric_def *def, const struct sm_snapshot *snap,
-                      size_t n_match, struct zero **ret, size_t *ret_n)
-{
-	const struct sm_selector_requirement *pin = pinned_key(q->metric_selector, def->zero_label);
-	const char *tmpl =
-	    def->scope == SM_METRIC_OBJECT && def->resource ? def->object_template : NULL;
-	struct zero *z = NULL;
-	size_t n = 0, n_cand = 0;
-	char token[128];
-	char *fit = NULL;
-	int r = 0, k;
-
-	if (snap->series_dropped > 0 ||
-	    (size_t)snprintf(token, sizeof(token), "{%s}", def->zero_label) >= sizeof(token))
-		return 0;
-	switch (q->kind) {
-	case SM_QUERY_EXTERNAL:
-		n_cand = pin ? pin->n_values : 0;
-		break;
-	case SM_QUERY_OBJECTS:
-		n_cand = pin && tmpl ? pin->n_values : 0;
-		break;
-	case SM_QUERY_OBJECT:
-		if (n_match > 0 || !tmpl)
-			break;
-		k = template_fit(tmpl, token, q->name, &fit);
-		if (k == -ENOMEM)
-			return k;
-		/* No placeholder: every queue is served on this one object. */
-		n_cand = k == 1 || (k == 0 && (!pin || pin->n_values == 1)) ? 1 : 0;
-		break;
-	case SM_QUERY_NAMESPACE: /* a total: already 0 when nothing matches */
-	case SM_QUERY_KIND_MAX:
-		break;
-	}
-	if (n_cand == 0)
-		goto out;
-	z = calloc(n_cand, sizeof(*z));
-	if (!z) {
-		r = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n_cand; i++) {
-		struct zero *c = &z[n];
-		const char *value = q->kind == SM_QUERY_OBJECT ? fit : pin->values[i];
-
-		if (q->kind == SM_QUERY_OBJECT && !fit && pin)
-			value = pin->values[0];
-		if (value && value_is_known(snap, def->name, def->zero_label, value))
-			continue;
-		c->value = value ? strdup(value) : NULL;
-		if (q->kind == SM_QUERY_OBJECT)
-			c->object_name = strdup(q->name);
-		else if (q->kind == SM_QUERY_OBJECTS)
-			c->object_name = template_expand(tmpl, token, value);
-		if ((value && !c->value) || (q->kind != SM_QUERY_EXTERNAL && !c->object_name)) {
-			r = -ENOMEM;
-			goto out;
-		}
-		if (zero_matches(q, src, def, c)) {
-			n++;
-		} else {
-			free(c->value);
-			free(c->object_name);
-			*c = (struct zero){0};
-		}
-	}
-	if (n > 0) {
-		*ret = z;
-		*ret_n = n;
-		z = NULL;
-	}
-out:
-	zeros_free(z, n_cand); /* those not kept are zeroed */
-	free(fit);
-	return r;
 }
 
 static int cmp_str_null_first(const char *a, const char *b)
@@ -888,7 +652,7 @@ static bool query_is_valid(const struct sm_query *q)
 /* Makes the series that zeros stand for in storage behind the items (zs, zl, zo, then their
  * strings at *pos), and appends them to match (room made by the caller). */
 static void zeros_to_series(const struct sm_metric_def *def, const struct sm_snapshot *snap,
-                            const struct zero *z, size_t n, struct sm_series *zs,
+                            const struct sm_query_zero *z, size_t n, struct sm_series *zs,
                             struct sm_label *zl, struct sm_object_ref *zo, char **pos,
                             const struct sm_series **match, size_t *n_match)
 {
@@ -919,7 +683,7 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 	const struct sm_series **match = NULL;
 	const struct sm_series_failure **fails = NULL;
 	struct sm_query_item *items = NULL;
-	struct zero *zeros = NULL;
+	struct sm_query_zero *zeros = NULL;
 	struct sm_series *zs;
 	struct sm_label *zl;
 	struct sm_object_ref *zo;
@@ -992,7 +756,7 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 			b.now_wall_ms = q.now_wall_ms ? q.now_wall_ms : sm_time_wall_ms();
 		}
 	} else if (!b.fallback && def->zero_label) {
-		r = find_zeros(&q, src, def, snap, n_match, &zeros, &n_zeros);
+		r = sm_query_find_zeros(&q, src, def, snap, n_match, &zeros, &n_zeros);
 		if (r < 0)
 			goto out;
 	}
@@ -1056,7 +820,7 @@ int sm_query_run(const struct sm_store *st, const struct sm_query *query,
 out:
 	free(match);
 	free(fails);
-	zeros_free(zeros, n_zeros);
+	sm_query_zeros_free(zeros, n_zeros);
 	free(items);
 	free(held);
 	sm_snapshot_unref(snap);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Kubernetes label selectors: a faithful port of labels.Parse (lexer, parser, validation,
- * error texts), matching and the canonical String() form. docs/api.md "Label selectors". */
+ * error texts), matching and the canonical String() form. docs/api.md "Label selectors".
+ * One file on purpose (about 850 lines): it follows apimachinery's labels/selector.go
+ * function by function, so the two can be read side by side when Kubernetes changes. */
 #include "scalemetrics/selector.h"
 
 #include <errno.h>

@@ -21,7 +21,7 @@ Layers, lowest first; each may include its own headers and those of the layers l
 ALLOWED: what the code does today, and no more, except that cli, the top, may include any
 layer:
 
-  util        error, hash, number, log, clock, buf, file, urlenc -> nothing
+  util        error, hash, number, log, clock, buf, file, template, urlenc -> nothing
   config      the config file and its descriptor tables -> util
   model       series, series-index, store, history, telemetry
                                                          -> util, config

@@ -12,16 +12,14 @@
 
 #include "config-internal.h"
 
-#define ARRAY_SIZE(a)      (sizeof(a) / sizeof((a)[0]))
 #define DEFAULT_TIMEOUT_MS 5000
-#define MAX_URL_ECHO       100
 
 static const char *const group_names[] = {
     [SM_FORWARD_CUSTOM] = "custom.metrics.k8s.io",
     [SM_FORWARD_EXTERNAL] = "external.metrics.k8s.io",
     NULL,
 };
-static_assert(ARRAY_SIZE(group_names) == SM_FORWARD_GROUP_MAX + 1, "a name per group");
+static_assert(SM_CONFIG_ARRAY_SIZE(group_names) == SM_FORWARD_GROUP_MAX + 1, "a name per group");
 static_assert(sizeof(enum sm_forward_group) == sizeof(int), "SM_CONFIG_ENUM stores an int");
 
 const char *sm_forward_group_to_string(enum sm_forward_group g)
@@ -72,21 +70,13 @@ void sm_config_forward_done(struct sm_forward_list *l)
 	*l = (struct sm_forward_list){0};
 }
 
-static void empty_to_null(char **s)
-{
-	if (*s && !**s) {
-		free(*s);
-		*s = NULL;
-	}
-}
-
 /* An http(s) URL naming a server only: requests add their own path and query. */
 static int check_url(struct sm_config_parser *p, const struct sm_config_node *node,
                      struct sm_forward_config *e, const char *what)
 {
 	const char *host;
 	size_t len;
-	char shown[MAX_URL_ECHO + 8];
+	char shown[SM_CONFIG_MAX_ECHO + 8];
 
 	sm_config_url_redact(e->url, shown, sizeof(shown));
 	if (strncmp(e->url, "https://", 8) == 0)
@@ -118,11 +108,12 @@ static int parse_entry(struct sm_config_parser *p, const struct sm_config_node *
 	int r;
 
 	(void)snprintf(what, sizeof(what), "forward entry #%zu", index + 1);
-	r = sm_config_parse_mapping(p, node, forward_keys, ARRAY_SIZE(forward_keys), e, what);
+	r = sm_config_parse_mapping(p, node, forward_keys, SM_CONFIG_ARRAY_SIZE(forward_keys), e,
+	                            what);
 	if (r == -ENOMEM)
 		return r;
-	empty_to_null(&e->ca_file);
-	empty_to_null(&e->token_file);
+	sm_config_empty_to_null(&e->ca_file);
+	sm_config_empty_to_null(&e->token_file);
 	if (e->url && check_url(p, sm_config_node_get(p, node, "url"), e, what) < 0)
 		r = -EINVAL;
 	if (e->ca_file && e->insecure_skip_tls_verify)

@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* What a reload compares between the running config and a new one: which sources are
- * unchanged, and which keys only a restart can apply. Pure functions. */
+ * unchanged (by the canonical text of their YAML, written out while loading), and which keys
+ * only a restart can apply. Pure functions. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scalemetrics/config.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#include "config-internal.h"
 
 /* NULL and "" are both "not set". */
 static bool str_equal(const char *a, const char *b)
@@ -140,7 +142,7 @@ size_t sm_config_restart_keys(const struct sm_config *running, const struct sm_c
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < ARRAY_SIZE(restart_fields); i++) {
+	for (size_t i = 0; i < SM_CONFIG_ARRAY_SIZE(restart_fields); i++) {
 		if (field_equal(&restart_fields[i], running, next))
 			continue;
 		if (n < cap)
@@ -193,4 +195,139 @@ int sm_config_keep_kubernetes(struct sm_config *next, const struct sm_config *ru
 	kube_done(&next->kubernetes);
 	next->kubernetes = copy;
 	return 0;
+}
+
+/* ---- the canonical text of a source, made while loading ---- */
+
+/* A source's entry written out so that two entries are equal exactly when their YAML is:
+ * mappings as {key value ...} with the pairs sorted, sequences as [item ...], scalars as their
+ * length and bytes (null as ~). Aliases are followed, so the work is bounded: every node
+ * written costs at least one byte of CANON_MAX_BYTES, which also counts each copy of a sorted
+ * pair into its mapping; past it or past CANON_MAX_DEPTH (a recursive alias) the source gets
+ * no text and counts as changed on every reload. */
+#define CANON_MAX_BYTES (4u << 20)
+#define CANON_MAX_DEPTH 256
+
+struct canon {
+	char *buf;
+	size_t len, cap;
+	bool failed;
+	size_t *budget; /* bytes left to write, shared by a text and the pieces it is made of */
+};
+
+static void canon_put(struct canon *c, const char *s, size_t n)
+{
+	char *nb;
+	size_t want;
+
+	if (c->failed)
+		return;
+	if (n > *c->budget) {
+		c->failed = true;
+		return;
+	}
+	*c->budget -= n;
+	if (c->len + n + 1 > c->cap) {
+		want = c->cap ? c->cap : 256;
+		while (want < c->len + n + 1)
+			want *= 2;
+		nb = realloc(c->buf, want);
+		if (!nb) {
+			c->failed = true;
+			return;
+		}
+		c->buf = nb;
+		c->cap = want;
+	}
+	memcpy(c->buf + c->len, s, n);
+	c->len += n;
+	c->buf[c->len] = '\0';
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void canon_mapping(struct canon *c, const struct sm_config_node *n, unsigned depth);
+
+static void canon_node(struct canon *c, const struct sm_config_node *n, unsigned depth)
+{
+	char len[32];
+
+	if (c->failed)
+		return;
+	if (depth > CANON_MAX_DEPTH) {
+		c->failed = true;
+		return;
+	}
+	if (n->kind == SM_CONFIG_NODE_SCALAR) {
+		if (n->null) {
+			canon_put(c, "~", 1);
+			return;
+		}
+		(void)snprintf(len, sizeof(len), "%zu:", strlen(n->scalar));
+		canon_put(c, len, strlen(len));
+		canon_put(c, n->scalar, strlen(n->scalar));
+		return;
+	}
+	if (n->kind == SM_CONFIG_NODE_SEQUENCE) {
+		canon_put(c, "[", 1);
+		for (size_t i = 0; i < n->n; i++) {
+			canon_put(c, " ", 1);
+			canon_node(c, n->items[i], depth + 1);
+		}
+		canon_put(c, "]", 1);
+		return;
+	}
+	canon_mapping(c, n, depth);
+}
+
+/* A mapping: each pair written on its own, then sorted. The pairs' texts hold no NUL
+ * (scalars with one are refused), so strcmp orders them. */
+static void canon_mapping(struct canon *c, const struct sm_config_node *n, unsigned depth)
+{
+	char **pairs = NULL;
+	size_t done = 0;
+
+	pairs = calloc(n->n ? n->n : 1, sizeof(*pairs));
+	if (!pairs) {
+		c->failed = true;
+		return;
+	}
+	for (; done < n->n && !c->failed; done++) {
+		struct canon pc = {.budget = c->budget};
+
+		canon_node(&pc, n->items[2 * done], depth + 1);
+		canon_put(&pc, " ", 1);
+		canon_node(&pc, n->items[2 * done + 1], depth + 1);
+		if (pc.failed)
+			c->failed = true;
+		pairs[done] = pc.buf;
+	}
+	if (!c->failed) {
+		qsort(pairs, n->n, sizeof(*pairs), compare_strings);
+		canon_put(c, "{", 1);
+		for (size_t i = 0; i < n->n; i++) {
+			canon_put(c, " ", 1);
+			canon_put(c, pairs[i], strlen(pairs[i]));
+		}
+		canon_put(c, "}", 1);
+	}
+	for (size_t i = 0; i < done; i++)
+		free(pairs[i]);
+	free(pairs);
+}
+
+char *sm_config_canonical_text(const struct sm_config_node *node)
+{
+	size_t budget = CANON_MAX_BYTES;
+	struct canon c = {.budget = &budget};
+
+	canon_node(&c, node, 0);
+	if (c.failed || !c.buf) {
+		free(c.buf);
+		return NULL;
+	}
+	return c.buf;
 }

@@ -13,6 +13,7 @@
 
 #include "scalemetrics/api.h"
 #include "scalemetrics/auth.h"
+#include "scalemetrics/buf.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/telemetry.h"
 #include "scalemetrics/urlenc.h"
@@ -370,165 +371,119 @@ int sm_authz_sar_parse(const cJSON *doc, enum sm_authz_decision *ret, char **ret
 
 /* ---- Forbidden ---- */
 
-struct sbuf {
-	char *s;
-	size_t len, cap;
-	bool oom;
-};
-
-/* n bytes, keeping a NUL after them. */
-static void sb_put(struct sbuf *b, const void *p, size_t n)
-{
-	if (b->oom)
-		return;
-	if (n > SIZE_MAX / 2 - 2 - b->len) {
-		b->oom = true;
-		return;
-	}
-	if (b->len + n + 2 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *s;
-
-		while (cap < b->len + n + 2)
-			cap *= 2;
-		s = realloc(b->s, cap);
-		if (!s) {
-			b->oom = true;
-			return;
-		}
-		b->s = s;
-		b->cap = cap;
-	}
-	if (n > 0)
-		memcpy(b->s + b->len, p, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void sb_putc(struct sbuf *b, char c)
-{
-	sb_put(b, &c, 1);
-}
-
-static void sb_puts(struct sbuf *b, const char *s)
-{
-	for (; *s; s++)
-		sb_putc(b, *s);
-}
-
 /* Go's %q for the strings we quote (byte-wise; bytes >= 0x80 kept as they are). */
-static void sb_quote(struct sbuf *b, const char *s)
+static void put_go_quoted(struct sm_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 
-	sb_putc(b, '"');
+	(void)sm_buf_putc(b, '"');
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		switch (c) {
 		case '"':
-			sb_puts(b, "\\\"");
+			(void)sm_buf_puts(b, "\\\"");
 			break;
 		case '\\':
-			sb_puts(b, "\\\\");
+			(void)sm_buf_puts(b, "\\\\");
 			break;
 		case '\n':
-			sb_puts(b, "\\n");
+			(void)sm_buf_puts(b, "\\n");
 			break;
 		case '\t':
-			sb_puts(b, "\\t");
+			(void)sm_buf_puts(b, "\\t");
 			break;
 		case '\r':
-			sb_puts(b, "\\r");
+			(void)sm_buf_puts(b, "\\r");
 			break;
 		default:
 			if (c < 0x20 || c == 0x7f) {
-				sb_puts(b, "\\x");
-				sb_putc(b, hex[c >> 4]);
-				sb_putc(b, hex[c & 15]);
+				(void)sm_buf_puts(b, "\\x");
+				(void)sm_buf_putc(b, hex[c >> 4]);
+				(void)sm_buf_putc(b, hex[c & 15]);
 			} else {
-				sb_putc(b, (char)c);
+				(void)sm_buf_putc(b, (char)c);
 			}
 		}
 	}
-	sb_putc(b, '"');
+	(void)sm_buf_putc(b, '"');
 }
 
 /* forbiddenMessage() through the &, <, > sanitizer. */
-static void forbidden_message(struct sbuf *b, const struct sm_auth_user *u,
+static void forbidden_message(struct sm_buf *b, const struct sm_auth_user *u,
                               const struct sm_authz_attributes *a)
 {
-	struct sbuf m = {0};
+	struct sm_buf m = {0};
 
-	sb_puts(&m, "User ");
-	sb_quote(&m, u && u->name ? u->name : "");
-	sb_puts(&m, " cannot ");
-	sb_puts(&m, a->verb);
+	(void)sm_buf_puts(&m, "User ");
+	put_go_quoted(&m, u && u->name ? u->name : "");
+	(void)sm_buf_puts(&m, " cannot ");
+	(void)sm_buf_puts(&m, a->verb);
 	if (!a->resource_request) {
-		sb_puts(&m, " path ");
-		sb_quote(&m, a->path);
+		(void)sm_buf_puts(&m, " path ");
+		put_go_quoted(&m, a->path);
 	} else {
-		struct sbuf res = {0};
+		struct sm_buf res = {0};
 
-		sb_puts(&res, a->resource);
+		(void)sm_buf_puts(&res, a->resource);
 		if (a->subresource[0]) {
-			sb_putc(&res, '/');
-			sb_puts(&res, a->subresource);
+			(void)sm_buf_putc(&res, '/');
+			(void)sm_buf_puts(&res, a->subresource);
 		}
-		sb_puts(&m, " resource ");
-		sb_quote(&m, res.s ? res.s : "");
-		sb_puts(&m, " in API group ");
-		sb_quote(&m, a->group);
+		(void)sm_buf_puts(&m, " resource ");
+		put_go_quoted(&m, res.data ? res.data : "");
+		(void)sm_buf_puts(&m, " in API group ");
+		put_go_quoted(&m, a->group);
 		if (a->namespace[0]) {
-			sb_puts(&m, " in the namespace ");
-			sb_quote(&m, a->namespace);
+			(void)sm_buf_puts(&m, " in the namespace ");
+			put_go_quoted(&m, a->namespace);
 		} else {
-			sb_puts(&m, " at the cluster scope");
+			(void)sm_buf_puts(&m, " at the cluster scope");
 		}
 		m.oom |= res.oom;
-		free(res.s);
+		free(res.data);
 	}
-	for (size_t i = 0; m.s && i < m.len; i++) {
-		if (m.s[i] == '&')
-			sb_puts(b, "&amp;");
-		else if (m.s[i] == '<')
-			sb_puts(b, "&lt;");
-		else if (m.s[i] == '>')
-			sb_puts(b, "&gt;");
+	for (size_t i = 0; m.data && i < m.len; i++) {
+		if (m.data[i] == '&')
+			(void)sm_buf_puts(b, "&amp;");
+		else if (m.data[i] == '<')
+			(void)sm_buf_puts(b, "&lt;");
+		else if (m.data[i] == '>')
+			(void)sm_buf_puts(b, "&gt;");
 		else
-			sb_putc(b, m.s[i]);
+			(void)sm_buf_putc(b, m.data[i]);
 	}
 	b->oom |= m.oom;
-	free(m.s);
+	free(m.data);
 }
 
 int sm_authz_forbidden(const struct sm_auth_user *u, const struct sm_authz_attributes *a,
                        const char *reason, struct sm_api_response *ret)
 {
-	struct sbuf msg = {0};
+	struct sm_buf msg = {0};
 	cJSON *doc = NULL, *details;
 	char *body = NULL;
 	bool ok;
 
 	/* apierrors.NewForbidden(GroupResource, name, err) */
 	if (a->resource_request && (a->resource[0] || a->group[0])) {
-		sb_puts(&msg, a->resource);
+		(void)sm_buf_puts(&msg, a->resource);
 		if (a->group[0]) {
-			sb_putc(&msg, '.');
-			sb_puts(&msg, a->group);
+			(void)sm_buf_putc(&msg, '.');
+			(void)sm_buf_puts(&msg, a->group);
 		}
 		if (a->name[0]) {
-			sb_putc(&msg, ' ');
-			sb_quote(&msg, a->name);
+			(void)sm_buf_putc(&msg, ' ');
+			put_go_quoted(&msg, a->name);
 		}
-		sb_puts(&msg, " is forbidden: ");
+		(void)sm_buf_puts(&msg, " is forbidden: ");
 	} else {
-		sb_puts(&msg, "forbidden: ");
+		(void)sm_buf_puts(&msg, "forbidden: ");
 	}
 	forbidden_message(&msg, u, a);
 	if (reason && *reason) {
-		sb_puts(&msg, ": ");
-		sb_puts(&msg, reason);
+		(void)sm_buf_puts(&msg, ": ");
+		(void)sm_buf_puts(&msg, reason);
 	}
 	if (msg.oom)
 		goto oom;
@@ -538,7 +493,7 @@ int sm_authz_forbidden(const struct sm_auth_user *u, const struct sm_authz_attri
 	     cJSON_AddStringToObject(doc, "apiVersion", "v1") &&
 	     cJSON_AddObjectToObject(doc, "metadata") &&
 	     cJSON_AddStringToObject(doc, "status", "Failure") &&
-	     cJSON_AddStringToObject(doc, "message", msg.s) &&
+	     cJSON_AddStringToObject(doc, "message", msg.data) &&
 	     cJSON_AddStringToObject(doc, "reason", "Forbidden");
 	details = ok ? cJSON_AddObjectToObject(doc, "details") : NULL;
 	ok = details &&
@@ -551,7 +506,7 @@ int sm_authz_forbidden(const struct sm_auth_user *u, const struct sm_authz_attri
 	cJSON_Delete(doc);
 	if (!body)
 		goto oom;
-	free(msg.s);
+	free(msg.data);
 	*ret = (struct sm_api_response){.status = 403,
 	                                .content_type = "application/json",
 	                                .body = body,
@@ -560,7 +515,7 @@ int sm_authz_forbidden(const struct sm_auth_user *u, const struct sm_authz_attri
 	                                .route = "authz"};
 	return 0;
 oom:
-	free(msg.s);
+	free(msg.data);
 	return sm_api_status(500, "InternalError", "Internal error occurred: out of memory", ret);
 }
 
@@ -618,19 +573,19 @@ void sm_authz_free(struct sm_authz *z)
 
 /* A string of the cache key: its length in 8 bytes, then its bytes. NULL is "", as in the
  * review (add_nonempty leaves out both). */
-static void key_str(struct sbuf *b, const char *v)
+static void key_str(struct sm_buf *b, const char *v)
 {
 	uint64_t n = v ? strlen(v) : 0;
 
-	sb_put(b, &n, sizeof(n));
-	sb_put(b, v, (size_t)n);
+	(void)sm_buf_append(b, &n, sizeof(n));
+	(void)sm_buf_append(b, v, (size_t)n);
 }
 
-static void key_strv(struct sbuf *b, const struct sm_strv *v)
+static void key_strv(struct sm_buf *b, const struct sm_strv *v)
 {
 	uint64_t n = v->n;
 
-	sb_put(b, &n, sizeof(n));
+	(void)sm_buf_append(b, &n, sizeof(n));
 	for (size_t i = 0; i < v->n; i++)
 		key_str(b, v->v[i]);
 }
@@ -638,11 +593,11 @@ static void key_strv(struct sbuf *b, const struct sm_strv *v)
 int sm_authz_cache_key(const struct sm_auth_user *u, const struct sm_authz_attributes *a,
                        char out[65])
 {
-	struct sbuf b = {0};
+	struct sm_buf b = {0};
 	uint64_t n_extra = u->n_extra;
 	int r;
 
-	sb_putc(&b, a->resource_request ? 'R' : 'N');
+	(void)sm_buf_putc(&b, a->resource_request ? 'R' : 'N');
 	key_str(&b, a->verb);
 	if (a->resource_request) {
 		key_str(&b, a->namespace);
@@ -657,13 +612,13 @@ int sm_authz_cache_key(const struct sm_auth_user *u, const struct sm_authz_attri
 	key_str(&b, u->name);
 	key_str(&b, u->uid);
 	key_strv(&b, &u->groups);
-	sb_put(&b, &n_extra, sizeof(n_extra));
+	(void)sm_buf_append(&b, &n_extra, sizeof(n_extra));
 	for (size_t i = 0; i < u->n_extra; i++) {
 		key_str(&b, u->extra[i].key);
 		key_strv(&b, &u->extra[i].values);
 	}
-	r = b.oom ? -ENOMEM : sm_auth_cache_key(b.s, b.len, out);
-	free(b.s);
+	r = b.oom ? -ENOMEM : sm_auth_cache_key(b.data, b.len, out);
+	free(b.data);
 	return r;
 }
 

@@ -44,6 +44,31 @@ static void test_bound_refuses_and_keeps_what_was_there(void **state)
 	free(b.data);
 }
 
+static void test_failure_is_sticky(void **state)
+{
+	struct sm_buf b = {.max = 4};
+
+	(void)state;
+	assert_int_equal(sm_buf_puts(&b, "abcde"), -EFBIG);
+	/* Would fit, but the buffer already lost bytes: it stays failed. */
+	assert_int_equal(sm_buf_putc(&b, 'a'), -EFBIG);
+	assert_null(b.data);
+	assert_int_equal(b.len, 0);
+}
+
+static void test_putc_puts(void **state)
+{
+	struct sm_buf b = {0};
+
+	(void)state;
+	assert_int_equal(sm_buf_puts(&b, "ab"), 0);
+	assert_int_equal(sm_buf_putc(&b, 'c'), 0);
+	assert_int_equal(sm_buf_puts(&b, ""), 0);
+	assert_string_equal(b.data, "abc");
+	assert_int_equal(b.len, 3);
+	free(b.data);
+}
+
 static void test_curl_write_counts(void **state)
 {
 	struct sm_buf b = {.max = 4};
@@ -62,6 +87,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_grows_and_stays_terminated),
 	    cmocka_unit_test(test_bound_refuses_and_keeps_what_was_there),
+	    cmocka_unit_test(test_failure_is_sticky),
+	    cmocka_unit_test(test_putc_puts),
 	    cmocka_unit_test(test_curl_write_counts),
 	};
 

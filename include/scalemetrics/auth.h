@@ -92,20 +92,8 @@ struct cJSON *sm_auth_token_review_request(const char *token);
 int sm_auth_token_review_parse(const struct cJSON *doc, struct sm_auth_user *ret_user,
                                struct sm_error *reterr) SM_MUSTCHECK;
 
-/* ---- a small TTL cache (auth-cache.c), thread-safe and bounded ---- */
+/* ---- the caches' keys (auth-digest.c) ---- */
 
-struct sm_auth_cache;
-
-/* At most max_entries entries, each valid for ttl_ms after it was put. NULL on ENOMEM. */
-struct sm_auth_cache *sm_auth_cache_new(size_t max_entries, int64_t ttl_ms);
-void sm_auth_cache_free(struct sm_auth_cache *c);
-/* Copies key and value. When full, expired entries go first, then the oldest. A ttl of 0
- * stores nothing. -ENOMEM. */
-int sm_auth_cache_put(struct sm_auth_cache *c, const char *key, const char *value,
-                      int64_t now_ms) SM_MUSTCHECK;
-/* true with a malloc'd copy of the value in *ret_value while the entry is fresh. */
-bool sm_auth_cache_get(struct sm_auth_cache *c, const char *key, int64_t now_ms, char **ret_value);
-size_t sm_auth_cache_count(struct sm_auth_cache *c);
 /* A cache key: the SHA-256 of data as 64 lowercase hex digits and a NUL in out. The digest
  * is fetched once per process (an implicit fetch per call costs more than hashing a few
  * hundred bytes). -EIO when OpenSSL fails: then nothing may be looked up or stored. */

@@ -26,6 +26,7 @@
 #include "scalemetrics/kube.h"
 #include "scalemetrics/log.h"
 #include "scalemetrics/telemetry.h"
+#include "scalemetrics/ttl-cache.h"
 #include "scalemetrics/urlenc.h"
 
 /*
@@ -498,7 +499,7 @@ struct trust {
 	bool loaded; /* false: nothing could be read yet (no certificate is trusted) */
 	X509_STORE *requestheader;
 	X509_STORE *client;
-	struct sm_auth_cache *verified; /* see peer_subject() */
+	struct sm_ttl_cache *verified; /* see peer_subject() */
 	struct sm_strv allowed_names;
 	struct sm_auth_header_names headers;
 	char *summary; /* what it was built from, to log changes */
@@ -510,7 +511,7 @@ static void trust_unref(struct trust *t)
 		return;
 	X509_STORE_free(t->requestheader);
 	X509_STORE_free(t->client);
-	sm_auth_cache_free(t->verified);
+	sm_ttl_cache_free(t->verified);
 	sm_strv_done(&t->allowed_names);
 	sm_strv_done(&t->headers.username);
 	sm_strv_done(&t->headers.group);
@@ -596,7 +597,7 @@ static int check_ca_file(const char *path, const char *key, struct sm_error *ret
 struct sm_auth {
 	struct sm_kube_client *kube;
 	struct sm_authz *authz;
-	struct sm_auth_cache *tokens;
+	struct sm_ttl_cache *tokens;
 	struct sm_telemetry *telemetry; /* borrowed; may be NULL */
 	/* From the config (copies). */
 	char *requestheader_ca_file;
@@ -667,7 +668,7 @@ static int trust_build(struct sm_auth *a, struct trust **ret, struct sm_error *r
 		goto out;
 	atomic_init(&t->refs, 1);
 	t->loaded = true;
-	t->verified = sm_auth_cache_new(VERIFIED_MAX, (int64_t)VERIFIED_TTL_S * 1000);
+	t->verified = sm_ttl_cache_new(VERIFIED_MAX, (int64_t)VERIFIED_TTL_S * 1000);
 	if (!t->verified)
 		goto out;
 	if (a->requestheader_ca_file) {
@@ -836,7 +837,7 @@ void sm_auth_free(struct sm_auth *a)
 	(void)pthread_cond_destroy(&a->cond);
 	(void)pthread_mutex_destroy(&a->lock);
 	sm_authz_free(a->authz);
-	sm_auth_cache_free(a->tokens);
+	sm_ttl_cache_free(a->tokens);
 	sm_kube_client_free(a->kube);
 	free(a->requestheader_ca_file);
 	free(a->client_ca_file);
@@ -914,7 +915,7 @@ int sm_auth_new(const struct sm_config *cfg, struct sm_telemetry *telemetry, str
 		sm_log_info(LOG_CTX, "Kubernetes API for access reviews: %s (from %s)", shown,
 		            sm_kube_client_origin(a->kube));
 	}
-	a->tokens = sm_auth_cache_new(TOKEN_CACHE_MAX, sc->cache_ttl_ms);
+	a->tokens = sm_ttl_cache_new(TOKEN_CACHE_MAX, sc->cache_ttl_ms);
 	if (!a->tokens) {
 		r = -ENOMEM;
 		goto fail;
@@ -1135,7 +1136,7 @@ static int peer_subject(struct trust *t, X509_STORE *store, char role,
 			key[0] = '\0';
 		free(data);
 	}
-	if (key[0] && sm_auth_cache_get(t->verified, key, now_ms, &cached)) {
+	if (key[0] && sm_ttl_cache_get(t->verified, key, now_ms, &cached)) {
 		cJSON *j = cJSON_Parse(cached);
 
 		free(cached);
@@ -1158,7 +1159,7 @@ static int peer_subject(struct trust *t, X509_STORE *store, char role,
 		cJSON *j = sm_auth_user_to_json(ret);
 		char *v = j ? cJSON_PrintUnformatted(j) : NULL;
 
-		if (!v || sm_auth_cache_put(t->verified, key, v, now_ms) < 0)
+		if (!v || sm_ttl_cache_put(t->verified, key, v, now_ms) < 0)
 			sm_log_debug(LOG_CTX, "verified certificates: out of memory");
 		free(v);
 		cJSON_Delete(j);
@@ -1236,7 +1237,7 @@ static enum authn_result authn_token(struct sm_auth *a, const char *token, size_
 		(void)snprintf(why, why_len, "cannot hash the token");
 		return AUTHN_ERROR;
 	}
-	if (sm_auth_cache_get(a->tokens, key, now_ms, &cached)) {
+	if (sm_ttl_cache_get(a->tokens, key, now_ms, &cached)) {
 		cJSON *j = cached[0] ? cJSON_Parse(cached) : NULL;
 
 		if (cached_only)
@@ -1283,7 +1284,7 @@ static enum authn_result authn_token(struct sm_auth *a, const char *token, size_
 	}
 	if (r == 0) {
 		(void)snprintf(why, why_len, "%s", err.message);
-		if (sm_auth_cache_put(a->tokens, key, "", now_ms) < 0)
+		if (sm_ttl_cache_put(a->tokens, key, "", now_ms) < 0)
 			sm_log_debug(LOG_CTX, "token cache: out of memory");
 		goto out;
 	}
@@ -1291,7 +1292,7 @@ static enum authn_result authn_token(struct sm_auth *a, const char *token, size_
 		cJSON *j = sm_auth_user_to_json(&u);
 		char *s = j ? cJSON_PrintUnformatted(j) : NULL;
 
-		if (s && sm_auth_cache_put(a->tokens, key, s, now_ms) < 0)
+		if (s && sm_ttl_cache_put(a->tokens, key, s, now_ms) < 0)
 			sm_log_debug(LOG_CTX, "token cache: out of memory");
 		free(s);
 		cJSON_Delete(j);

@@ -16,6 +16,7 @@
 #include "scalemetrics/buf.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/telemetry.h"
+#include "scalemetrics/ttl-cache.h"
 #include "scalemetrics/urlenc.h"
 
 #define SAR_PATH          "/apis/authorization.k8s.io/v1/subjectaccessreviews"
@@ -523,8 +524,8 @@ oom:
 
 struct sm_authz {
 	struct sm_kube_client *kube;
-	struct sm_auth_cache *allowed;
-	struct sm_auth_cache *denied;
+	struct sm_ttl_cache *allowed;
+	struct sm_ttl_cache *denied;
 	struct sm_strv extra_paths;
 	struct sm_telemetry *telemetry; /* borrowed; may be NULL */
 };
@@ -539,8 +540,8 @@ int sm_authz_new(struct sm_kube_client *kube, int64_t cache_ttl_ms,
 		return -ENOMEM;
 	z->kube = kube;
 	z->telemetry = telemetry;
-	z->allowed = sm_auth_cache_new(CACHE_MAX_ENTRIES, cache_ttl_ms);
-	z->denied = sm_auth_cache_new(CACHE_MAX_ENTRIES, cache_ttl_ms);
+	z->allowed = sm_ttl_cache_new(CACHE_MAX_ENTRIES, cache_ttl_ms);
+	z->denied = sm_ttl_cache_new(CACHE_MAX_ENTRIES, cache_ttl_ms);
 	if (!z->allowed || !z->denied)
 		goto oom;
 	if (extra_paths && extra_paths->n > 0) {
@@ -565,8 +566,8 @@ void sm_authz_free(struct sm_authz *z)
 {
 	if (!z)
 		return;
-	sm_auth_cache_free(z->allowed);
-	sm_auth_cache_free(z->denied);
+	sm_ttl_cache_free(z->allowed);
+	sm_ttl_cache_free(z->denied);
 	sm_strv_done(&z->extra_paths);
 	free(z);
 }
@@ -658,14 +659,14 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 		sm_error_set(reterr, "cannot make the decision cache's key (SHA-256)");
 		goto out;
 	}
-	if (sm_auth_cache_get(z->allowed, key, now_mono_ms, &cached)) {
+	if (sm_ttl_cache_get(z->allowed, key, now_mono_ms, &cached)) {
 		sm_telemetry_auth_cache(z->telemetry, SM_TELEMETRY_CACHE_SUBJECTACCESSREVIEW, true);
 		*ret = SM_AUTHZ_ALLOW;
 		*ret_reason = NULL;
 		r = 0;
 		goto out;
 	}
-	if (sm_auth_cache_get(z->denied, key, now_mono_ms, &cached)) {
+	if (sm_ttl_cache_get(z->denied, key, now_mono_ms, &cached)) {
 		sm_telemetry_auth_cache(z->telemetry, SM_TELEMETRY_CACHE_SUBJECTACCESSREVIEW, true);
 		*ret = cached[0] == 'D' ? SM_AUTHZ_DENY : SM_AUTHZ_NO_OPINION;
 		*ret_reason = cached[1] ? strdup(cached + 1) : NULL;
@@ -706,7 +707,7 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 	if (r < 0)
 		goto out;
 	if (d == SM_AUTHZ_ALLOW) {
-		r = sm_auth_cache_put(z->allowed, key, "A", now_mono_ms);
+		r = sm_ttl_cache_put(z->allowed, key, "A", now_mono_ms);
 	} else {
 		size_t rl = reason ? strlen(reason) : 0;
 		char *v = malloc(rl + 2);
@@ -717,7 +718,7 @@ int sm_authz_authorize(struct sm_authz *z, const struct sm_auth_user *u,
 		}
 		v[0] = d == SM_AUTHZ_DENY ? 'D' : 'N';
 		memcpy(v + 1, reason ? reason : "", rl + 1);
-		r = sm_auth_cache_put(z->denied, key, v, now_mono_ms);
+		r = sm_ttl_cache_put(z->denied, key, v, now_mono_ms);
 		free(v);
 	}
 	if (r < 0)

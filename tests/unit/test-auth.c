@@ -683,92 +683,6 @@ static void test_forbidden(void **state)
 	}
 }
 
-/* ---- cache ---- */
-
-static void test_cache_ttl_and_bounds(void **state)
-{
-	struct sm_auth_cache *c = sm_auth_cache_new(3, 1000);
-	char *v = NULL;
-
-	(void)state;
-	assert_non_null(c);
-	assert_false(sm_auth_cache_get(c, "a", 0, &v));
-	assert_int_equal(sm_auth_cache_put(c, "a", "1", 0), 0);
-	assert_true(sm_auth_cache_get(c, "a", 999, &v));
-	assert_string_equal(v, "1");
-	free(v);
-	assert_false(sm_auth_cache_get(c, "a", 1000, &v)); /* expired, and removed */
-	assert_int_equal(sm_auth_cache_count(c), 0);
-
-	/* Replacing a key keeps one entry with the new value and time. */
-	assert_int_equal(sm_auth_cache_put(c, "a", "1", 0), 0);
-	assert_int_equal(sm_auth_cache_put(c, "a", "2", 500), 0);
-	assert_int_equal(sm_auth_cache_count(c), 1);
-	assert_true(sm_auth_cache_get(c, "a", 1400, &v));
-	assert_string_equal(v, "2");
-	free(v);
-
-	/* Full: the oldest goes. */
-	assert_int_equal(sm_auth_cache_put(c, "b", "x", 600), 0);
-	assert_int_equal(sm_auth_cache_put(c, "c", "x", 700), 0);
-	assert_int_equal(sm_auth_cache_put(c, "d", "x", 800), 0);
-	assert_int_equal(sm_auth_cache_count(c), 3);
-	assert_false(sm_auth_cache_get(c, "a", 800, &v));
-	assert_true(sm_auth_cache_get(c, "d", 800, &v));
-	free(v);
-	/* Full with expired entries: those go first. */
-	assert_int_equal(sm_auth_cache_put(c, "e", "x", 1650), 0);
-	assert_int_equal(sm_auth_cache_count(c), 3); /* b (expired at 1600) went, not c */
-	assert_false(sm_auth_cache_get(c, "b", 1650, &v));
-	assert_true(sm_auth_cache_get(c, "c", 1650, &v));
-	free(v);
-	sm_auth_cache_free(c);
-
-	/* TTL 0: nothing is kept. */
-	c = sm_auth_cache_new(3, 0);
-	assert_int_equal(sm_auth_cache_put(c, "a", "1", 0), 0);
-	assert_false(sm_auth_cache_get(c, "a", 0, &v));
-	sm_auth_cache_free(c);
-	sm_auth_cache_free(NULL);
-}
-
-static void *hammer(void *arg)
-{
-	struct sm_auth_cache *c = arg;
-	char key[32];
-	char *v;
-
-	for (int i = 0; i < 20000; i++) {
-		(void)snprintf(key, sizeof(key), "k%d", i % 300);
-		if (i % 3 == 0) {
-			if (sm_auth_cache_put(c, key, key, i) < 0)
-				return (void *)1;
-		} else if (sm_auth_cache_get(c, key, i, &v)) {
-			if (strcmp(v, key) != 0)
-				return (void *)1;
-			free(v);
-		}
-	}
-	return NULL;
-}
-
-static void test_cache_threads(void **state)
-{
-	struct sm_auth_cache *c = sm_auth_cache_new(100, 50);
-	pthread_t t[4];
-	void *res;
-
-	(void)state;
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(pthread_create(&t[i], NULL, hammer, c), 0);
-	for (int i = 0; i < 4; i++) {
-		assert_int_equal(pthread_join(t[i], &res), 0);
-		assert_null(res);
-	}
-	assert_true(sm_auth_cache_count(c) <= 100);
-	sm_auth_cache_free(c);
-}
-
 static void test_user_json_round_trip(void **state)
 {
 	static const char *const docs[] = {
@@ -798,12 +712,11 @@ static void test_user_json_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_attributes),    cmocka_unit_test(test_open_and_discovery_paths),
-	    cmocka_unit_test(test_headers),       cmocka_unit_test(test_configmap),
-	    cmocka_unit_test(test_bearer),        cmocka_unit_test(test_token_review),
-	    cmocka_unit_test(test_sar),           cmocka_unit_test(test_decision_key),
-	    cmocka_unit_test(test_forbidden),     cmocka_unit_test(test_cache_ttl_and_bounds),
-	    cmocka_unit_test(test_cache_threads), cmocka_unit_test(test_user_json_round_trip),
+	    cmocka_unit_test(test_attributes), cmocka_unit_test(test_open_and_discovery_paths),
+	    cmocka_unit_test(test_headers),    cmocka_unit_test(test_configmap),
+	    cmocka_unit_test(test_bearer),     cmocka_unit_test(test_token_review),
+	    cmocka_unit_test(test_sar),        cmocka_unit_test(test_decision_key),
+	    cmocka_unit_test(test_forbidden),  cmocka_unit_test(test_user_json_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: MIT */
-/* A small TTL cache for authentication and authorization decisions: string keys and values,
- * a fixed maximum size (expired entries evicted first, then the oldest), one mutex. */
+/* A small TTL cache: string keys and values, a fixed maximum size (expired entries evicted
+ * first, then the oldest), one mutex. The access checks keep their TokenReview and
+ * SubjectAccessReview answers and verified client certificates in it.
+ *
+ * Design: one TTL for every entry, so insertion order is expiry order and the oldest entry
+ * is the first to expire; a doubly linked age list beside the hash buckets makes both
+ * eviction and removal O(1). */
+#include "scalemetrics/ttl-cache.h"
+
 #include <errno.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "scalemetrics/auth.h"
 #include "scalemetrics/hash.h"
 
 struct entry {
@@ -19,7 +24,7 @@ struct entry {
 	struct entry *older, *newer; /* insertion order */
 };
 
-struct sm_auth_cache {
+struct sm_ttl_cache {
 	pthread_mutex_t lock;
 	struct entry **buckets;
 	size_t n_buckets; /* a power of two */
@@ -34,9 +39,9 @@ static uint64_t hash(const char *s)
 	return sm_hash_bytes(s, strlen(s));
 }
 
-struct sm_auth_cache *sm_auth_cache_new(size_t max_entries, int64_t ttl_ms)
+struct sm_ttl_cache *sm_ttl_cache_new(size_t max_entries, int64_t ttl_ms)
 {
-	struct sm_auth_cache *c = calloc(1, sizeof(*c));
+	struct sm_ttl_cache *c = calloc(1, sizeof(*c));
 	size_t nb = 16;
 
 	if (!c)
@@ -65,7 +70,7 @@ static void entry_free(struct entry *e)
 }
 
 /* Unlinks e from its bucket and the age list, and frees it. */
-static void remove_entry(struct sm_auth_cache *c, struct entry *e)
+static void remove_entry(struct sm_ttl_cache *c, struct entry *e)
 {
 	struct entry **pp = &c->buckets[hash(e->key) & (c->n_buckets - 1)];
 
@@ -85,7 +90,7 @@ static void remove_entry(struct sm_auth_cache *c, struct entry *e)
 	entry_free(e);
 }
 
-static struct entry *find(struct sm_auth_cache *c, const char *key)
+static struct entry *find(struct sm_ttl_cache *c, const char *key)
 {
 	struct entry *e = c->buckets[hash(key) & (c->n_buckets - 1)];
 
@@ -94,7 +99,7 @@ static struct entry *find(struct sm_auth_cache *c, const char *key)
 	return e;
 }
 
-void sm_auth_cache_free(struct sm_auth_cache *c)
+void sm_ttl_cache_free(struct sm_ttl_cache *c)
 {
 	if (!c)
 		return;
@@ -106,7 +111,7 @@ void sm_auth_cache_free(struct sm_auth_cache *c)
 }
 
 /* Makes room for one entry. Caller holds the lock. */
-static void make_room(struct sm_auth_cache *c, int64_t now_ms)
+static void make_room(struct sm_ttl_cache *c, int64_t now_ms)
 {
 	struct entry *e, *newer;
 
@@ -121,7 +126,7 @@ static void make_room(struct sm_auth_cache *c, int64_t now_ms)
 		remove_entry(c, c->oldest);
 }
 
-int sm_auth_cache_put(struct sm_auth_cache *c, const char *key, const char *value, int64_t now_ms)
+int sm_ttl_cache_put(struct sm_ttl_cache *c, const char *key, const char *value, int64_t now_ms)
 {
 	struct entry *e;
 	size_t b;
@@ -161,7 +166,7 @@ int sm_auth_cache_put(struct sm_auth_cache *c, const char *key, const char *valu
 	return 0;
 }
 
-bool sm_auth_cache_get(struct sm_auth_cache *c, const char *key, int64_t now_ms, char **ret_value)
+bool sm_ttl_cache_get(struct sm_ttl_cache *c, const char *key, int64_t now_ms, char **ret_value)
 {
 	struct entry *e;
 	char *v = NULL;
@@ -183,7 +188,7 @@ bool sm_auth_cache_get(struct sm_auth_cache *c, const char *key, int64_t now_ms,
 	return true;
 }
 
-size_t sm_auth_cache_count(struct sm_auth_cache *c)
+size_t sm_ttl_cache_count(struct sm_ttl_cache *c)
 {
 	size_t n;
 
@@ -193,30 +198,4 @@ size_t sm_auth_cache_count(struct sm_auth_cache *c)
 	n = c->n;
 	(void)pthread_mutex_unlock(&c->lock);
 	return n;
-}
-
-static EVP_MD *sha256;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void fetch_sha256(void)
-{
-	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-int sm_auth_cache_key(const void *data, size_t len, char out[65])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-
-	out[0] = '\0';
-	if (pthread_once(&sha256_once, fetch_sha256) != 0 || !sha256 ||
-	    EVP_Digest(data, len, md, &n, sha256, NULL) != 1 || n != 32)
-		return -EIO;
-	for (unsigned int i = 0; i < n; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[64] = '\0';
-	return 0;
 }

@@ -10,6 +10,7 @@
 #include "scalemetrics/series.h"
 
 struct cJSON;
+struct sm_buf;
 struct sm_kube_config;
 
 /* A small Kubernetes API client (libcurl, JSON through cJSON): pod discovery for scraping,
@@ -25,17 +26,20 @@ struct sm_kube_client;
  *      account, https://HOST:PORT with the token and CA under
  *      /var/run/secrets/kubernetes.io/serviceaccount/;
  *   4. $KUBECONFIG (a ':'-separated list, merged as kubectl does), else ~/.kube/config.
- * server (with 1), token_file, ca_file and insecure_skip_tls_verify replace what a kubeconfig
- * or the service account says, as kubectl's flags do. */
+ * server (with 1), token_file, ca_file, cert_file, key_file and insecure_skip_tls_verify
+ * replace what a kubeconfig or the service account says, as kubectl's flags do. */
 struct sm_kube_options {
 	const char *kubeconfig; /* one file; relative paths inside are relative to its directory */
 	const char *context;    /* a context of the kubeconfig instead of its current-context */
 	const char *server;     /* "https://10.0.0.1:443" or "http://127.0.0.1:8001" */
 	const char *token_file; /* re-read when it changes (projected tokens rotate) */
 	const char *ca_file;    /* PEM bundle to verify the server; NULL: system store */
+	const char *cert_file;  /* client certificate (PEM), with key_file */
+	const char *key_file;
 	bool insecure_skip_tls_verify;
-	int64_t timeout_ms;    /* per request; 0: 10s */
-	size_t max_body_bytes; /* per response; 0: 64 MiB */
+	const char *user_agent; /* NULL: libcurl sends none */
+	int64_t timeout_ms;     /* per request; 0: 10s */
+	size_t max_body_bytes;  /* per response; 0: 64 MiB */
 };
 
 /* The options a `kubernetes:` config section describes (borrowed strings). */
@@ -64,7 +68,15 @@ int sm_kube_get(struct sm_kube_client *c, const char *path, long *ret_status,
 int sm_kube_post(struct sm_kube_client *c, const char *path, const struct cJSON *body,
                  long *ret_status, struct cJSON **ret_json, struct sm_error *reterr) SM_MUSTCHECK;
 
-/* URL-escapes s for a query parameter value. NULL on out of memory; free() the result. */
+/* GET path, keeping the body as it came (ret_body, zero-initialised by the caller, who frees
+ * its data): for a caller that shows a non-JSON answer's text, as `explain` does. Returns as
+ * sm_kube_get. */
+int sm_kube_get_body(struct sm_kube_client *c, const char *path, long *ret_status,
+                     struct sm_buf *ret_body, struct sm_error *reterr) SM_MUSTCHECK;
+
+/* URL-escapes s for a query parameter value, as curl_easy_escape does (RFC 3986: a space is
+ * %20, where sm_url_escape's Go form writes '+'; the apiserver reads both). NULL on out of
+ * memory; free() the result. */
 char *sm_kube_escape(const char *s);
 
 struct sm_kube_pod {

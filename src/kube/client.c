@@ -36,6 +36,7 @@ struct sm_kube_client {
 	struct curl_slist *connect_to; /* with tls-server-name: to the server's own address */
 	char *origin;
 	char *proxy;
+	char *user_agent;
 	char *token_file;
 	struct sm_kubeconfig_pem ca;
 	struct sm_kubeconfig_pem cert;
@@ -95,6 +96,7 @@ void sm_kube_client_free(struct sm_kube_client *c)
 	curl_slist_free_all(c->connect_to);
 	free(c->origin);
 	free(c->proxy);
+	free(c->user_agent);
 	free(c->token_file);
 	pem_clear(&c->ca);
 	pem_clear(&c->cert);
@@ -318,6 +320,18 @@ static int resolve(const struct sm_kube_options *opts, struct sm_kubeconfig *k, 
 			return -ENOMEM;
 		k->insecure_skip_tls_verify = false;
 	}
+	if (!empty(opts->cert_file)) {
+		pem_clear(&k->client_cert);
+		k->client_cert.file = strdup(opts->cert_file);
+		if (!k->client_cert.file)
+			return -ENOMEM;
+	}
+	if (!empty(opts->key_file)) {
+		pem_clear(&k->client_key);
+		k->client_key.file = strdup(opts->key_file);
+		if (!k->client_key.file)
+			return -ENOMEM;
+	}
 	if (opts->insecure_skip_tls_verify) {
 		pem_clear(&k->ca);
 		k->insecure_skip_tls_verify = true;
@@ -426,6 +440,11 @@ int sm_kube_client_new(const struct sm_kube_options *opts, struct sm_kube_client
 	k.proxy_url = k.token_file = k.token = NULL;
 	k.ca = k.client_cert = k.client_key = (struct sm_kubeconfig_pem){0};
 	r = -ENOMEM;
+	if (!empty(opts->user_agent)) {
+		c->user_agent = strdup(opts->user_agent);
+		if (!c->user_agent)
+			goto out;
+	}
 	c->curl = curl_easy_init();
 	if (!c->curl)
 		goto out;
@@ -549,12 +568,12 @@ static void set_tls(struct sm_kube_client *c)
 	set_pem(c->curl, &c->key, CURLOPT_SSLKEY, CURLOPT_SSLKEY_BLOB);
 }
 
+/* One round trip; the body in *b (its max set here), which the caller frees. */
 static int request(struct sm_kube_client *c, const char *method, const char *path,
-                   const struct cJSON *json, long *ret_status, struct cJSON **ret_json,
+                   const struct cJSON *json, long *ret_status, struct sm_buf *b,
                    struct sm_error *reterr)
 {
 	struct curl_slist *headers = NULL, *h;
-	struct sm_buf b = {.max = c->max_body};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *url = NULL, *auth = NULL, *payload = NULL;
 	size_t url_len;
@@ -568,6 +587,7 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	r = refresh_token(c, reterr);
 	if (r < 0)
 		goto out;
+	b->max = c->max_body;
 	r = -ENOMEM;
 	url_len = strlen(c->url_base) + strlen(path) + 1;
 	url = malloc(url_len);
@@ -608,7 +628,9 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	(void)curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
 	(void)curl_easy_setopt(c->curl, CURLOPT_ACCEPT_ENCODING, "");
 	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, sm_buf_curl_write);
-	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
+	(void)curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, b);
+	if (c->user_agent)
+		(void)curl_easy_setopt(c->curl, CURLOPT_USERAGENT, c->user_agent);
 	(void)curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
 	(void)curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
 	set_tls(c);
@@ -630,7 +652,7 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 		/* The configured server, not the tls-server-name one the request went to. */
 		sm_config_url_redact(c->server, shown, sizeof(shown));
 		(void)snprintf(shown + strlen(shown), sizeof(shown) - strlen(shown), "%s", path);
-		if (b.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+		if (b->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
 			sm_error_set(reterr, "%s %s: response larger than %zu bytes", method, shown,
 			             c->max_body);
 			r = -E2BIG;
@@ -643,7 +665,6 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	}
 	(void)curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 	*ret_status = status;
-	*ret_json = b.data ? cJSON_ParseWithLength(b.data, b.len) : NULL;
 	r = 0;
 out:
 	/* The handle must not keep pointers into what is freed here. */
@@ -657,6 +678,23 @@ out:
 	}
 	free(payload);
 	free(url);
+	return r;
+}
+
+/* A round trip whose answer is parsed as JSON (NULL when it is not). */
+static int request_json(struct sm_kube_client *c, const char *method, const char *path,
+                        const struct cJSON *json, long *ret_status, struct cJSON **ret_json,
+                        struct sm_error *reterr)
+{
+	struct sm_buf b = {0};
+	long status = 0;
+	int r;
+
+	r = request(c, method, path, json, &status, &b, reterr);
+	if (r == 0) {
+		*ret_status = status;
+		*ret_json = b.data ? cJSON_ParseWithLength(b.data, b.len) : NULL;
+	}
 	free(b.data);
 	return r;
 }
@@ -664,7 +702,13 @@ out:
 int sm_kube_get(struct sm_kube_client *c, const char *path, long *ret_status,
                 struct cJSON **ret_json, struct sm_error *reterr)
 {
-	return request(c, "GET", path, NULL, ret_status, ret_json, reterr);
+	return request_json(c, "GET", path, NULL, ret_status, ret_json, reterr);
+}
+
+int sm_kube_get_body(struct sm_kube_client *c, const char *path, long *ret_status,
+                     struct sm_buf *ret_body, struct sm_error *reterr)
+{
+	return request(c, "GET", path, NULL, ret_status, ret_body, reterr);
 }
 
 int sm_kube_post(struct sm_kube_client *c, const char *path, const struct cJSON *body,
@@ -672,7 +716,7 @@ int sm_kube_post(struct sm_kube_client *c, const char *path, const struct cJSON 
 {
 	if (!body)
 		return -EINVAL;
-	return request(c, "POST", path, body, ret_status, ret_json, reterr);
+	return request_json(c, "POST", path, body, ret_status, ret_json, reterr);
 }
 
 /* ---- pods ---- */

@@ -230,45 +230,48 @@ static bool field_present(const struct sm_log_field *f)
 	return false;
 }
 
-static void out_field_json(struct out *o, const struct sm_log_field *f)
+/* A list: in JSON an array of strings; in logfmt one value, the items joined by commas,
+ * quoted unless every item is a plain token. */
+static void out_strv(struct out *o, const struct sm_log_field *f, bool json)
 {
-	out_str(o, ",");
-	out_quoted(o, f->key);
-	out_str(o, ":");
-	switch (f->type) {
-	case SM_LOG_FIELD_STRING:
-		out_quoted(o, f->str);
-		break;
-	case SM_LOG_FIELD_INT:
-		out_int(o, f->num);
-		break;
-	case SM_LOG_FIELD_MILLIS:
-		out_millis(o, f->num);
-		break;
-	case SM_LOG_FIELD_STRV:
-		out_str(o, "[");
-		for (size_t i = 0; i < f->n_strv; i++) {
-			if (i > 0)
-				out_str(o, ",");
+	bool bare = !json;
+	const char *open = "[", *close = "]";
+
+	for (size_t i = 0; i < f->n_strv && bare; i++)
+		bare = f->strv[i][0] != '\0' && logfmt_plain(f->strv[i]);
+	if (!json)
+		open = close = bare ? "" : "\"";
+	out_str(o, open);
+	for (size_t i = 0; i < f->n_strv; i++) {
+		if (i > 0)
+			out_str(o, ",");
+		if (json)
 			out_quoted(o, f->strv[i]);
-		}
-		out_str(o, "]");
-		break;
-	case SM_LOG_FIELD_TYPE_MAX:
-		break;
+		else
+			out_escaped(o, f->strv[i]);
 	}
+	out_str(o, close);
 }
 
-static void out_field_logfmt(struct out *o, const struct sm_log_field *f)
+/* One field after the message: `,"key":value` in JSON, ` key=value` in logfmt. Numbers are
+ * written alike in both; strings and lists are where the formats differ. */
+static void out_field(struct out *o, const struct sm_log_field *f, bool json)
 {
-	bool bare = true;
-
-	out_str(o, " ");
-	out_str(o, f->key);
-	out_str(o, "=");
+	if (json) {
+		out_str(o, ",");
+		out_quoted(o, f->key);
+		out_str(o, ":");
+	} else {
+		out_str(o, " ");
+		out_str(o, f->key);
+		out_str(o, "=");
+	}
 	switch (f->type) {
 	case SM_LOG_FIELD_STRING:
-		out_logfmt_value(o, f->str);
+		if (json)
+			out_quoted(o, f->str);
+		else
+			out_logfmt_value(o, f->str);
 		break;
 	case SM_LOG_FIELD_INT:
 		out_int(o, f->num);
@@ -277,18 +280,7 @@ static void out_field_logfmt(struct out *o, const struct sm_log_field *f)
 		out_millis(o, f->num);
 		break;
 	case SM_LOG_FIELD_STRV:
-		/* One value, the items joined by commas. */
-		for (size_t i = 0; i < f->n_strv; i++)
-			bare = bare && f->strv[i][0] != '\0' && logfmt_plain(f->strv[i]);
-		if (!bare)
-			out_str(o, "\"");
-		for (size_t i = 0; i < f->n_strv; i++) {
-			if (i > 0)
-				out_str(o, ",");
-			out_escaped(o, f->strv[i]);
-		}
-		if (!bare)
-			out_str(o, "\"");
+		out_strv(o, f, json);
 		break;
 	case SM_LOG_FIELD_TYPE_MAX:
 		break;
@@ -355,7 +347,7 @@ void sm_log_fields(enum sm_log_level level, const char *ctx, const char *msg,
 			out_quoted(&o, msg);
 			for (size_t i = 0; i < n_fields; i++)
 				if (field_present(&fields[i]))
-					out_field_json(&o, &fields[i]);
+					out_field(&o, &fields[i], true);
 			out_str(&o, "}\n");
 		} else {
 			out_str(&o, "ts=");
@@ -370,7 +362,7 @@ void sm_log_fields(enum sm_log_level level, const char *ctx, const char *msg,
 			out_quoted(&o, msg);
 			for (size_t i = 0; i < n_fields; i++)
 				if (field_present(&fields[i]))
-					out_field_logfmt(&o, &fields[i]);
+					out_field(&o, &fields[i], false);
 			out_str(&o, "\n");
 		}
 		if (o.len <= o.cap || pass == 1)

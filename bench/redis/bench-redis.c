@@ -60,6 +60,7 @@ int main(int argc, char **argv)
 	if (!text || fread(text, 1, (size_t)len, f) != (size_t)len)
 		goto out;
 	text[len] = '\0';
+	sm_config_set_source_parser(sm_source_config_parse);
 	if (sm_config_load_string(argv[1], text, (size_t)len, &cfg, &errs) < 0) {
 		for (size_t i = 0; i < errs.n; i++) {
 			char buf[1024];

@@ -51,6 +51,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	sm_config_set_source_parser(sm_source_config_parse);
 	r = sm_config_load(argv[1], &cfg, &errs);
 	if (r < 0) {
 		for (size_t i = 0; i < errs.n; i++) {

@@ -105,17 +105,18 @@ struct sm_metric_def {
 };
 
 struct sm_source_config {
-	char *name; /* unique, [a-z0-9-] */
-	char *type; /* "redis", ... */
-	const struct sm_source_ops *ops;
-	int64_t interval_ms;           /* default 5s */
-	int64_t timeout_ms;            /* default 1s */
-	int64_t max_age_ms;            /* default 3 x interval */
-	struct sm_strv namespaces;     /* default: [server.namespace] */
-	uint32_t max_series;           /* default 10000 */
-	struct sm_metric_def *metrics; /* filled by ops->config_parse via sm_config_add_metric */
+	char *name;                      /* unique, [a-z0-9-] */
+	char *type;                      /* "redis", ... */
+	const struct sm_source_ops *ops; /* its collector, set by the source parser */
+	int64_t interval_ms;             /* default 5s */
+	int64_t timeout_ms;              /* default 1s */
+	int64_t max_age_ms;              /* default 3 x interval */
+	struct sm_strv namespaces;       /* default: [server.namespace] */
+	uint32_t max_series;             /* default 10000 */
+	struct sm_metric_def *metrics;   /* filled by ops->config_parse via sm_config_add_metric */
 	size_t n_metrics;
-	void *priv; /* the collector's own parsed keys; freed with ops->config_free */
+	void *priv;                    /* the collector's own parsed keys */
+	void (*priv_free)(void *priv); /* frees priv; set with ops */
 	struct sm_config_mark mark;
 	/* The source's YAML mapping written out canonically (mapping keys sorted, scalars with
 	 * their lengths), so a reload can tell an unchanged source; NULL when it was too big or
@@ -267,6 +268,18 @@ struct sm_source_config *sm_config_parser_source(struct sm_config_parser *p);
  * (scrape's pod discovery). Borrowed and valid as long as the loaded config, so it may be kept
  * in src->priv; it may be filled after the sources are parsed, so read it only at run time. */
 const struct sm_kube_config *sm_config_parser_kube(struct sm_config_parser *p);
+/* Parses the keys of a source that belong to its collector, with src->type set: finds the
+ * collector by type (reporting an unknown one), sets src->ops and src->priv_free, has the
+ * collector parse the mapping into src->priv and declare the source's metrics
+ * (sm_config_add_metric). Returns 0, -EINVAL after reporting each problem, or -ENOMEM. */
+typedef int (*sm_config_source_parse_fn)(struct sm_config_parser *p,
+                                         const struct sm_config_node *node,
+                                         struct sm_source_config *src);
+/* The collectors sit in a layer above config, so a program registers their parser
+ * (sm_source_config_parse, from src/collectors/registry.c) once, before its first load; until
+ * then every source's type is unknown. Not thread-safe: call it before any thread loads. */
+void sm_config_set_source_parser(sm_config_source_parse_fn parse);
+
 /* Appends a metric definition to the current source (copies strings). Once the whole file
  * is read, a name defined twice is reported at the second definition's node: twice in one
  * source, in two sources as different kinds of metric, or in two sources that serve it in a

@@ -10,16 +10,16 @@ struct sm_config_node;
 struct sm_source_config;
 
 /* A collector plugs in through one const table of operations, registered by name in
- * src/collectors/scheduler.c. Collectors never see HTTP or JSON: the batch is the contract. */
+ * src/collectors/registry.c. Collectors never see HTTP or JSON: the batch is the contract. */
 struct sm_source_ops {
 	/* The config `type:` string. */
 	const char *type;
 
-	/* Called by config.c on the main thread while loading, with node = the source's whole
-	 * mapping. The common keys (name, type, interval, timeout, max_age, namespaces,
-	 * max_series) are already parsed into the source; the collector parses the rest of the
-	 * mapping with sm_config_parse_mapping() (its table leaves the common keys out: on the
-	 * source's own mapping they are skipped), stores its own struct in
+	/* Called by sm_source_config_parse on the main thread while loading, with node = the
+	 * source's whole mapping. The common keys (name, type, interval, timeout, max_age,
+	 * namespaces, max_series) are already parsed into the source; the collector parses the
+	 * rest of the mapping with sm_config_parse_mapping() (its table leaves the common keys
+	 * out: on the source's own mapping they are skipped), stores its own struct in
 	 * src->priv, and declares every metric with sm_config_add_metric(). Returns 0 or
 	 * -EINVAL after reporting each problem with sm_config_report(). */
 	int (*config_parse)(struct sm_config_parser *p, const struct sm_config_node *node,
@@ -49,6 +49,10 @@ struct sm_source_ops {
 const struct sm_source_ops *sm_source_ops_find(const char *type);
 /* For "expected one of ..." messages: the registered type names, comma-separated. */
 const char *sm_source_types_list(void);
+/* The config's source parser (sm_config_set_source_parser): the collector of src->type
+ * parses its keys. A program registers it before loading a config. */
+int sm_source_config_parse(struct sm_config_parser *p, const struct sm_config_node *node,
+                           struct sm_source_config *src);
 
 extern const struct sm_source_ops sm_source_pgbouncer;
 extern const struct sm_source_ops sm_source_postgresql;

@@ -26,6 +26,7 @@
 #include "scalemetrics/log.h"
 #include "scalemetrics/probe.h"
 #include "scalemetrics/scheduler.h"
+#include "scalemetrics/source.h"
 #include "scalemetrics/store.h"
 #include "scalemetrics/telemetry.h"
 
@@ -625,6 +626,7 @@ int main(int argc, char **argv)
 	bool probe = false;
 	int r;
 
+	sm_config_set_source_parser(sm_source_config_parse);
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

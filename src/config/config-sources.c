@@ -1,18 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /* The `sources` list: each source's common keys (name, type, interval, timeout, max_age,
- * namespaces, max_series) through their table, then the rest of its mapping handed to its
- * collector's config_parse, found by `type:` in the collectors' registry. */
+ * namespaces, max_series) through their table, then the whole mapping handed to the source
+ * parser a program registers (the collectors' registry, which finds the collector by `type:`
+ * and lets it parse the rest). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "scalemetrics/config.h"
-#include "scalemetrics/source.h"
 
 #include "config-internal.h"
 
 #define MAX_SOURCES 1000
+
+static sm_config_source_parse_fn source_parser;
+
+void sm_config_set_source_parser(sm_config_source_parse_fn parse)
+{
+	source_parser = parse;
+}
 
 static bool is_source_name(const char *s)
 {
@@ -154,20 +161,16 @@ static int parse_source(struct sm_config_parser *p, const struct sm_config_node 
 		                       "\"max_age\" (%s) in %s must be at least the interval (%s)",
 		                       a, p->src_what, b);
 	}
-	if (src->type) {
-		src->ops = sm_source_ops_find(src->type);
-		if (!src->ops)
-			(void)sm_config_report(p, sm_config_node_get(p, node, "type"),
-			                       "unknown source type '%.*s' (expected one of: %s)",
-			                       SM_CONFIG_MAX_ECHO, src->type,
-			                       sm_source_types_list());
-	}
-	if (src->ops) {
+	if (src->type && !source_parser) {
+		(void)sm_config_report(p, sm_config_node_get(p, node, "type"),
+		                       "unknown source type '%.*s' (no collectors are registered)",
+		                       SM_CONFIG_MAX_ECHO, src->type);
+	} else if (src->type) {
 		const struct sm_config_node *saved_map = p->map;
 		size_t before = p->n_errors;
 
 		p->map = node;
-		r = src->ops->config_parse(p, node, src);
+		r = source_parser(p, node, src);
 		p->map = saved_map;
 		if (r == -ENOMEM)
 			p->oom = true;
@@ -223,8 +226,8 @@ void sm_config_source_done(struct sm_source_config *s)
 		free(s->metrics[i].pods_namespace);
 	}
 	free(s->metrics);
-	if (s->ops && s->ops->config_free)
-		s->ops->config_free(s->priv);
+	if (s->priv_free)
+		s->priv_free(s->priv);
 }
 
 void sm_config_sources_finish(struct sm_config_parser *p)

@@ -77,9 +77,6 @@ EXCEPTIONS = {
     ("src/config/config-metrics.c", "api"):
         "sm_api_resource_is_namespaced() to check metrics shared by sources; the table of "
         "namespaced resources belongs below both",
-    ("src/config/config-sources.c", "source"):
-        "sm_source_ops_find() to hand each source's keys to its collector's config_parse; "
-        "the registry is the collectors'",
 }
 
 # Quoted includes without a path that are generated at build time, not found in the folder.
@@ -112,7 +109,8 @@ def rel(root, p):
     return p.relative_to(root).as_posix()
 
 
-def check(root):
+def check(root, exceptions=None):
+    exceptions = EXCEPTIONS if exceptions is None else exceptions
     out = []
     hl = header_layers(root)
     for name, layer in hl.items():
@@ -153,7 +151,7 @@ def check(root):
                 to = hl.get(name)
                 if to is None or to == layer or to in ALLOWED[layer]:
                     continue
-                if (r, name) in EXCEPTIONS:
+                if (r, name) in exceptions:
                     continue
                 may = ", ".join(l for l in LAYERS if l in ALLOWED[layer]) or "nothing"
                 out.append((r, line, f"{layer} -> {to} ({target}): {layer} may include "
@@ -177,7 +175,7 @@ def check(root):
             if "_" in p.name:
                 out.append((r, 1, "file name with '_': use '-'"))
 
-    for (f, name), _ in EXCEPTIONS.items():
+    for (f, name), _ in exceptions.items():
         if not (root / f).is_file() or not any(
                 t == f"scalemetrics/{name}.h" for _, _, t in includes(root / f)):
             out.append((f, 1, f"stale exception: no longer includes scalemetrics/{name}.h; "
@@ -215,10 +213,10 @@ SELF_TEST_EXPECT = {
     ("src/top.c", 1, "file at the top of src/"),
     ("src/extra", 1, "folder 'extra' is in no layer"),
     ("tests/unit/test_store.c", 1, "file name with '_'"),
-    ("src/config/config-metrics.c", 1, "stale exception: no longer includes scalemetrics/api.h"),
-    ("src/config/config-sources.c", 1,
-     "stale exception: no longer includes scalemetrics/source.h"),
+    ("src/config/config.c", 1, "stale exception: no longer includes scalemetrics/api.h"),
 }
+# The self-test's own list, so the stale-exception rule is tested however short the real one.
+SELF_TEST_EXCEPTIONS = {("src/config/config.c", "api"): "an include the file no longer has"}
 
 
 def self_test():
@@ -229,7 +227,7 @@ def self_test():
             (root / name).write_text(text)
         for sub in NAME_DIRS:
             (root / sub).mkdir(parents=True, exist_ok=True)
-        got = check(root)
+        got = check(root, SELF_TEST_EXCEPTIONS)
     bad = 0
     for f, line, start in sorted(SELF_TEST_EXPECT):
         if not any(g[0] == f and g[1] == line and g[2].startswith(start) for g in got):

@@ -17,6 +17,7 @@
 
 #include "scalemetrics/config.h"
 #include "scalemetrics/error.h"
+#include "scalemetrics/source.h"
 
 static struct sm_config *load(const char *yaml)
 {
@@ -205,5 +206,6 @@ int main(void)
 	    cmocka_unit_test(test_restart_keys),
 	};
 
+	sm_config_set_source_parser(sm_source_config_parse);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

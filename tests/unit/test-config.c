@@ -1204,5 +1204,6 @@ int main(void)
 	    cmocka_unit_test(test_strv_done),       cmocka_unit_test(test_url_redact),
 	};
 
+	sm_config_set_source_parser(sm_source_config_parse);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

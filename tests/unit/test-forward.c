@@ -20,6 +20,7 @@
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/forward.h"
+#include "scalemetrics/source.h"
 #include "scalemetrics/store.h"
 #include "scalemetrics/upstream.h"
 
@@ -602,5 +603,6 @@ int main(void)
 	    cmocka_unit_test(test_upstream_stop_then_submit),
 	};
 
+	sm_config_set_source_parser(sm_source_config_parse);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

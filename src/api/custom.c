@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* custom.metrics.k8s.io: request shapes to queries, MetricValueList encoding (v1beta1 and
- * v1beta2, docs/api.md "Custom metrics paths" and "MetricValueList"), and the resource -> kind
- * table. */
+ * v1beta2, docs/api.md "Custom metrics paths" and "MetricValueList"), and the kind of a resource
+ * (util/resource-kind.c's table, else guessed from the plural). */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -13,76 +13,14 @@
 #include "scalemetrics/api.h"
 #include "scalemetrics/quantity.h"
 #include "scalemetrics/query.h"
+#include "scalemetrics/resource-kind.h"
 #include "scalemetrics/selector.h"
 
 #include "api-internal.h"
 
-struct object_kind {
-	const char *resource; /* GroupResource.String() */
-	const char *kind;
-	const char *api_version;
-	bool namespaced;
-};
-
-static const struct object_kind object_kinds[] = {
-    {"apiservices.apiregistration.k8s.io", "APIService", "apiregistration.k8s.io/v1", false},
-    {"certificatesigningrequests.certificates.k8s.io", "CertificateSigningRequest",
-     "certificates.k8s.io/v1", false},
-    {"clusterrolebindings.rbac.authorization.k8s.io", "ClusterRoleBinding",
-     "rbac.authorization.k8s.io/v1", false},
-    {"clusterroles.rbac.authorization.k8s.io", "ClusterRole", "rbac.authorization.k8s.io/v1",
-     false},
-    {"componentstatuses", "ComponentStatus", "v1", false},
-    {"configmaps", "ConfigMap", "v1", true},
-    {"cronjobs.batch", "CronJob", "batch/v1", true},
-    {"csidrivers.storage.k8s.io", "CSIDriver", "storage.k8s.io/v1", false},
-    {"csinodes.storage.k8s.io", "CSINode", "storage.k8s.io/v1", false},
-    {"customresourcedefinitions.apiextensions.k8s.io", "CustomResourceDefinition",
-     "apiextensions.k8s.io/v1", false},
-    {"daemonsets.apps", "DaemonSet", "apps/v1", true},
-    {"deployments.apps", "Deployment", "apps/v1", true},
-    {"endpoints", "Endpoints", "v1", true},
-    {"horizontalpodautoscalers.autoscaling", "HorizontalPodAutoscaler", "autoscaling/v2", true},
-    {"ingressclasses.networking.k8s.io", "IngressClass", "networking.k8s.io/v1", false},
-    {"ingresses.networking.k8s.io", "Ingress", "networking.k8s.io/v1", true},
-    {"jobs.batch", "Job", "batch/v1", true},
-    {"mutatingwebhookconfigurations.admissionregistration.k8s.io", "MutatingWebhookConfiguration",
-     "admissionregistration.k8s.io/v1", false},
-    {"namespaces", "Namespace", "v1", false},
-    {"nodes", "Node", "v1", false},
-    {"persistentvolumeclaims", "PersistentVolumeClaim", "v1", true},
-    {"persistentvolumes", "PersistentVolume", "v1", false},
-    {"poddisruptionbudgets.policy", "PodDisruptionBudget", "policy/v1", true},
-    {"pods", "Pod", "v1", true},
-    {"priorityclasses.scheduling.k8s.io", "PriorityClass", "scheduling.k8s.io/v1", false},
-    {"replicasets.apps", "ReplicaSet", "apps/v1", true},
-    {"replicationcontrollers", "ReplicationController", "v1", true},
-    {"runtimeclasses.node.k8s.io", "RuntimeClass", "node.k8s.io/v1", false},
-    {"scaledobjects.keda.sh", "ScaledObject", "keda.sh/v1alpha1", true},
-    {"secrets", "Secret", "v1", true},
-    {"serviceaccounts", "ServiceAccount", "v1", true},
-    {"services", "Service", "v1", true},
-    {"statefulsets.apps", "StatefulSet", "apps/v1", true},
-    {"storageclasses.storage.k8s.io", "StorageClass", "storage.k8s.io/v1", false},
-    {"validatingwebhookconfigurations.admissionregistration.k8s.io",
-     "ValidatingWebhookConfiguration", "admissionregistration.k8s.io/v1", false},
-    {"volumeattachments.storage.k8s.io", "VolumeAttachment", "storage.k8s.io/v1", false},
-};
-
-static const struct object_kind *find_kind(const char *resource)
-{
-	for (size_t i = 0; i < sizeof(object_kinds) / sizeof(object_kinds[0]); i++) {
-		if (strcmp(object_kinds[i].resource, resource) == 0)
-			return &object_kinds[i];
-	}
-	return NULL;
-}
-
 bool sm_api_resource_is_namespaced(const char *resource)
 {
-	const struct object_kind *k = resource ? find_kind(resource) : NULL;
-
-	return k ? k->namespaced : true;
+	return sm_resource_is_namespaced(resource);
 }
 
 static bool ends_with(const char *s, size_t len, const char *suffix)
@@ -95,7 +33,7 @@ static bool ends_with(const char *s, size_t len, const char *suffix)
 void sm_api_resource_kind(const char *resource, char *kind, size_t kind_len, char *api_version,
                           size_t api_version_len)
 {
-	const struct object_kind *k = resource ? find_kind(resource) : NULL;
+	const struct sm_resource_kind *k = sm_resource_kind_find(resource);
 	const char *dot;
 	size_t plural_len;
 

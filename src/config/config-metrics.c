@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/resource-kind.h"
 
 #include "config-internal.h"
 
@@ -121,10 +121,10 @@ static const char *common_namespace(const struct sm_source_config *sa,
 }
 
 /* Objects without a namespace (nodes) are also asked for at the root, where no namespace
- * tells two sources apart. The API decides which resources those are. */
+ * tells two sources apart. */
 static bool def_is_root_scoped(const struct sm_metric_def *def)
 {
-	return def->scope == SM_METRIC_OBJECT && !sm_api_resource_is_namespaced(def->resource);
+	return def->scope == SM_METRIC_OBJECT && !sm_resource_is_namespaced(def->resource);
 }
 
 /* The second definition b of a metric name against an earlier one a: reports why they cannot

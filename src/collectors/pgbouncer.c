@@ -22,7 +22,7 @@ struct pgb_config {
 struct pgb_state {
 	const struct sm_source_config *src;
 	const struct pgb_config *cfg;
-	struct pq_conn pq;
+	struct sm_pq_conn pq;
 };
 
 static const struct sm_config_key pgb_keys[] = {
@@ -58,7 +58,7 @@ static int pgb_config_parse(struct sm_config_parser *p, const struct sm_config_n
 	src->priv = c;
 	r = sm_config_parse_mapping(p, node, pgb_keys, sizeof(pgb_keys) / sizeof(pgb_keys[0]), c,
 	                            "pgbouncer source");
-	if (pq_config_check_dsn(p, node, c->dsn_env, c->dsn_file) < 0)
+	if (sm_pq_config_check_dsn(p, node, c->dsn_env, c->dsn_file) < 0)
 		r = -EINVAL;
 	for (size_t i = 0; i < sizeof(pgb_metrics) / sizeof(pgb_metrics[0]); i++) {
 		struct sm_metric_def def = {.name = (char *)pgb_metrics[i],
@@ -88,7 +88,7 @@ static void pgb_destroy(void *state)
 
 	if (!s)
 		return;
-	pq_conn_done(&s->pq);
+	sm_pq_conn_done(&s->pq);
 	free(s);
 }
 
@@ -108,7 +108,7 @@ static double column_double(PGresult *res, int row, const char *name)
 static int show(struct pgb_state *s, const char *what, PGresult **ret, struct sm_error *reterr)
 {
 	PGresult *res = NULL;
-	int r = pq_conn_exec(&s->pq, what, true, s->src->timeout_ms, &res, reterr);
+	int r = sm_pq_conn_exec(&s->pq, what, true, s->src->timeout_ms, &res, reterr);
 
 	if (r < 0)
 		return r;
@@ -153,7 +153,7 @@ static int pgb_collect(void *state, struct sm_batch *batch, struct sm_error *ret
 	int user_col;
 	int r;
 
-	r = pq_conn_open(&s->pq, s->cfg->dsn_env, s->cfg->dsn_file, s->src->timeout_ms, reterr);
+	r = sm_pq_conn_open(&s->pq, s->cfg->dsn_env, s->cfg->dsn_file, s->src->timeout_ms, reterr);
 	if (r < 0)
 		goto out;
 	r = show(s, "SHOW POOLS", &pools, reterr);

@@ -40,7 +40,7 @@ struct pg_config {
 struct pg_state {
 	const struct sm_source_config *src;
 	const struct pg_config *cfg;
-	struct pq_conn pq;
+	struct sm_pq_conn pq;
 };
 
 static const struct sm_config_key query_keys[] = {
@@ -155,7 +155,7 @@ static int pg_config_parse(struct sm_config_parser *p, const struct sm_config_no
 	src->priv = c;
 	r = sm_config_parse_mapping(p, node, pg_keys, sizeof(pg_keys) / sizeof(pg_keys[0]), c,
 	                            "postgresql source");
-	if (pq_config_check_dsn(p, node, c->dsn_env, c->dsn_file) < 0)
+	if (sm_pq_config_check_dsn(p, node, c->dsn_env, c->dsn_file) < 0)
 		r = -EINVAL;
 	if (c->builtin) {
 		for (size_t i = 0; i < sizeof(builtin_metrics) / sizeof(builtin_metrics[0]); i++) {
@@ -192,7 +192,7 @@ static void pg_destroy(void *state)
 
 	if (!s)
 		return;
-	pq_conn_done(&s->pq);
+	sm_pq_conn_done(&s->pq);
 	free(s);
 }
 
@@ -271,7 +271,7 @@ static int collect_builtin(struct pg_state *s, struct sm_batch *batch, struct sm
 	double max_usable = 0;
 	int r;
 
-	r = pq_conn_exec(&s->pq, builtin_activity_sql, false, s->src->timeout_ms, &act, reterr);
+	r = sm_pq_conn_exec(&s->pq, builtin_activity_sql, false, s->src->timeout_ms, &act, reterr);
 	if (r < 0)
 		goto out;
 	if (PQresultStatus(act) != PGRES_TUPLES_OK) {
@@ -279,7 +279,7 @@ static int collect_builtin(struct pg_state *s, struct sm_batch *batch, struct sm
 		r = -EPROTO;
 		goto out;
 	}
-	r = pq_conn_exec(&s->pq, builtin_settings_sql, false, s->src->timeout_ms, &set, reterr);
+	r = sm_pq_conn_exec(&s->pq, builtin_settings_sql, false, s->src->timeout_ms, &set, reterr);
 	if (r < 0)
 		goto out;
 	if (PQresultStatus(set) != PGRES_TUPLES_OK || PQntuples(set) != 1) {
@@ -400,13 +400,13 @@ static int collect_query(struct pg_state *s, const struct pg_query_rule *rule,
 	(void)snprintf(begin, sizeof(begin),
 	               "BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = %lld",
 	               (long long)s->src->timeout_ms);
-	r = pq_conn_exec(&s->pq, begin, true, net_timeout, &res, reterr);
+	r = sm_pq_conn_exec(&s->pq, begin, true, net_timeout, &res, reterr);
 	if (r < 0)
 		return r;
 	PQclear(res);
 	res = NULL;
 
-	r = pq_conn_exec(&s->pq, rule->sql, false, net_timeout, &res, reterr);
+	r = sm_pq_conn_exec(&s->pq, rule->sql, false, net_timeout, &res, reterr);
 	if (r < 0)
 		return r;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -422,7 +422,7 @@ static int collect_query(struct pg_state *s, const struct pg_query_rule *rule,
 	if (r < 0)
 		return r;
 
-	r = pq_conn_exec(&s->pq, "ROLLBACK", true, net_timeout, &res, reterr);
+	r = sm_pq_conn_exec(&s->pq, "ROLLBACK", true, net_timeout, &res, reterr);
 	PQclear(res);
 	return r;
 }
@@ -433,7 +433,7 @@ static int pg_collect(void *state, struct sm_batch *batch, struct sm_error *rete
 	struct sm_error series_err = {.message = ""};
 	int r;
 
-	r = pq_conn_open(&s->pq, s->cfg->dsn_env, s->cfg->dsn_file, s->src->timeout_ms, reterr);
+	r = sm_pq_conn_open(&s->pq, s->cfg->dsn_env, s->cfg->dsn_file, s->src->timeout_ms, reterr);
 	if (r < 0)
 		return r;
 	if (s->cfg->builtin) {

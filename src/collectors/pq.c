@@ -104,7 +104,7 @@ static bool uri_userinfo_spills(const char *dsn)
 	return strchr(end, '@') != NULL;
 }
 
-int pq_dsn_check(const char *dsn, struct sm_error *reterr)
+int sm_pq_dsn_check(const char *dsn, struct sm_error *reterr)
 {
 	char *errmsg = NULL;
 	PQconninfoOption *parsed;
@@ -151,7 +151,7 @@ static int wait_socket(PGconn *conn, bool for_write, int64_t deadline_ms)
 	}
 }
 
-int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reterr)
+int sm_pq_conn_ensure(struct sm_pq_conn *c, int64_t timeout_ms, struct sm_error *reterr)
 {
 	int64_t deadline = sm_time_mono_ms() + timeout_ms;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
@@ -159,16 +159,16 @@ int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reter
 
 	if (c->conn && PQstatus(c->conn) == CONNECTION_OK)
 		return 0;
-	pq_conn_close(c);
+	sm_pq_conn_close(c);
 
 	/* libpq's own message for a DSN it cannot parse may quote the password. */
-	r = pq_dsn_check(c->dsn, reterr);
+	r = sm_pq_dsn_check(c->dsn, reterr);
 	if (r < 0)
 		return r;
 	c->conn = PQconnectStart(c->dsn);
 	if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD) {
 		set_pq_error(reterr, "connect", c->conn);
-		pq_conn_close(c);
+		sm_pq_conn_close(c);
 		return -ECONNREFUSED;
 	}
 	for (;;) {
@@ -176,20 +176,20 @@ int pq_conn_ensure(struct pq_conn *c, int64_t timeout_ms, struct sm_error *reter
 			break;
 		if (st == PGRES_POLLING_FAILED) {
 			set_pq_error(reterr, "connect", c->conn);
-			pq_conn_close(c);
+			sm_pq_conn_close(c);
 			return -ECONNREFUSED;
 		}
 		if (wait_socket(c->conn, st == PGRES_POLLING_WRITING, deadline) < 0) {
 			sm_error_set(reterr, "connect: timed out after %lldms",
 			             (long long)timeout_ms);
-			pq_conn_close(c);
+			sm_pq_conn_close(c);
 			return -ETIMEDOUT;
 		}
 		st = PQconnectPoll(c->conn);
 	}
 	if (PQsetnonblocking(c->conn, 1) != 0) {
 		set_pq_error(reterr, "connect", c->conn);
-		pq_conn_close(c);
+		sm_pq_conn_close(c);
 		return -EIO;
 	}
 	return 0;
@@ -206,8 +206,8 @@ static void cancel_query(PGconn *conn)
 	}
 }
 
-int pq_conn_exec(struct pq_conn *c, const char *sql, bool simple, int64_t timeout_ms,
-                 PGresult **ret, struct sm_error *reterr)
+int sm_pq_conn_exec(struct sm_pq_conn *c, const char *sql, bool simple, int64_t timeout_ms,
+                    PGresult **ret, struct sm_error *reterr)
 {
 	int64_t deadline = sm_time_mono_ms() + timeout_ms;
 	PGresult *last = NULL;
@@ -251,42 +251,42 @@ timeout:
 	PQclear(last);
 	cancel_query(c->conn);
 	sm_error_set(reterr, "query timed out after %lldms", (long long)timeout_ms);
-	pq_conn_close(c);
+	sm_pq_conn_close(c);
 	return -ETIMEDOUT;
 lost:
 	PQclear(last);
 	set_pq_error(reterr, "query", c->conn);
-	pq_conn_close(c);
+	sm_pq_conn_close(c);
 	return -EIO;
 }
 
-int pq_conn_open(struct pq_conn *c, const char *dsn_env, const char *dsn_file, int64_t timeout_ms,
-                 struct sm_error *reterr)
+int sm_pq_conn_open(struct sm_pq_conn *c, const char *dsn_env, const char *dsn_file,
+                    int64_t timeout_ms, struct sm_error *reterr)
 {
 	if (!c->dsn) {
-		int r = pq_dsn_read(dsn_env, dsn_file, &c->dsn, reterr);
+		int r = sm_pq_dsn_read(dsn_env, dsn_file, &c->dsn, reterr);
 
 		if (r < 0)
 			return r;
 	}
-	return pq_conn_ensure(c, timeout_ms, reterr);
+	return sm_pq_conn_ensure(c, timeout_ms, reterr);
 }
 
-void pq_conn_done(struct pq_conn *c)
+void sm_pq_conn_done(struct sm_pq_conn *c)
 {
-	pq_conn_close(c);
+	sm_pq_conn_close(c);
 	free(c->dsn);
 	c->dsn = NULL;
 }
 
-void pq_conn_close(struct pq_conn *c)
+void sm_pq_conn_close(struct sm_pq_conn *c)
 {
 	if (c->conn)
 		PQfinish(c->conn);
 	c->conn = NULL;
 }
 
-int pq_dsn_read(const char *dsn_env, const char *dsn_file, char **ret, struct sm_error *reterr)
+int sm_pq_dsn_read(const char *dsn_env, const char *dsn_file, char **ret, struct sm_error *reterr)
 {
 	int r = sm_secret_read(dsn_env, dsn_file, DSN_MAX_BYTES, "dsn", ret, reterr);
 
@@ -297,8 +297,8 @@ int pq_dsn_read(const char *dsn_env, const char *dsn_file, char **ret, struct sm
 	return r;
 }
 
-int pq_config_check_dsn(struct sm_config_parser *p, const struct sm_config_node *node,
-                        const char *dsn_env, const char *dsn_file)
+int sm_pq_config_check_dsn(struct sm_config_parser *p, const struct sm_config_node *node,
+                           const char *dsn_env, const char *dsn_file)
 {
 	bool has_env = dsn_env && *dsn_env;
 	bool has_file = dsn_file && *dsn_file;

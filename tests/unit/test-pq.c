@@ -47,7 +47,7 @@ static void test_dsn_check(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct sm_error err = {0};
-		int r = pq_dsn_check(cases[i].dsn, &err);
+		int r = sm_pq_dsn_check(cases[i].dsn, &err);
 
 		if (r != cases[i].r)
 			fail_msg("case %zu '%s': returned %d, want %d (%s)", i, cases[i].dsn, r,

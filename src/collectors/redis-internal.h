@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared by the Redis collector's files (redis.c, redis-presets.c, redis-derived.c,
- * redis-sentinel.c): the parsed configuration, the per-source state, and the few functions
- * one file offers another. Nobody outside src/collectors/redis*.c includes it. */
+/* Shared by the Redis collector's files (redis*.c): the parsed configuration, the per-source
+ * state, and the functions one file offers another. Outside src/collectors/redis*.c only their
+ * unit tests, the fuzz target and bench/redis include it. */
 #ifndef SM_REDIS_INTERNAL_H
 #define SM_REDIS_INTERNAL_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -115,6 +116,109 @@ struct redis_config {
 	size_t n_groups;
 };
 
+/* ---- the collector's state (redis.c and its round's files) ---- */
+
+#define SM_REDIS_PIPELINE_BATCH 1000 /* commands per round trip */
+
+struct redis_group_stat {
+	char *name;
+	double lag;
+	bool has_lag;
+	double pending;
+};
+
+/* What few entries have: a stream's consumer groups, a dequeue counter, why it failed. */
+struct redis_extra {
+	struct redis_group_stat *groups;
+	size_t n_groups;
+	bool has_counter; /* the dequeue counter's value */
+	double counter;
+	char *error; /* the entry could not be read (entry.failed) */
+};
+
+/* One key read in a round: 40 bytes, there may be max_series of them. */
+struct redis_entry {
+	/* In the round's string pool: key_len bytes of key (binary-safe), a NUL (for
+	 * messages), then, if has_label, the label value (raw; the batch sanitises it) and a
+	 * NUL; see sm_redis_entry_label(). */
+	char *key;
+	double value;
+	uint32_t key_len; /* Redis keys are at most 512 MB */
+	uint32_t rule;    /* index in cfg->rules */
+	uint32_t extra;   /* index + 1 in the state's extras; 0: none */
+	int8_t type;      /* enum redis_key_type resolved for this key; AUTO until TYPE answered */
+	bool has_label;
+	bool skip;   /* per-series problem, or an optional key that does not exist */
+	bool failed; /* the per-series problem: its series is served as a failure */
+	bool ready;  /* value known without a read command (TYPE said "none") */
+	bool stream; /* value is XLEN; the extra's groups hold XINFO GROUPS */
+};
+static_assert(sizeof(struct redis_entry) <= 40 || sizeof(void *) > 8, "struct redis_entry grew");
+static_assert(REDIS_KEY_TYPE_MAX <= INT8_MAX, "enum redis_key_type fits struct redis_entry's type");
+
+/* Where the keys and labels of a round live: chunks kept from round to round (a round needs
+ * about what the previous one did), so a round costs no allocation per key, no page faults
+ * and no holes in the heap. Chunks are big enough for malloc to map them on their own. */
+struct redis_pool_chunk {
+	struct redis_pool_chunk *next;
+	size_t size; /* bytes in data */
+	size_t used;
+	char data[];
+};
+
+struct redis_pool {
+	struct redis_pool_chunk *head;
+	struct redis_pool_chunk *cur; /* being filled; the ones after it are unused this round */
+	bool dirty;                   /* allocated from since the last reset */
+};
+
+struct redis_names {
+	char **v;
+	size_t n;
+	size_t cap;
+};
+
+struct redis_state {
+	const struct sm_source_config *src;
+	const struct redis_config *cfg;
+	struct redisContext *ctx;
+	char *cur_host; /* the node connected to (the master the sentinels named) */
+	int cur_port;
+	size_t sentinel_next; /* the sentinel asked first */
+	bool role_checked;    /* ROLE said master since this round began */
+	char *password;       /* a secret: never logged */
+	int password_r;       /* <0: reading it failed, every round reports it */
+	char password_error[256];
+	uint64_t round_trips; /* since start, for the benchmark and the tests */
+	struct redis_history *history;
+	int64_t max_window_ms;
+
+	/* Per round, reused. */
+	struct redis_entry *entries;
+	size_t n_entries;
+	size_t cap_entries;
+	size_t entries_hint;    /* the first capacity: the last round's count, at least 64 */
+	struct redis_pool pool; /* the entries' keys and labels */
+	struct redis_extra *extras;
+	size_t n_extras;
+	size_t cap_extras;
+	char *scratch; /* a glob's label being built */
+	size_t scratch_cap;
+	uint32_t *set; /* open addressing: entry index + 1, 0 = empty; keys of the current rule */
+	size_t set_cap;
+	size_t set_first; /* first entry of the current rule */
+	size_t overflow;  /* keys not read because max_series was reached */
+	size_t n_notes;
+	char more[200];           /* keys of the problems after the first */
+	struct redis_names names; /* the queue names of names_group, discovered this round */
+	size_t names_group;
+	bool names_valid;
+	char names_error[256]; /* why names may be missing from names ("": none) */
+	char **rule_errors;    /* per rule: its queue names could not all be discovered */
+	char due_max[32];      /* ZCOUNT's max for BullMQ "due now" */
+	int64_t now_wall_ms;
+};
+
 /* ---- redis-config.c ---- */
 
 extern const char *const sm_redis_key_type_names[];
@@ -141,10 +245,124 @@ int sm_redis_rule_check(struct sm_config_parser *p, const struct sm_config_node 
 /* "host:port" or "[v6]:port" into *ret; -EINVAL on syntax, -ENOMEM. */
 int sm_redis_parse_host_port(const char *a, struct redis_endpoint *ret);
 
-/* ---- redis.c ---- */
+/* ---- redis.c: the round ---- */
 
 /* Round trips made by a collector state since create (bench/redis, tests). */
 uint64_t sm_redis_round_trips(const void *state);
+/* A per-series problem, joined into reterr while it fits; the keys of the rest are listed at
+ * the end of the round. */
+void sm_redis_note(struct redis_state *s, struct sm_error *reterr, const char *key, const char *fmt,
+                   ...) SM_PRINTF(4, 5);
+/* A key that could not be read: noted as "MESSAGE; then", skipped, its series served as a
+ * failure with MESSAGE as the reason. Cannot fail (short of memory: no reason kept). */
+void sm_redis_fail_entry(struct redis_state *s, struct sm_error *reterr, struct redis_entry *e,
+                         const char *then, const char *fmt, ...) SM_PRINTF(5, 6);
+
+/* ---- redis-conn.c: the connection, commands, error mapping ---- */
+
+struct redisReply;
+
+/* Connects (through the sentinels when configured), AUTH, SELECT and, with sentinels, ROLE;
+ * a no-op when connected. 0 or a negative errno with reterr filled. */
+int sm_redis_connect(struct redis_state *s, struct sm_error *reterr);
+void sm_redis_disconnect(struct redis_state *s);
+/* ROLE must say "master"; -EAGAIN (disconnected) otherwise, so the sentinels are asked again. */
+int sm_redis_check_role(struct redis_state *s, struct sm_error *reterr);
+/* One command, one round trip. 0 with *ret set (any reply type), or a failure. */
+int sm_redis_command(struct redis_state *s, struct redisReply **ret, struct sm_error *reterr,
+                     const char *fmt, ...);
+/* The next reply of a pipeline; a failure drops the connection. */
+int sm_redis_next_reply(struct redis_state *s, struct redisReply **ret, struct sm_error *reterr);
+/* The context's error as a code and message; drops the connection. errno_saved: errno right
+ * after the failing hiredis call. */
+int sm_redis_fail_ctx(struct redis_state *s, int errno_saved, bool connecting,
+                      struct sm_error *reterr);
+/* A reply that is not what the protocol promises: r, reterr filled, connection dropped. */
+int sm_redis_fail_reply(struct redis_state *s, int r, struct sm_error *reterr, const char *what,
+                        const struct redisReply *reply);
+/* The code of an unexpected reply: -EACCES for NOAUTH/WRONGPASS/NOPERM, -EIO for other
+ * errors, -EPROTO for a reply of the wrong type. */
+int sm_redis_error_code(const struct redisReply *reply);
+
+/* ---- redis-keys.c: the round's keys (glob labels, storage, the key set) ---- */
+
+#define SM_REDIS_MAX_STARS 16 /* '*' captured per glob */
+
+struct redis_capture {
+	const char *p;
+	size_t len;
+};
+
+/* Redis' glob (stringmatchlen: * ? [...] [^...] [a-z] \x), recording in caps what each of the
+ * first ncap '*' matched (shortest first, as Redis does). *budget bounds backtracking: false
+ * once it runs out. */
+bool sm_redis_glob_match(const char *pat, size_t plen, const char *str, size_t slen,
+                         struct redis_capture *caps, size_t ncap, size_t *budget);
+/* How many '*' runs pat holds (escaped ones do not count). */
+size_t sm_redis_count_stars(const char *pat);
+/* The label value of key found by glob pat: what the '*'s matched, joined by ':'; else the
+ * whole key. Built in *scratch (grown as needed, valid until the next call); -ENOMEM. */
+int sm_redis_label_for(char **scratch, size_t *scratch_cap, const char *pat, const char *key,
+                       size_t key_len, const char **ret, size_t *ret_len);
+/* tmpl with every token replaced by value; NULL when out of memory. */
+char *sm_redis_expand(const char *tmpl, const char *token, const char *value, size_t *ret_len);
+/* Starts the key set of a new rule (its keys are the entries added from now on). */
+int sm_redis_keyset_reset(struct redis_state *s);
+/* Adds key to the current rule unless already there, with label_len bytes of label (NULL for
+ * a rule without label); both copied. Beyond max_series it counts s->overflow instead. */
+int sm_redis_key_add(struct redis_state *s, size_t rule, const char *key, size_t key_len,
+                     const char *label, size_t label_len);
+/* e's extra, added if it has none; NULL when out of memory. */
+struct redis_extra *sm_redis_entry_extra(struct redis_state *s, struct redis_entry *e);
+/* Empties the entries for a new round (keeping their memory). */
+void sm_redis_entries_clear(struct redis_state *s);
+/* At the end of a round: entries_clear, and large arrays go back to the system. */
+void sm_redis_entries_release(struct redis_state *s);
+/* Frees all the round's memory (the collector's destroy). */
+void sm_redis_entries_free(struct redis_state *s);
+
+/* e's extra, or NULL when it has none. */
+static inline const struct redis_extra *sm_redis_entry_extra_get(const struct redis_state *s,
+                                                                 const struct redis_entry *e)
+{
+	return e->extra ? &s->extras[e->extra - 1] : NULL;
+}
+
+/* The label value, or NULL for a rule without label. */
+static inline const char *sm_redis_entry_label(const struct redis_entry *e)
+{
+	return e->has_label ? e->key + e->key_len + 1 : NULL;
+}
+
+/* ---- redis-discover.c: which keys a rule reads this round ---- */
+
+/* Adds the keys of rule ri: its exact keys, what its globs SCAN, or its key templates for
+ * each queue name discovered (once per group and round). */
+int sm_redis_collect_keys(struct redis_state *s, size_t ri, struct sm_error *reterr);
+void sm_redis_names_clear(struct redis_names *n);
+
+/* ---- redis-reply.c: pipelined reads and their replies ---- */
+
+/* TYPE for each entry of an auto or optional rule. */
+int sm_redis_resolve_types(struct redis_state *s, struct sm_error *reterr);
+/* Every read of every entry still to read, pipelined. */
+int sm_redis_read_values(struct redis_state *s, struct sm_error *reterr);
+/* The value of field in a RESP2 flat name/value array, or NULL. */
+const struct redisReply *sm_redis_map_get(const struct redisReply *m, const char *field);
+/* Takes e's TYPE reply: the type, a missing key, or a per-key failure. 0, or 1 when the
+ * reply is not a status (the caller fails the round). */
+int sm_redis_take_type(struct redis_state *s, struct redis_entry *e, const struct redisReply *reply,
+                       struct sm_error *reterr);
+/* Takes the reply of e's main read (length, ZCOUNT, LINDEX). 0, or 1 when the reply is not
+ * what the command answers (the caller fails the round). */
+int sm_redis_take_value(struct redis_state *s, struct redis_entry *e,
+                        const struct redisReply *reply, struct sm_error *reterr);
+/* Takes XINFO GROUPS (RESP2: each group a flat name/value array) into e's extra. -ENOMEM. */
+int sm_redis_take_groups(struct redis_state *s, struct redis_entry *e,
+                         const struct redisReply *reply, struct sm_error *reterr);
+/* Takes the dequeue counter's GET reply (a number, or nothing); -ENOMEM. */
+int sm_redis_take_counter(struct redis_state *s, struct redis_entry *e,
+                          const struct redisReply *reply);
 
 /* ---- redis-presets.c ---- */
 

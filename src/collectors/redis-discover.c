@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "scalemetrics/source.h"
+#include "scalemetrics/template.h"
 
 #include "redis-internal.h"
 
@@ -273,7 +274,8 @@ int sm_redis_collect_keys(struct redis_state *s, size_t ri, struct sm_error *ret
 		}
 		for (size_t k = 0; k < rule->keys.n && r >= 0; k++) {
 			size_t len;
-			char *key = sm_redis_expand(rule->keys.v[k], "{name}", s->names.v[i], &len);
+			char *key =
+			    sm_template_expand(rule->keys.v[k], "{name}", s->names.v[i], &len);
 
 			if (!key)
 				return -ENOMEM;

@@ -304,8 +304,6 @@ size_t sm_redis_count_stars(const char *pat);
  * whole key. Built in *scratch (grown as needed, valid until the next call); -ENOMEM. */
 int sm_redis_label_for(char **scratch, size_t *scratch_cap, const char *pat, const char *key,
                        size_t key_len, const char **ret, size_t *ret_len);
-/* tmpl with every token replaced by value; NULL when out of memory. */
-char *sm_redis_expand(const char *tmpl, const char *token, const char *value, size_t *ret_len);
 /* Starts the key set of a new rule (its keys are the entries added from now on). */
 int sm_redis_keyset_reset(struct redis_state *s);
 /* Adds key to the current rule unless already there, with label_len bytes of label (NULL for

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The Redis collector's keys of a round: the label a glob gives a key (Redis' own glob
- * syntax), where keys and labels are stored (a pool of chunks kept from round to round), the
- * open-addressing set that keeps a rule from reading a key twice, and key templates. */
+ * syntax), where keys and labels are stored (a pool of chunks kept from round to round), and the
+ * open-addressing set that keeps a rule from reading a key twice. */
 
 #include <errno.h>
 #include <stdbool.h>
@@ -441,33 +441,4 @@ int sm_redis_key_add(struct redis_state *s, size_t rule, const char *key, size_t
 	                          .has_label = label != NULL};
 	*slot = (uint32_t)++s->n_entries;
 	return set_grow(s);
-}
-
-/* tmpl with every "{token}" replaced by value. */
-char *sm_redis_expand(const char *tmpl, const char *token, const char *value, size_t *ret_len)
-{
-	size_t tl = strlen(token), vl = strlen(value), n = 0, len = 0;
-	const char *t;
-	char *out, *o;
-
-	for (t = strstr(tmpl, token); t; t = strstr(t + tl, token))
-		n++;
-	out = malloc(strlen(tmpl) + n * vl + 1);
-	if (!out)
-		return NULL;
-	o = out;
-	for (t = tmpl; *t;) {
-		if (n > 0 && strncmp(t, token, tl) == 0) {
-			memcpy(o, value, vl);
-			o += vl;
-			t += tl;
-		} else {
-			*o++ = *t++;
-		}
-	}
-	*o = '\0';
-	len = (size_t)(o - out);
-	if (ret_len)
-		*ret_len = len;
-	return out;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "scalemetrics/number.h"
+#include "scalemetrics/template.h"
 
 #include "redis-internal.h"
 
@@ -108,8 +109,8 @@ static char *counter_key(const struct redis_rule *rule, const struct redis_entry
 	if (!rule->label)
 		return strdup(rule->dequeue_counter);
 	snprintf(token, sizeof(token), "{%s}", rule->label);
-	return sm_redis_expand(rule->dequeue_counter, token,
-	                       e->has_label ? sm_redis_entry_label(e) : "", NULL);
+	return sm_template_expand(rule->dequeue_counter, token,
+	                          e->has_label ? sm_redis_entry_label(e) : "", NULL);
 }
 
 /* How many commands append_reads queues for e. */

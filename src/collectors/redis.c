@@ -27,6 +27,7 @@
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
+#include "scalemetrics/template.h"
 
 #include "redis-internal.h"
 
@@ -156,7 +157,7 @@ static char *object_name(const struct redis_rule *r, const char *value)
 
 	sm_label_value_sanitize(value, clean);
 	snprintf(token, sizeof(token), "{%s}", r->label);
-	return sm_redis_expand(r->object.name, token, clean, NULL);
+	return sm_template_expand(r->object.name, token, clean, NULL);
 }
 
 static int cmp_entry(const void *a, const void *b)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The Redis collector's keys (redis-keys.c): Redis' glob syntax and what its '*'s capture, the
- * label a glob gives a key, key templates, and the per-rule key set with its max_series bound. */
+ * label a glob gives a key, and the per-rule key set with its max_series bound. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -164,25 +164,6 @@ static void test_label_for(void **state)
 	free(scratch);
 }
 
-static void test_expand(void **state)
-{
-	size_t len = 0;
-	char *s;
-
-	(void)state;
-	s = sm_redis_expand("{name}:x:{name}", "{name}", "jobs", &len);
-	assert_string_equal(s, "jobs:x:jobs");
-	assert_int_equal(len, strlen("jobs:x:jobs"));
-	free(s);
-	s = sm_redis_expand("plain", "{name}", "jobs", NULL);
-	assert_string_equal(s, "plain");
-	free(s);
-	s = sm_redis_expand("{queue}", "{queue}", "", &len);
-	assert_string_equal(s, "");
-	assert_int_equal(len, 0);
-	free(s);
-}
-
 struct fixture {
 	struct sm_source_config src;
 	struct redis_config cfg;
@@ -304,11 +285,10 @@ static void test_entry_extra(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_glob_match),  cmocka_unit_test(test_glob_captures),
-	    cmocka_unit_test(test_glob_budget), cmocka_unit_test(test_count_stars),
-	    cmocka_unit_test(test_label_for),   cmocka_unit_test(test_expand),
-	    cmocka_unit_test(test_keyset),      cmocka_unit_test(test_keyset_max_series),
-	    cmocka_unit_test(test_entry_extra),
+	    cmocka_unit_test(test_glob_match),        cmocka_unit_test(test_glob_captures),
+	    cmocka_unit_test(test_glob_budget),       cmocka_unit_test(test_count_stars),
+	    cmocka_unit_test(test_label_for),         cmocka_unit_test(test_keyset),
+	    cmocka_unit_test(test_keyset_max_series), cmocka_unit_test(test_entry_extra),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,8 +39,9 @@
 #include "scalemetrics/source.h"
 #include "scalemetrics/store.h"
 
-#define MAX_THREADS      4
-#define BACKOFF_FLOOR_MS 10000 /* backoff grows to max(interval, this) */
+#include "scheduler-internal.h"
+
+#define MAX_THREADS 4
 
 struct slot {
 	size_t idx;                         /* in the config and the store; under gate + lock */
@@ -72,45 +73,12 @@ struct sm_scheduler {
 	bool lock_init, cond_init, gate_init;
 };
 
-/* Under lock. Uniform in [0.5, 1.0]. */
-static double jitter(struct sm_scheduler *s)
-{
-	uint64_t x = s->rng;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	s->rng = x;
-	return 0.5 + 0.5 * ((double)(x >> 11) / (double)(UINT64_C(1) << 53));
-}
-
-/* The k-th failure in a row waits min(interval x 2^(k-1), max(interval, 10s)) x jitter. */
-static int64_t backoff_ms(struct sm_scheduler *s, int64_t interval_ms, unsigned k)
-{
-	int64_t cap = interval_ms > BACKOFF_FLOOR_MS ? interval_ms : BACKOFF_FLOOR_MS;
-	int64_t d = interval_ms;
-
-	for (unsigned i = 1; i < k && d < cap; i++)
-		d *= 2;
-	if (d > cap)
-		d = cap;
-	d = (int64_t)((double)d * jitter(s));
-	return d > 0 ? d : 1;
-}
-
 static void abs_deadline(int64_t due_mono_ms, struct timespec *ts)
 {
-	int64_t left = due_mono_ms - sm_time_mono_ms();
+	struct timespec now;
 
-	if (left < 0)
-		left = 0;
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(left / 1000);
-	ts->tv_nsec += (long)(left % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	*ts = sm_scheduler_deadline(now, due_mono_ms - sm_time_mono_ms());
 }
 
 /* Under lock: the idle slot due first, or NULL. */
@@ -234,7 +202,8 @@ static int64_t run_round(struct sm_scheduler *s, struct slot *sl,
 		snprintf(error, sizeof(error), "%s", strerror(-r));
 	sl->failures++;
 	pthread_mutex_lock(&s->lock);
-	delay = backoff_ms(s, src->interval_ms, sl->failures);
+	delay =
+	    sm_scheduler_backoff_ms(src->interval_ms, sl->failures, sm_scheduler_jitter(&s->rng));
 	pthread_mutex_unlock(&s->lock);
 	log_failure(sl, src, error, delay);
 	r = publish(s, sl, NULL, error, sm_time_mono_us() - start_us, now);

@@ -11,6 +11,7 @@
 
 #include "scalemetrics/config.h"
 #include "scalemetrics/number.h"
+#include "scalemetrics/promtext.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
@@ -57,19 +58,6 @@ static const struct sm_config_key query_keys[] = {
      .flags = SM_CONFIG_REQUIRED},
 };
 
-static bool metric_name_is_valid(const char *s)
-{
-	if (!s || !*s)
-		return false;
-	for (const char *c = s; *c; c++) {
-		bool alpha =
-		    (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_' || *c == ':';
-		if (!alpha && !(c != s && *c >= '0' && *c <= '9'))
-			return false;
-	}
-	return true;
-}
-
 static void query_rule_done(struct pg_query_rule *r)
 {
 	free(r->metric);
@@ -99,7 +87,7 @@ static int parse_queries(struct sm_config_parser *p, const struct sm_config_node
 			r = -EINVAL;
 			continue;
 		}
-		if (!metric_name_is_valid(rule->metric)) {
+		if (!sm_promtext_metric_name_is_valid(rule->metric)) {
 			r = sm_config_report(p, item, "invalid metric name '%s'", rule->metric);
 			continue;
 		}

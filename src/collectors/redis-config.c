@@ -14,6 +14,7 @@
 
 #include "scalemetrics/config.h"
 #include "scalemetrics/number.h"
+#include "scalemetrics/promtext.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/source.h"
 
@@ -88,21 +89,6 @@ struct redis_rule *sm_redis_rules_push(struct redis_rules *rules)
 	}
 	rules->v[rules->n] = (struct redis_rule){0};
 	return &rules->v[rules->n++];
-}
-
-bool sm_redis_metric_name_is_valid(const char *s)
-{
-	if (!s || !*s)
-		return false;
-	for (size_t i = 0; s[i]; i++) {
-		char ch = s[i];
-		bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
-		          ch == ':' || (i > 0 && ch >= '0' && ch <= '9');
-
-		if (!ok)
-			return false;
-	}
-	return true;
 }
 
 bool sm_redis_pattern_is_glob(const char *s)
@@ -460,7 +446,7 @@ static int parse_rule(struct sm_config_parser *p, const struct sm_config_node *i
 		}
 	}
 
-	if (r->metric && !sm_redis_metric_name_is_valid(r->metric))
+	if (r->metric && !sm_promtext_metric_name_is_valid(r->metric))
 		r1 = sm_config_report(p, sm_config_node_get(p, item, "metric"),
 		                      "invalid metric name '%s': expected [a-zA-Z_:][a-zA-Z0-9_:]*",
 		                      r->metric);

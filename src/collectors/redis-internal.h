@@ -228,7 +228,6 @@ int sm_redis_config_parse(struct sm_config_parser *p, const struct sm_config_nod
                           struct sm_source_config *src);
 void sm_redis_config_free(void *priv);
 
-bool sm_redis_metric_name_is_valid(const char *s);
 /* Does a `keys:` entry hold a glob character (read with SCAN MATCH)? */
 bool sm_redis_pattern_is_glob(const char *s);
 /* An `object: {resource, name}` mapping into the struct redis_object at target. */

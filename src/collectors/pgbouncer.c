@@ -134,6 +134,18 @@ static double pool_size_for(PGresult *dbs, const char *database)
 	return 0;
 }
 
+/* The series read straight from a SHOW POOLS column. */
+static const struct {
+	const char *metric;
+	const char *column;
+} pool_columns[] = {
+    {.metric = "pgbouncer_clients_active", .column = "cl_active"},
+    {.metric = "pgbouncer_clients_waiting", .column = "cl_waiting"},
+    {.metric = "pgbouncer_servers_active", .column = "sv_active"},
+    {.metric = "pgbouncer_servers_idle", .column = "sv_idle"},
+    {.metric = "pgbouncer_servers_used", .column = "sv_used"},
+};
+
 static int add(struct sm_batch *batch, const char *metric, const struct sm_label *labels,
                double value)
 {
@@ -183,19 +195,11 @@ static int pgb_collect(void *state, struct sm_batch *batch, struct sm_error *ret
 		/* The admin console's own pseudo-pool is not a pool of servers. */
 		if (strcmp(database, "pgbouncer") == 0)
 			continue;
-		r = add(batch, "pgbouncer_clients_active", labels,
-		        column_double(pools, i, "cl_active"));
-		if (r == 0)
-			r = add(batch, "pgbouncer_clients_waiting", labels,
-			        column_double(pools, i, "cl_waiting"));
-		if (r == 0)
-			r = add(batch, "pgbouncer_servers_active", labels, sv_active);
-		if (r == 0)
-			r = add(batch, "pgbouncer_servers_idle", labels,
-			        column_double(pools, i, "sv_idle"));
-		if (r == 0)
-			r = add(batch, "pgbouncer_servers_used", labels,
-			        column_double(pools, i, "sv_used"));
+		r = 0;
+		for (size_t k = 0; k < sizeof(pool_columns) / sizeof(pool_columns[0]) && r == 0;
+		     k++)
+			r = add(batch, pool_columns[k].metric, labels,
+			        column_double(pools, i, pool_columns[k].column));
 		if (r == 0)
 			r = add(batch, "pgbouncer_max_wait_seconds", labels, wait);
 		if (r == 0 && size > 0) {

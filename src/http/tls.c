@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* X.509 with OpenSSL: the self-signed serving pair made at start, reading and checking the
  * certificate and key files, SHA-256 fingerprints. No sockets here: the TLS on the wire is
- * GnuTLS inside libmicrohttpd (see server.c). */
+ * GnuTLS inside libmicrohttpd (see server-tls.c). */
 #include "scalemetrics/tls.h"
 
 #include <errno.h>

@@ -310,14 +310,29 @@ static void test_load_files(void **state)
 	sm_tls_pem_done(&b);
 }
 
+/* done accepts NULL and an empty pair, and leaves a filled one empty (both strings freed
+ * and NULL, no fingerprint), so that a second done, as on every error path, frees nothing
+ * twice. */
 static void test_pem_done_null(void **state)
 {
 	struct sm_tls_pem empty = {0};
+	struct sm_tls_pem pem = {0};
 
 	(void)state;
 	sm_tls_pem_done(NULL);
 	sm_tls_pem_done(&empty);
-	sm_tls_pem_done(&empty);
+	assert_null(empty.cert_pem);
+	assert_null(empty.key_pem);
+
+	assert_int_equal(sm_tls_make_self_signed(NULL, 0, &pem, NULL), 0);
+	assert_non_null(pem.cert_pem);
+	assert_non_null(pem.key_pem);
+	assert_int_not_equal(pem.fingerprint_sha256[0], '\0');
+	sm_tls_pem_done(&pem);
+	assert_null(pem.cert_pem);
+	assert_null(pem.key_pem);
+	assert_int_equal(pem.fingerprint_sha256[0], '\0');
+	sm_tls_pem_done(&pem);
 }
 
 int main(void)

@@ -148,10 +148,11 @@ int sm_auth_x509_subject_user(X509 *leaf, struct sm_auth_user *ret)
 
 /* The subject of the peer's leaf certificate once its chain verifies against store: 1 with
  * *ret, 0 (with why) when it does not verify, -ENOMEM. Parsing the certificates and checking
- * their signatures cost about 20 times the rest of a request, and the front proxy presents
- * the same chain on every request, so a verified chain is remembered per trust (a new trust
- * starts afresh) for SM_AUTH_VERIFIED_TTL_S, and only when all of it is still valid by then. The
- * key is a digest of the store's role and every certificate presented; a failure is never kept. */
+ * their signatures cost most of a request (bench/README.md, "Delegated auth on the serving
+ * path"), and the front proxy presents the same chain on every request, so a verified chain
+ * is remembered per trust (a new trust starts afresh) for SM_AUTH_VERIFIED_TTL_S, and only
+ * when all of it is still valid by then. The key is a digest of the store's role and every
+ * certificate presented; a failure is never kept. */
 static int peer_subject(struct sm_auth_trust *t, X509_STORE *store, char role,
                         const struct sm_auth_request *req, int64_t now_ms, struct sm_auth_user *ret,
                         char *why, size_t why_len)

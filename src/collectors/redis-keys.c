@@ -130,7 +130,7 @@ void sm_redis_entries_clear(struct redis_state *s)
  * keys), go back to the system rather than staying resident for the whole interval between
  * rounds; the next round maps them again at the size this one needed. The pool and the key
  * set stay: page faults are dear on a VM, and every block given back costs one per page per
- * round (bench/README.md, Redis). */
+ * round (bench/README.md, "3. Footprint", has the figures). */
 void sm_redis_entries_release(struct redis_state *s)
 {
 	sm_redis_entries_clear(s);

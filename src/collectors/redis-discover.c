@@ -23,7 +23,7 @@ void sm_redis_names_clear(struct redis_names *n)
 	n->n = 0;
 }
 
-static int names_push(struct redis_names *n, const char *s, size_t len)
+int sm_redis_names_push(struct redis_names *n, const char *s, size_t len)
 {
 	char *copy;
 
@@ -109,7 +109,7 @@ static int add_scanned_name(struct redis_state *s, const char *pat, const char *
 	(void)s;
 	if (!sm_redis_glob_match(pat, strlen(pat), key, len, caps, 1, &budget))
 		return 0;
-	return names_push(ctx, caps[0].p, caps[0].len);
+	return sm_redis_names_push(ctx, caps[0].p, caps[0].len);
 }
 
 static int add_found_key(struct redis_state *s, const char *pat, const char *key, size_t len,
@@ -117,7 +117,7 @@ static int add_found_key(struct redis_state *s, const char *pat, const char *key
 {
 	(void)s;
 	(void)pat;
-	return names_push(ctx, key, len);
+	return sm_redis_names_push(ctx, key, len);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -125,7 +125,48 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* SMEMBERS of each key, pipelined; each member through member_to_name. */
+int sm_redis_take_members(struct redis_names *out, const redisReply *reply, const char *strip,
+                          bool kombu)
+{
+	size_t strip_len = strip ? strlen(strip) : 0;
+	int r = 0;
+
+	for (size_t k = 0; r >= 0 && k < reply->elements; k++) {
+		const redisReply *m = reply->element[k];
+		const char *name = m->str;
+		size_t len = m->len;
+
+		if (m->type != REDIS_REPLY_STRING)
+			continue;
+		if (kombu) {
+			if (!sm_redis_kombu_queue(m->str, m->len, &name, &len))
+				continue;
+		} else if (strip && len > strip_len && memcmp(name, strip, strip_len) == 0) {
+			name += strip_len;
+			len -= strip_len;
+		}
+		if (len > 0)
+			r = sm_redis_names_push(out, name, len);
+	}
+	return r;
+}
+
+void sm_redis_names_sort_unique(struct redis_names *n)
+{
+	size_t w = 0;
+
+	if (n->n > 1)
+		qsort(n->v, n->n, sizeof(*n->v), cmp_str);
+	for (size_t i = 0; i < n->n; i++) {
+		if (w > 0 && strcmp(n->v[w - 1], n->v[i]) == 0)
+			free(n->v[i]);
+		else
+			n->v[w++] = n->v[i];
+	}
+	n->n = w;
+}
+
+/* SMEMBERS of each key, pipelined; the members through sm_redis_take_members. */
 static int read_members(struct redis_state *s, const struct redis_names *keys, const char *strip,
                         bool kombu, struct redis_names *out, struct sm_error *reterr)
 {
@@ -141,12 +182,11 @@ static int read_members(struct redis_state *s, const struct redis_names *keys, c
 		s->round_trips++;
 		for (size_t j = 0; j < n; j++) {
 			redisReply *reply = NULL;
-			int r = 0;
+			int r = sm_redis_next_reply(s, &reply, reterr);
 
-			if (redisGetReply(s->ctx, (void **)&reply) != REDIS_OK || !reply)
-				return sm_redis_fail_ctx(s, errno, false, reterr);
-			if (reply->type == REDIS_REPLY_ERROR &&
-			    strncmp(reply->str, "WRONGTYPE", 9) == 0) {
+			if (r < 0)
+				return r;
+			if (sm_redis_is_wrongtype(reply)) {
 				sm_redis_note(s, reterr, keys->v[first + j],
 				              "queue index '%s' is not a set; ignored",
 				              keys->v[first + j]);
@@ -154,31 +194,11 @@ static int read_members(struct redis_state *s, const struct redis_names *keys, c
 					snprintf(s->names_error, sizeof(s->names_error),
 					         "queue index '%s' is not a set",
 					         keys->v[first + j]);
-			} else if (reply->type != REDIS_REPLY_ARRAY) {
+			} else if (reply->type == REDIS_REPLY_ARRAY) {
+				r = sm_redis_take_members(out, reply, strip, kombu);
+			} else {
 				r = sm_redis_fail_reply(s, sm_redis_error_code(reply), reterr,
 				                        "SMEMBERS", reply);
-				freeReplyObject(reply);
-				return r;
-			}
-			for (size_t k = 0;
-			     r >= 0 && reply->type == REDIS_REPLY_ARRAY && k < reply->elements;
-			     k++) {
-				const redisReply *m = reply->element[k];
-				const char *name = m->str;
-				size_t len = m->len;
-
-				if (m->type != REDIS_REPLY_STRING)
-					continue;
-				if (kombu) {
-					if (!sm_redis_kombu_queue(m->str, m->len, &name, &len))
-						continue;
-				} else if (strip && len > strlen(strip) &&
-				           memcmp(name, strip, strlen(strip)) == 0) {
-					name += strlen(strip);
-					len -= strlen(strip);
-				}
-				if (len > 0)
-					r = names_push(out, name, len);
 			}
 			freeReplyObject(reply);
 			if (r < 0)
@@ -194,7 +214,6 @@ static int discover_names(struct redis_state *s, const struct redis_rule *rule,
 {
 	struct redis_names *out = &s->names;
 	struct redis_names found = {0};
-	size_t w = 0;
 	int r = 0;
 
 	if (s->names_valid && s->names_group == rule->group)
@@ -205,7 +224,7 @@ static int discover_names(struct redis_state *s, const struct redis_rule *rule,
 	switch (rule->discover) {
 	case REDIS_DISCOVER_SET:
 		for (size_t i = 0; i < rule->index.n && r >= 0; i++)
-			r = names_push(&found, rule->index.v[i], strlen(rule->index.v[i]));
+			r = sm_redis_names_push(&found, rule->index.v[i], strlen(rule->index.v[i]));
 		if (r >= 0)
 			r = read_members(s, &found, rule->member_prefix, false, out, reterr);
 		break;
@@ -223,20 +242,12 @@ static int discover_names(struct redis_state *s, const struct redis_rule *rule,
 		break;
 	}
 	for (size_t i = 0; i < rule->names.n && r >= 0; i++)
-		r = names_push(out, rule->names.v[i], strlen(rule->names.v[i]));
+		r = sm_redis_names_push(out, rule->names.v[i], strlen(rule->names.v[i]));
 	sm_redis_names_clear(&found);
 	free(found.v);
 	if (r < 0)
 		return r;
-	if (out->n > 1)
-		qsort(out->v, out->n, sizeof(*out->v), cmp_str);
-	for (size_t i = 0; i < out->n; i++) {
-		if (w > 0 && strcmp(out->v[w - 1], out->v[i]) == 0)
-			free(out->v[i]);
-		else
-			out->v[w++] = out->v[i];
-	}
-	out->n = w;
+	sm_redis_names_sort_unique(out);
 	s->names_group = rule->group;
 	s->names_valid = true;
 	return 0;

@@ -337,6 +337,15 @@ static inline const char *sm_redis_entry_label(const struct redis_entry *e)
  * each queue name discovered (once per group and round). */
 int sm_redis_collect_keys(struct redis_state *s, size_t ri, struct sm_error *reterr);
 void sm_redis_names_clear(struct redis_names *n);
+/* Appends a copy of len bytes of s; -ENOMEM. */
+int sm_redis_names_push(struct redis_names *n, const char *s, size_t len);
+/* Sorts the names and drops repeats. */
+void sm_redis_names_sort_unique(struct redis_names *n);
+/* The queue names in an SMEMBERS array reply: with kombu, the queue of each binding member
+ * (sm_redis_kombu_queue); otherwise each member, strip removed from its start when there
+ * (and something is left). Empty names and non-string members are skipped; -ENOMEM. */
+int sm_redis_take_members(struct redis_names *out, const struct redisReply *reply,
+                          const char *strip, bool kombu);
 
 /* ---- redis-reply.c: pipelined reads and their replies ---- */
 
@@ -344,6 +353,8 @@ void sm_redis_names_clear(struct redis_names *n);
 int sm_redis_resolve_types(struct redis_state *s, struct sm_error *reterr);
 /* Every read of every entry still to read, pipelined. */
 int sm_redis_read_values(struct redis_state *s, struct sm_error *reterr);
+/* A WRONGTYPE error: the key holds another type than the command reads. */
+bool sm_redis_is_wrongtype(const struct redisReply *reply);
 /* The value of field in a RESP2 flat name/value array, or NULL. */
 const struct redisReply *sm_redis_map_get(const struct redisReply *m, const char *field);
 /* Takes e's TYPE reply: the type, a missing key, or a per-key failure. 0, or 1 when the

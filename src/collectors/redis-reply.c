@@ -162,7 +162,7 @@ static int append_reads(struct redis_state *s, struct redis_entry *e, struct sm_
 	return n;
 }
 
-static bool is_wrongtype(const redisReply *reply)
+bool sm_redis_is_wrongtype(const redisReply *reply)
 {
 	return reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "WRONGTYPE", 9) == 0;
 }
@@ -262,7 +262,7 @@ int sm_redis_take_value(struct redis_state *s, struct redis_entry *e, const redi
 	const struct redis_rule *rule = &s->cfg->rules.v[e->rule];
 	char err[200];
 
-	if (is_wrongtype(reply)) {
+	if (sm_redis_is_wrongtype(reply)) {
 		sm_redis_fail_entry(s, reterr, e, "skipped", "key '%s' is not a %s", e->key,
 		                    rule->read == REDIS_READ_LENGTH
 		                        ? sm_redis_key_type_names[e->type]

@@ -13,14 +13,15 @@
 
 #include "scalemetrics/buf.h"
 #include "scalemetrics/config.h"
+#include "scalemetrics/file.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/kubeconfig.h"
 
 /*
  * Design: one curl easy handle per client, behind a mutex, so consecutive calls reuse the
  * connection; calls from several threads are serialised (they are rare: a pod list per scrape
- * round, cached token and access reviews). The token file is re-read whenever its mtime or
- * size changes, as projected service-account tokens rotate.
+ * round, cached token and access reviews). The token file is re-read whenever it changes
+ * (sm_token_file), as projected service-account tokens rotate.
  */
 
 #define SA_DIR           "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -37,17 +38,14 @@ struct sm_kube_client {
 	char *origin;
 	char *proxy;
 	char *user_agent;
-	char *token_file;
+	struct sm_token_file token_file; /* path owned here; re-read when it changes */
 	struct sm_kubeconfig_pem ca;
 	struct sm_kubeconfig_pem cert;
 	struct sm_kubeconfig_pem key;
 	bool insecure;
 	int64_t timeout_ms;
 	size_t max_body;
-	/* The token as last read (or the kubeconfig's own), and the file's identity then. */
-	char *token;
-	struct timespec token_mtime;
-	off_t token_size;
+	char *token; /* the kubeconfig's own, without a token file */
 };
 
 static bool empty(const char *s)
@@ -97,7 +95,8 @@ void sm_kube_client_free(struct sm_kube_client *c)
 	free(c->origin);
 	free(c->proxy);
 	free(c->user_agent);
-	free(c->token_file);
+	free((char *)c->token_file.path);
+	sm_token_file_done(&c->token_file);
 	pem_clear(&c->ca);
 	pem_clear(&c->cert);
 	pem_clear(&c->key);
@@ -432,7 +431,7 @@ int sm_kube_client_new(const struct sm_kube_options *opts, struct sm_kube_client
 	/* Moved, not copied: the secrets exist once. */
 	c->insecure = k.insecure_skip_tls_verify;
 	c->proxy = k.proxy_url;
-	c->token_file = k.token_file;
+	c->token_file.path = k.token_file;
 	c->token = k.token;
 	c->ca = k.ca;
 	c->cert = k.client_cert;
@@ -479,54 +478,24 @@ char *sm_kube_escape(const char *s)
 	return out;
 }
 
-/* Under the lock. Keeps c->token current with the file. */
-static int refresh_token(struct sm_kube_client *c, struct sm_error *reterr)
+/* Under the lock. The token to send: the file's, re-read when it changed, else the
+ * kubeconfig's own (or none). */
+static int current_token(struct sm_kube_client *c, const char **ret, struct sm_error *reterr)
 {
-	struct stat st;
-	FILE *f = NULL;
-	char *buf = NULL;
-	size_t n;
 	int r;
 
-	if (!c->token_file)
+	if (!c->token_file.path) {
+		*ret = c->token;
 		return 0;
-	if (stat(c->token_file, &st) != 0) {
-		r = -errno;
-		sm_error_set(reterr, "token file '%s': %s", c->token_file, strerror(errno));
-		return r == -ENOENT ? -EACCES : r;
 	}
-	if (c->token && st.st_mtim.tv_sec == c->token_mtime.tv_sec &&
-	    st.st_mtim.tv_nsec == c->token_mtime.tv_nsec && st.st_size == c->token_size)
-		return 0;
-	f = fopen(c->token_file, "re");
-	if (!f) {
-		sm_error_set(reterr, "token file '%s': %s", c->token_file, strerror(errno));
-		return -EACCES;
+	r = sm_token_file_refresh(&c->token_file, TOKEN_MAX, reterr);
+	if (r < 0) {
+		sm_error_clear(reterr);
+		sm_error_set(reterr, "token file '%s': %s", c->token_file.path, strerror(-r));
+		return r == -ENOMEM ? r : -EACCES;
 	}
-	buf = malloc(TOKEN_MAX + 1);
-	if (!buf) {
-		r = -ENOMEM;
-		goto out;
-	}
-	n = fread(buf, 1, TOKEN_MAX, f);
-	if (ferror(f)) {
-		sm_error_set(reterr, "token file '%s': read error", c->token_file);
-		r = -EIO;
-		goto out;
-	}
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-		n--;
-	buf[n] = '\0';
-	free(c->token);
-	c->token = buf;
-	buf = NULL;
-	c->token_mtime = st.st_mtim;
-	c->token_size = st.st_size;
-	r = 0;
-out:
-	free(buf);
-	(void)fclose(f);
-	return r;
+	*ret = c->token_file.value;
+	return 0;
 }
 
 static int curl_errno(CURLcode rc)
@@ -576,6 +545,7 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	struct curl_slist *headers = NULL, *h;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *url = NULL, *auth = NULL, *payload = NULL;
+	const char *token = NULL;
 	size_t url_len;
 	long status = 0;
 	CURLcode rc;
@@ -584,7 +554,7 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	if (!path || path[0] != '/')
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	r = refresh_token(c, reterr);
+	r = current_token(c, &token, reterr);
 	if (r < 0)
 		goto out;
 	b->max = c->max_body;
@@ -598,13 +568,13 @@ static int request(struct sm_kube_client *c, const char *method, const char *pat
 	if (!h)
 		goto out;
 	headers = h;
-	if (c->token && *c->token) {
-		size_t len = strlen(c->token) + 32;
+	if (token && *token) {
+		size_t len = strlen(token) + 32;
 
 		auth = malloc(len);
 		if (!auth)
 			goto out;
-		(void)snprintf(auth, len, "Authorization: Bearer %s", c->token);
+		(void)snprintf(auth, len, "Authorization: Bearer %s", token);
 		h = curl_slist_append(headers, auth);
 		if (!h)
 			goto out;

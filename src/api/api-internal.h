@@ -63,7 +63,7 @@ struct sm_api_route {
 	sm_api_handler_fn handler;
 };
 
-/* jsonw.c: JSON written straight into one growing buffer (the metric lists; Status and
+/* json-writer.c: JSON written straight into one growing buffer (the metric lists; Status and
  * discovery documents stay on cJSON). Appends never fail on their own: the first allocation
  * failure frees the buffer, marks the writer failed and makes later appends no-ops;
  * sm_api_jsonw_finish then returns -ENOMEM. */
@@ -156,7 +156,7 @@ int sm_api_handle_external(const struct sm_api_call *c, struct sm_api_response *
 int sm_api_external_encode(const struct sm_query_result *r, int64_t now_wall_ms, char **ret_body,
                            size_t *ret_len);
 
-/* metrics.c */
+/* self-metrics.c */
 /* GET /metrics; 404 when the context has no telemetry. */
 int sm_api_handle_metrics(const struct sm_api_call *c, struct sm_api_response *ret);
 /* The /metrics document for these counters (t may be NULL: all zero) and the store's
@@ -165,11 +165,11 @@ int sm_api_metrics_render(const struct sm_telemetry *t, const struct sm_store *s
                           int64_t now_mono_ms, const char *version, const char *git_commit,
                           char **ret_body, size_t *ret_len);
 
-/* statuspage.c */
+/* status-page.c */
 /* GET /status: the HTML status page (sources, series, sparklines; `filter` applied). */
 int sm_api_handle_status_page(const struct sm_api_call *c, struct sm_api_response *ret);
 
-/* status.c */
+/* errors.c */
 /* Prints doc into ret with status 200 and Content-Type application/json, marked reusable
  * (its callers' documents depend on the config and the store only); does not free doc.
  * -ENOMEM when printing fails. */

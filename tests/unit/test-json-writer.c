@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The JSON writer (src/api/jsonw.c) and the metric list encoders built on it, checked byte for
- * byte against cJSON: escaping and numbers directly, and the encoders differentially against
+/* The JSON writer (src/api/json-writer.c) and the metric list encoders built on it, checked byte
+ * for byte against cJSON: escaping and numbers directly, and the encoders differentially against
  * the cJSON-tree encoders they replaced (kept here, and only here, as the reference). */
 /* cmocka needs setjmp.h, stdarg.h and stddef.h before it. */
 /* clang-format off */
@@ -27,7 +27,7 @@
 /* 2024-05-01T12:00:00Z */
 #define WALL_MS 1714564800000LL
 
-/* ---- the reference: the cJSON encoders as they were before jsonw.c ---- */
+/* ---- the reference: the same documents encoded with cJSON ---- */
 
 static bool ref_add_quantity(cJSON *obj, const char *key, double v)
 {

@@ -347,7 +347,8 @@ static void write_selector(struct custom_writer *cw)
 	    (struct sm_api_jsonw_span){.off = off, .len = cw->w.failed ? 0 : cw->w.len - off};
 }
 
-/* One MetricValue, keys in the order the cJSON encoder used to add them. */
+/* One MetricValue, keys in a fixed order: the one test-json-writer.c's cJSON reference
+ * writes, so the two compare byte for byte. */
 static void write_custom_item(struct custom_writer *cw, const struct sm_query_item *it)
 {
 	struct sm_api_jsonw *w = &cw->w;

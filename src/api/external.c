@@ -12,7 +12,8 @@
 
 #include "api-internal.h"
 
-/* One ExternalMetricValue, keys in the order the cJSON encoder used to add them. */
+/* One ExternalMetricValue, keys in a fixed order: the one test-json-writer.c's cJSON
+ * reference writes, so the two compare byte for byte. */
 static void write_item(struct sm_api_jsonw *w, struct sm_api_jsonw_memo *metric,
                        struct sm_api_item_memo *memo, const struct sm_query_item *it,
                        int64_t now_wall_ms)

@@ -19,6 +19,8 @@
 #include "scalemetrics/error.h"
 #include "scalemetrics/source.h"
 
+#include "../../src/config/config-internal.h"
+
 static struct sm_config *load(const char *yaml)
 {
 	struct sm_config *cfg = NULL;
@@ -171,6 +173,52 @@ static void test_alias_expansion_is_bounded(void **state)
 	sm_error_list_done(&errs);
 }
 
+/* The canonical text of a YAML node, NULL if it cannot be parsed or written. */
+static char *canonical(const char *yaml)
+{
+	struct sm_error_list errs = {0};
+	struct sm_config_parser p = {.file = "t.yaml", .errs = &errs};
+	struct sm_config_yaml *y = NULL;
+	char *text = NULL;
+
+	if (sm_config_yaml_parse(&p, yaml, strlen(yaml), &y) == 0 && errs.n == 0)
+		text = sm_config_canonical_text(sm_config_yaml_root(y));
+	sm_config_yaml_free(y);
+	sm_error_list_done(&errs);
+	return text;
+}
+
+/* Mappings with their pairs sorted, sequences in order, scalars with their lengths, null as
+ * ~: equal text exactly when the YAML means the same. */
+static void test_canonical_text(void **state)
+{
+	static const struct {
+		const char *yaml, *text;
+	} texts[] = {
+	    {"x", "1:x"},
+	    {"~", "~"},
+	    {"'~'", "1:~"},
+	    {"''", "0:"},
+	    {"[a, ~, bc]", "[ 1:a ~ 2:bc]"},
+	    {"{b: 1, a: [x]}", "{ 1:a [ 1:x] 1:b 1:1}"},
+	    {"a: [x]\nb: 1\n", "{ 1:a [ 1:x] 1:b 1:1}"},
+	    {"{a: {d: 2, c: 1}}", "{ 1:a { 1:c 1:1 1:d 1:2}}"},
+	    {"{k: &v [1], l: *v}", "{ 1:k [ 1:1] 1:l [ 1:1]}"},
+	    {"[]", "[]"},
+	    {"{}", "{}"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		char *text = canonical(texts[i].yaml);
+
+		if (!text || strcmp(text, texts[i].text) != 0)
+			fail_msg("case %zu: '%s', expected '%s'", i, text ? text : "(null)",
+			         texts[i].text);
+		free(text);
+	}
+}
+
 static void test_restart_keys(void **state)
 {
 	struct sm_config *a = load("server:\n  listen: 127.0.0.1:8443\n  log_level: info\n"
@@ -200,9 +248,8 @@ static void test_restart_keys(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_match_sources),
-	    cmocka_unit_test(test_source_equal),
-	    cmocka_unit_test(test_alias_expansion_is_bounded),
+	    cmocka_unit_test(test_match_sources), cmocka_unit_test(test_canonical_text),
+	    cmocka_unit_test(test_source_equal),  cmocka_unit_test(test_alias_expansion_is_bounded),
 	    cmocka_unit_test(test_restart_keys),
 	};
 

@@ -1157,6 +1157,40 @@ static void test_strv_done(void **state)
 	assert_int_equal(v.n, 0);
 }
 
+/* Durations in messages: the largest unit that divides them. */
+static void test_format_duration(void **state)
+{
+	static const struct {
+		int64_t ms;
+		const char *text;
+	} durations[] = {
+	    {0, "0ms"},    {1, "1ms"},       {1500, "1500ms"}, {1000, "1s"},      {90000, "90s"},
+	    {60000, "1m"}, {5400000, "90m"}, {3600000, "1h"},  {86400000, "24h"}, {-2000, "-2s"},
+	};
+	char *s = strdup("");
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+		char buf[32];
+
+		sm_config_format_duration(durations[i].ms, buf, sizeof(buf));
+		if (strcmp(buf, durations[i].text) != 0)
+			fail_msg("%lld ms: '%s', expected '%s'", (long long)durations[i].ms, buf,
+			         durations[i].text);
+	}
+	/* "" is unset for optional paths; anything else stays. */
+	assert_non_null(s);
+	sm_config_empty_to_null(&s);
+	assert_null(s);
+	sm_config_empty_to_null(&s);
+	assert_null(s);
+	s = strdup("x");
+	assert_non_null(s);
+	sm_config_empty_to_null(&s);
+	assert_string_equal(s, "x");
+	free(s);
+}
+
 static void test_url_redact(void **state)
 {
 	static const struct {
@@ -1201,7 +1235,8 @@ int main(void)
 	    cmocka_unit_test(test_example),         cmocka_unit_test(test_deep_nesting),
 	    cmocka_unit_test(test_registry),        cmocka_unit_test(test_table_types),
 	    cmocka_unit_test(test_table_errors),    cmocka_unit_test(test_accessors),
-	    cmocka_unit_test(test_strv_done),       cmocka_unit_test(test_url_redact),
+	    cmocka_unit_test(test_strv_done),       cmocka_unit_test(test_format_duration),
+	    cmocka_unit_test(test_url_redact),
 	};
 
 	sm_config_set_source_parser(sm_source_config_parse);

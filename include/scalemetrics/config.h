@@ -195,7 +195,7 @@ size_t sm_config_restart_keys(const struct sm_config *running, const struct sm_c
  * untouched). */
 int sm_config_keep_kubernetes(struct sm_config *next, const struct sm_config *running) SM_MUSTCHECK;
 
-/* ---- Descriptor tables, for config.c and each collector's config_parse ---- */
+/* ---- Descriptor tables (config-descriptor.c), for config and each collector ---- */
 
 enum sm_config_type {
 	SM_CONFIG_STRING,      /* char *  (strdup'd) */

@@ -172,7 +172,7 @@ static void setup_logging(const struct sm_config *cfg)
 
 	sm_log_setup(level == SM_LOG_LEVEL_INVALID ? SM_LOG_INFO : level,
 	             format == SM_LOG_FORMAT_INVALID ? SM_LOG_FORMAT_LOGFMT : format);
-	/* config.c validates both; these only guard against a gap there. */
+	/* config-server.c validates both; these only guard against a gap there. */
 	if (level == SM_LOG_LEVEL_INVALID)
 		sm_log_warn(LOG_CTX, "unknown log level '%s', using 'info'", ls);
 	if (format == SM_LOG_FORMAT_INVALID)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The `forward` list of the config file: which adapter answers each metrics API group for the
  * metrics no source declares (docs/configuration.md, "Sharing the metrics APIs with another
- * adapter"). Parsed with config.c's descriptor tables. */
+ * adapter"). Parsed with the descriptor tables of config-descriptor.c. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scalemetrics/buf.h"
 #include "scalemetrics/config.h"
 
 #include "config-internal.h"
@@ -209,17 +210,13 @@ int sm_config_keep_kubernetes(struct sm_config *next, const struct sm_config *ru
 #define CANON_MAX_DEPTH 256
 
 struct canon {
-	char *buf;
-	size_t len, cap;
+	struct sm_buf text; /* unbounded itself: the shared budget bounds it */
 	bool failed;
 	size_t *budget; /* bytes left to write, shared by a text and the pieces it is made of */
 };
 
 static void canon_put(struct canon *c, const char *s, size_t n)
 {
-	char *nb;
-	size_t want;
-
 	if (c->failed)
 		return;
 	if (n > *c->budget) {
@@ -227,21 +224,8 @@ static void canon_put(struct canon *c, const char *s, size_t n)
 		return;
 	}
 	*c->budget -= n;
-	if (c->len + n + 1 > c->cap) {
-		want = c->cap ? c->cap : 256;
-		while (want < c->len + n + 1)
-			want *= 2;
-		nb = realloc(c->buf, want);
-		if (!nb) {
-			c->failed = true;
-			return;
-		}
-		c->buf = nb;
-		c->cap = want;
-	}
-	memcpy(c->buf + c->len, s, n);
-	c->len += n;
-	c->buf[c->len] = '\0';
+	if (sm_buf_append(&c->text, s, n) < 0)
+		c->failed = true;
 }
 
 static int compare_strings(const void *a, const void *b)
@@ -303,7 +287,7 @@ static void canon_mapping(struct canon *c, const struct sm_config_node *n, unsig
 		canon_node(&pc, n->items[2 * done + 1], depth + 1);
 		if (pc.failed)
 			c->failed = true;
-		pairs[done] = pc.buf;
+		pairs[done] = pc.text.data;
 	}
 	if (!c->failed) {
 		qsort(pairs, n->n, sizeof(*pairs), compare_strings);
@@ -325,9 +309,9 @@ char *sm_config_canonical_text(const struct sm_config_node *node)
 	struct canon c = {.budget = &budget};
 
 	canon_node(&c, node, 0);
-	if (c.failed || !c.buf) {
-		free(c.buf);
+	if (c.failed || !c.text.data) {
+		free(c.text.data);
 		return NULL;
 	}
-	return c.buf;
+	return c.text.data;
 }

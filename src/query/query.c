@@ -83,7 +83,7 @@ static bool source_lists_namespace(const struct sm_source_config *src, const cha
 }
 
 /* The definition of metric that answers in ns, and its source's index. Sources may share a
- * name when the namespaces they serve it in are disjoint (config.c), so it is the one that
+ * name when the namespaces they serve it in are disjoint (config-metrics.c), so it is the one that
  * serves it in ns: its source lists ns, or ns is where its pods are. Root-scoped (ns NULL),
  * or when none serves it in ns, the first: it then answers 404 as it would alone. */
 static const struct sm_metric_def *find_def(const struct sm_config *cfg, const char *metric,

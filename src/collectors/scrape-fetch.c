@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* The scrape collector's targets and their transfers: one curl easy handle per target, reused
+ * across rounds, and every target of a round fetched at once on one curl multi handle. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scalemetrics/buf.h"
+#include "scalemetrics/clock.h"
+#include "scalemetrics/config.h"
+#include "scalemetrics/error.h"
+
+#include "scrape-internal.h"
+
+void sm_scrape_target_free(struct scrape_target *t)
+{
+	if (!t)
+		return;
+	if (t->easy)
+		curl_easy_cleanup(t->easy);
+	free(t->id);
+	free(t->url);
+	free(t->shown_url);
+	sm_scrape_pod_done(&t->pod);
+	free(t->body.data);
+	sm_scrape_table_done(&t->table);
+	free(t);
+}
+
+void sm_scrape_target_set_error(struct scrape_target *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(t->error, sizeof(t->error), fmt, ap);
+	va_end(ap);
+	t->ok = false;
+}
+
+int sm_scrape_target_new(const struct scrape_fetch_opts *o, const char *id, const char *url,
+                         struct scrape_target **ret)
+{
+	const struct scrape_config *c = o->cfg;
+	struct scrape_target *t = calloc(1, sizeof(*t));
+	CURL *e;
+	int r = -ENOMEM;
+
+	if (!t)
+		return -ENOMEM;
+	t->id = strdup(id);
+	t->url = strdup(url);
+	t->shown_url = malloc(strlen(url) + 4);
+	t->easy = curl_easy_init();
+	if (!t->id || !t->url || !t->shown_url || !t->easy)
+		goto out;
+	sm_config_url_redact(url, t->shown_url, strlen(url) + 4);
+	t->body.max = (size_t)c->max_body_bytes;
+	e = t->easy;
+	(void)curl_easy_setopt(e, CURLOPT_URL, t->url);
+	(void)curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	(void)curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sm_buf_curl_write);
+	(void)curl_easy_setopt(e, CURLOPT_WRITEDATA, &t->body);
+	(void)curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+	(void)curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	(void)curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+	(void)curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->timeout_ms);
+	(void)curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	(void)curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body_bytes);
+	(void)curl_easy_setopt(e, CURLOPT_HTTPHEADER, o->headers);
+	(void)curl_easy_setopt(e, CURLOPT_USERAGENT, "scalemetrics/" SM_VERSION);
+	if (c->ca_file)
+		(void)curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+	if (c->insecure_skip_verify) {
+		(void)curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		(void)curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	*ret = t;
+	t = NULL;
+	r = 0;
+out:
+	sm_scrape_target_free(t);
+	return r;
+}
+
+/* Whether the transfer brought a body to parse (status 200); otherwise t->error says why. */
+static bool target_finish(struct scrape_target *t, CURLcode rc)
+{
+	long status = 0;
+
+	t->done = true;
+	t->t_ms = sm_time_mono_ms();
+	if (rc != CURLE_OK) {
+		if (t->body.too_big || rc == CURLE_FILESIZE_EXCEEDED)
+			sm_scrape_target_set_error(t, "response larger than max_body_bytes (%lld)",
+			                           (long long)t->body.max);
+		else
+			sm_scrape_target_set_error(
+			    t, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+		return false;
+	}
+	(void)curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		sm_scrape_target_set_error(t, "HTTP status %ld", status);
+		return false;
+	}
+	return true;
+}
+
+/* Hands each finished transfer's body to fn while the others are still in flight. */
+static int drain(CURLM *multi, sm_scrape_body_fn fn, void *userdata)
+{
+	CURLMsg *m;
+	int left;
+
+	for (;;) {
+		struct scrape_target *t;
+		char *priv = NULL;
+
+		m = curl_multi_info_read(multi, &left);
+		if (!m)
+			break;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		(void)curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+		t = (struct scrape_target *)priv;
+		(void)curl_multi_remove_handle(multi, m->easy_handle);
+		if (!t)
+			continue;
+		if (target_finish(t, m->data.result)) {
+			int r = fn(t, userdata);
+
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* Takes every unfinished transfer off the multi handle, so the next round can add it again. */
+static void abandon_unfinished(CURLM *multi, struct scrape_target *const *targets, size_t n,
+                               const char *why)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct scrape_target *t = targets[i];
+
+		if (!t->done) {
+			(void)curl_multi_remove_handle(multi, t->easy);
+			sm_scrape_target_set_error(t, "%s", why);
+			t->done = true;
+		}
+	}
+}
+
+int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size_t n,
+                        sm_scrape_body_fn fn, void *userdata, struct sm_error *reterr)
+{
+	int running = 0, r;
+	CURLMcode mc;
+
+	for (size_t i = 0; i < n; i++) {
+		struct scrape_target *t = targets[i];
+
+		t->body.len = 0;
+		t->body.too_big = false;
+		t->errbuf[0] = '\0';
+		t->error[0] = '\0';
+		t->done = false;
+		t->ok = false;
+		mc = curl_multi_add_handle(multi, t->easy);
+		if (mc != CURLM_OK) {
+			sm_scrape_target_set_error(t, "%s", curl_multi_strerror(mc));
+			t->done = true;
+		}
+	}
+	for (;;) {
+		mc = curl_multi_perform(multi, &running);
+		if (mc == CURLM_OK) {
+			r = drain(multi, fn, userdata);
+			if (r < 0)
+				goto fail;
+			if (running == 0)
+				break;
+			mc = curl_multi_poll(multi, NULL, 0, 1000, NULL);
+		}
+		if (mc != CURLM_OK) {
+			sm_error_set(reterr, "curl: %s", curl_multi_strerror(mc));
+			r = mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EPROTO;
+			goto fail;
+		}
+	}
+	abandon_unfinished(multi, targets, n, "transfer did not complete");
+	return 0;
+fail:
+	abandon_unfinished(multi, targets, n, "round aborted");
+	return r;
+}

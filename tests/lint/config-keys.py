@@ -6,7 +6,7 @@ any descriptor table, a value of an enumerated key, or a built-in metric name.
 What the binary accepts is read from its C source, not from a list kept by hand:
   - keys: every `struct sm_config_key NAME[] = {...}` table in src/**/*.c (config.c's own
     tables and each collector's). An entry is `{.name = "key", ...}` or a macro whose
-    definition holds `.name = "key"` (scrape.c's RULE_KEY_*). An entry that is neither is
+    definition holds `.name = "key"` (scrape-config.c's RULE_KEY_*). An entry that is neither is
     an error, so a new way of declaring keys cannot slip past unnoticed;
   - enumerated values: the string array an entry's `.enum_names` names (auth modes, Redis key
     types, presets, URL schemes), and the string arrays inside the function an entry's

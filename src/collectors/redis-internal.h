@@ -248,6 +248,11 @@ int sm_redis_parse_host_port(const char *a, struct redis_endpoint *ret);
 
 /* Round trips made by a collector state since create (bench/redis, tests). */
 uint64_t sm_redis_round_trips(const void *state);
+/* The round's series into batch, from the entries read: one per (rule, label value), summed
+ * (Sidekiq latencies: the largest); streams' kind=length/lag/pending; failures for entries
+ * that could not be read and rules whose names could not be discovered; derived metrics
+ * through the history at now_mono_ms. Only -ENOMEM fails. */
+int sm_redis_emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_ms);
 /* A per-series problem, joined into reterr while it fits; the keys of the rest are listed at
  * the end of the round. */
 void sm_redis_note(struct redis_state *s, struct sm_error *reterr, const char *key, const char *fmt,

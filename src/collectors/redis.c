@@ -262,7 +262,7 @@ static int emit_rule_failure(struct sm_batch *batch, const struct redis_rule *ru
 /* One series per (rule, label value): keys that give the same value (two globs, a glob and
  * an exact key, a Celery queue and its priority lists) are summed (latencies: the largest),
  * so a label never names two series. Streams give kind=length/lag/pending series. */
-static int emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_ms)
+int sm_redis_emit(struct redis_state *s, struct sm_batch *batch, int64_t now_mono_ms)
 {
 	struct redis_entry **ord;
 	size_t i = 0;
@@ -411,7 +411,7 @@ static int read_round(struct redis_state *s, struct sm_batch *batch, struct sm_e
 	r = sm_redis_read_values(s, reterr);
 	if (r < 0)
 		goto out;
-	r = emit(s, batch, now_mono);
+	r = sm_redis_emit(s, batch, now_mono);
 	if (r < 0)
 		goto out;
 	if (s->max_window_ms > 0)

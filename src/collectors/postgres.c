@@ -16,9 +16,8 @@
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
 
+#include "postgres-internal.h"
 #include "pq-internal.h"
-
-#define PG_MAX_LABEL_COLUMNS 16
 
 struct pg_query_rule {
 	char *metric;
@@ -202,18 +201,17 @@ static void note_series_error(struct sm_error *e, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int query_failed(struct sm_batch *batch, struct sm_error *series_err,
-                        const struct pg_query_rule *rule, const struct sm_label *labels,
-                        size_t n_labels, const char *fmt, ...) SM_PRINTF(6, 7);
+static int query_failed(struct sm_batch *batch, struct sm_error *series_err, const char *metric,
+                        const struct sm_label *labels, size_t n_labels, const char *fmt, ...)
+    SM_PRINTF(6, 7);
 
 /* A query's series that could not be read: noted, and served as a failure (series.h) with the
  * same text, so that a query for it gets 503 saying why rather than nothing. labels: the row's,
  * when known; NULL: the query gave no usable row, so any label set may be missing. */
-static int query_failed(struct sm_batch *batch, struct sm_error *series_err,
-                        const struct pg_query_rule *rule, const struct sm_label *labels,
-                        size_t n_labels, const char *fmt, ...)
+static int query_failed(struct sm_batch *batch, struct sm_error *series_err, const char *metric,
+                        const struct sm_label *labels, size_t n_labels, const char *fmt, ...)
 {
-	struct sm_series_in in = {.metric = rule->metric, .labels = labels, .n_labels = n_labels};
+	struct sm_series_in in = {.metric = metric, .labels = labels, .n_labels = n_labels};
 	char msg[sizeof(series_err->message)];
 	va_list ap;
 	int r;
@@ -318,38 +316,37 @@ out:
 	return r;
 }
 
-/* Turns one query's rows into series; a problem with the rows is a per-series error. */
-static int rows_to_series(const struct pg_state *s, const struct pg_query_rule *rule, PGresult *res,
-                          struct sm_batch *batch, struct sm_error *series_err)
+int sm_postgres_rows_to_series(const PGresult *res, const char *metric, uint32_t max_series,
+                               struct sm_batch *batch, struct sm_error *series_err)
 {
-	struct sm_label labels[PG_MAX_LABEL_COLUMNS];
+	struct sm_label labels[SM_POSTGRES_MAX_LABEL_COLUMNS];
 	int rows = PQntuples(res);
 	int cols = PQnfields(res);
 
 	if (rows == 0) {
-		note_series_error(series_err, "query for '%s' returned no rows", rule->metric);
+		note_series_error(series_err, "query for '%s' returned no rows", metric);
 		return 0;
 	}
-	if (cols < 1 || cols - 1 > PG_MAX_LABEL_COLUMNS)
-		return query_failed(batch, series_err, rule, NULL, 0,
-		                    "query for '%s' returned %d columns (expected 1 to %d)",
-		                    rule->metric, cols, PG_MAX_LABEL_COLUMNS + 1);
+	if (cols < 1 || cols - 1 > SM_POSTGRES_MAX_LABEL_COLUMNS)
+		return query_failed(batch, series_err, metric, NULL, 0,
+		                    "query for '%s' returned %d columns (expected 1 to %d)", metric,
+		                    cols, SM_POSTGRES_MAX_LABEL_COLUMNS + 1);
 	if (cols == 1 && rows > 1)
-		return query_failed(batch, series_err, rule, NULL, 0,
+		return query_failed(batch, series_err, metric, NULL, 0,
 		                    "query for '%s' returned %d rows of one column (expected one "
 		                    "row, or label columns before the value)",
-		                    rule->metric, rows);
-	if ((size_t)rows > s->src->max_series)
-		return query_failed(batch, series_err, rule, NULL, 0,
-		                    "query for '%s' returned %d rows (max_series %u)", rule->metric,
-		                    rows, (unsigned)s->src->max_series);
+		                    metric, rows);
+	if ((size_t)rows > max_series)
+		return query_failed(batch, series_err, metric, NULL, 0,
+		                    "query for '%s' returned %d rows (max_series %u)", metric, rows,
+		                    (unsigned)max_series);
 	for (int c = 0; c + 1 < cols; c++) {
 		labels[c].name = PQfname(res, c);
 		if (!sm_label_key_is_valid(labels[c].name))
 			return query_failed(
-			    batch, series_err, rule, NULL, 0,
-			    "query for '%s': column name '%s' is not a valid label name",
-			    rule->metric, labels[c].name);
+			    batch, series_err, metric, NULL, 0,
+			    "query for '%s': column name '%s' is not a valid label name", metric,
+			    labels[c].name);
 	}
 	for (int i = 0; i < rows; i++) {
 		size_t n_labels = (size_t)(cols - 1);
@@ -359,15 +356,14 @@ static int rows_to_series(const struct pg_state *s, const struct pg_query_rule *
 		for (int c = 0; c + 1 < cols; c++)
 			labels[c].value = PQgetisnull(res, i, c) ? "" : PQgetvalue(res, i, c);
 		if (PQgetisnull(res, i, cols - 1))
-			r = query_failed(batch, series_err, rule, labels, n_labels,
-			                 "query for '%s' returned NULL in row %d", rule->metric,
-			                 i + 1);
+			r = query_failed(batch, series_err, metric, labels, n_labels,
+			                 "query for '%s' returned NULL in row %d", metric, i + 1);
 		else if (sm_number_parse_double(PQgetvalue(res, i, cols - 1), &v) < 0)
-			r = query_failed(batch, series_err, rule, labels, n_labels,
+			r = query_failed(batch, series_err, metric, labels, n_labels,
 			                 "query for '%s' returned a non-numeric value in row %d",
-			                 rule->metric, i + 1);
+			                 metric, i + 1);
 		else
-			r = add_series(batch, rule->metric, labels, n_labels, v);
+			r = add_series(batch, metric, labels, n_labels, v);
 		if (r < 0)
 			return r;
 	}
@@ -400,10 +396,12 @@ static int collect_query(struct pg_state *s, const struct pg_query_rule *rule,
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
-		r = query_failed(batch, series_err, rule, NULL, 0, "query for '%s' failed: %s",
-		                 rule->metric, msg ? msg : PQresStatus(PQresultStatus(res)));
+		r = query_failed(batch, series_err, rule->metric, NULL, 0,
+		                 "query for '%s' failed: %s", rule->metric,
+		                 msg ? msg : PQresStatus(PQresultStatus(res)));
 	} else {
-		r = rows_to_series(s, rule, res, batch, series_err);
+		r = sm_postgres_rows_to_series(res, rule->metric, s->src->max_series, batch,
+		                               series_err);
 	}
 	PQclear(res);
 	res = NULL;

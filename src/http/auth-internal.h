@@ -31,7 +31,7 @@ struct sm_auth_trust {
 	bool loaded; /* false: nothing could be read yet (no certificate is trusted) */
 	X509_STORE *requestheader;
 	X509_STORE *client;
-	struct sm_ttl_cache *verified; /* see peer_subject() */
+	struct sm_ttl_cache *verified; /* see peer_subject() in auth-x509.c */
 	struct sm_strv allowed_names;
 	struct sm_auth_header_names headers;
 	char *summary; /* what it was built from, to log changes */

@@ -88,7 +88,7 @@ int sm_auth_token_review_parse(const cJSON *doc, struct sm_auth_user *ret_user,
 	return r < 0 ? r : 1;
 }
 
-/* cached_only: a hit is not counted but noted in *ret_hit, for check() to count once the
+/* cached_only: a hit is not counted but noted in *ret_hit, for check() (auth.c) to count once the
  * request is decided (a request handed to a worker looks the token up again). */
 enum sm_authn_result sm_auth_token_authenticate(struct sm_auth *a, const char *token, size_t len,
                                                 int64_t now_ms, bool cached_only, bool *ret_hit,

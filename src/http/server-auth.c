@@ -8,9 +8,9 @@
  * an HPA controller's requests). A request that needs a TokenReview or a SubjectAccessReview
  * is suspended (MHD_suspend_connection) and handed, with its headers and the TLS peer's
  * certificates, to a small pool of auth worker threads that run sm_auth_check(); the worker
- * stores the verdict in the request and resumes the connection, and MHD calls on_request()
- * again, which answers. A slow API server thus never blocks MHD's threads: health checks and
- * other connections go on. The header strings and certificates stay valid while the
+ * stores the verdict in the request and resumes the connection, and MHD calls server.c's
+ * on_request() again, which answers. A slow API server thus never blocks MHD's threads: health
+ * checks and other connections go on. The header strings and certificates stay valid while the
  * connection is suspended (they live in the connection's memory pool and TLS session).
  * sm_http_server_stop() drains requests, then lets the workers finish their queue (each job
  * resumes its connection) before stopping MHD. */

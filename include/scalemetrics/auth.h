@@ -41,6 +41,8 @@ bool sm_auth_user_in_group(const struct sm_auth_user *u, const char *g);
 struct cJSON *sm_auth_user_to_json(const struct sm_auth_user *u);
 /* A JSON array of the strings (TokenReview/SubjectAccessReview groups and extra values). */
 struct cJSON *sm_auth_strv_to_json(const struct sm_strv *v);
+/* The user's extra as a JSON object of arrays (TokenReview/SubjectAccessReview "extra"). */
+struct cJSON *sm_auth_extra_to_json(const struct sm_auth_user *u);
 int sm_auth_user_from_json(const struct cJSON *j, struct sm_auth_user *ret) SM_MUSTCHECK;
 
 /* One request header as received; repeated header lines appear once each, in order. */
@@ -97,7 +99,7 @@ int sm_auth_token_review_parse(const struct cJSON *doc, struct sm_auth_user *ret
 /* A cache key: the SHA-256 of data as 64 lowercase hex digits and a NUL in out. The digest
  * is fetched once per process (an implicit fetch per call costs more than hashing a few
  * hundred bytes). -EIO when OpenSSL fails: then nothing may be looked up or stored. */
-int sm_auth_cache_key(const void *data, size_t len, char out[65]) SM_MUSTCHECK;
+int sm_auth_digest_key(const void *data, size_t len, char out[65]) SM_MUSTCHECK;
 
 /* ---- the request gate ---- */
 

@@ -52,7 +52,7 @@ bool sm_authz_is_discovery(const struct sm_authz_attributes *a);
 struct cJSON *sm_authz_sar_request(const struct sm_auth_user *u,
                                    const struct sm_authz_attributes *a);
 
-/* The decision cache's key: a digest (sm_auth_cache_key) of exactly what the review above
+/* The decision cache's key: a digest (sm_auth_digest_key) of exactly what the review above
  * sends (attributes, user, uid, groups, extra), each field length-prefixed so no two reviews
  * share a key. -ENOMEM, -EIO. */
 int sm_authz_cache_key(const struct sm_auth_user *u, const struct sm_authz_attributes *a,

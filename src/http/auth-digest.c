@@ -15,7 +15,7 @@ static void fetch_sha256(void)
 	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-int sm_auth_cache_key(const void *data, size_t len, char out[65])
+int sm_auth_digest_key(const void *data, size_t len, char out[65])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];

@@ -103,7 +103,7 @@ enum sm_authn_result sm_auth_token_authenticate(struct sm_auth *a, const char *t
 	long status = 0;
 	int r;
 
-	if (sm_auth_cache_key(token, len, key) < 0) {
+	if (sm_auth_digest_key(token, len, key) < 0) {
 		(void)snprintf(why, why_len, "cannot hash the token");
 		return SM_AUTHN_ERROR;
 	}

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "scalemetrics/auth.h"
+#include "scalemetrics/clock.h"
 #include "scalemetrics/file.h"
 #include "scalemetrics/kube.h"
 #include "scalemetrics/log.h"
@@ -400,16 +401,9 @@ static void *refresh_thread(void *arg)
 
 	(void)pthread_mutex_lock(&a->lock);
 	while (!a->stopping) {
-		struct timespec deadline;
 		int64_t wait_ms = ok || a->refresh_ms < RETRY_MS ? a->refresh_ms : RETRY_MS;
+		struct timespec deadline = sm_time_mono_deadline(wait_ms);
 
-		(void)clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += (time_t)(wait_ms / 1000);
-		deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (deadline.tv_nsec >= 1000000000L) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000000000L;
-		}
 		while (!a->stopping &&
 		       pthread_cond_timedwait(&a->cond, &a->lock, &deadline) != ETIMEDOUT)
 			;

@@ -103,6 +103,22 @@ cJSON *sm_auth_strv_to_json(const struct sm_strv *v)
 	return a;
 }
 
+cJSON *sm_auth_extra_to_json(const struct sm_auth_user *u)
+{
+	cJSON *ex = cJSON_CreateObject();
+
+	for (size_t i = 0; ex && i < u->n_extra; i++) {
+		cJSON *vals = sm_auth_strv_to_json(&u->extra[i].values);
+
+		if (!vals || !cJSON_AddItemToObject(ex, u->extra[i].key, vals)) {
+			cJSON_Delete(vals);
+			cJSON_Delete(ex);
+			return NULL;
+		}
+	}
+	return ex;
+}
+
 cJSON *sm_auth_user_to_json(const struct sm_auth_user *u)
 {
 	cJSON *j = cJSON_CreateObject();
@@ -117,16 +133,10 @@ cJSON *sm_auth_user_to_json(const struct sm_auth_user *u)
 		cJSON_Delete(g);
 		goto fail;
 	}
-	ex = cJSON_AddObjectToObject(j, "extra");
-	if (!ex)
+	ex = sm_auth_extra_to_json(u);
+	if (!ex || !cJSON_AddItemToObject(j, "extra", ex)) {
+		cJSON_Delete(ex);
 		goto fail;
-	for (size_t i = 0; i < u->n_extra; i++) {
-		cJSON *vals = sm_auth_strv_to_json(&u->extra[i].values);
-
-		if (!vals || !cJSON_AddItemToObject(ex, u->extra[i].key, vals)) {
-			cJSON_Delete(vals);
-			goto fail;
-		}
 	}
 	return j;
 fail:

@@ -180,7 +180,7 @@ static int peer_subject(struct sm_auth_trust *t, X509_STORE *store, char role,
 			memcpy(p + sizeof(l), req->peer_certs[i], req->peer_cert_lens[i]);
 			p += sizeof(l) + req->peer_cert_lens[i];
 		}
-		if (sm_auth_cache_key(data, len, key) < 0)
+		if (sm_auth_digest_key(data, len, key) < 0)
 			key[0] = '\0';
 		free(data);
 	}

@@ -314,17 +314,11 @@ cJSON *sm_authz_sar_request(const struct sm_auth_user *u, const struct sm_authz_
 		}
 	}
 	if (u->n_extra > 0) {
-		cJSON *ex = cJSON_AddObjectToObject(spec, "extra");
+		cJSON *ex = sm_auth_extra_to_json(u);
 
-		if (!ex)
+		if (!ex || !cJSON_AddItemToObject(spec, "extra", ex)) {
+			cJSON_Delete(ex);
 			goto fail;
-		for (size_t i = 0; i < u->n_extra; i++) {
-			cJSON *vals = sm_auth_strv_to_json(&u->extra[i].values);
-
-			if (!vals || !cJSON_AddItemToObject(ex, u->extra[i].key, vals)) {
-				cJSON_Delete(vals);
-				goto fail;
-			}
 		}
 	}
 	if (!add_nonempty(spec, "uid", u->uid))
@@ -618,7 +612,7 @@ int sm_authz_cache_key(const struct sm_auth_user *u, const struct sm_authz_attri
 		key_str(&b, u->extra[i].key);
 		key_strv(&b, &u->extra[i].values);
 	}
-	r = b.oom ? -ENOMEM : sm_auth_cache_key(b.data, b.len, out);
+	r = b.oom ? -ENOMEM : sm_auth_digest_key(b.data, b.len, out);
 	free(b.data);
 	return r;
 }

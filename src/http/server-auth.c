@@ -160,11 +160,14 @@ int sm_http_auth_start(struct sm_http_server *s, const struct sm_config *cfg,
 	r = sm_auth_new(cfg, s->api ? s->api->telemetry : NULL, &s->auth, reterr);
 	if (r < 0)
 		return r;
-	if (pthread_mutex_init(&s->jobs_lock, NULL) != 0 ||
-	    pthread_cond_init(&s->jobs_cond, NULL) != 0) {
-		r = -ENOMEM;
+	if (pthread_mutex_init(&s->jobs_lock, NULL) != 0) {
 		sm_error_set(reterr, "out of memory");
-		return r;
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&s->jobs_cond, NULL) != 0) {
+		(void)pthread_mutex_destroy(&s->jobs_lock);
+		sm_error_set(reterr, "out of memory");
+		return -ENOMEM;
 	}
 	s->jobs_init = true;
 	for (unsigned i = 0; i < SM_HTTP_AUTH_WORKERS; i++) {

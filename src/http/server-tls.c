@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "scalemetrics/clock.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/log.h"
 #include "scalemetrics/tls.h"
@@ -216,10 +217,7 @@ static void *watch_files(void *arg)
 
 	(void)pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
-		(void)clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_nsec += (long)(WATCH_INTERVAL_MS % 1000) * 1000000L;
-		deadline.tv_sec += WATCH_INTERVAL_MS / 1000 + deadline.tv_nsec / 1000000000L;
-		deadline.tv_nsec %= 1000000000L;
+		deadline = sm_time_mono_deadline(WATCH_INTERVAL_MS);
 		while (!s->stopping &&
 		       pthread_cond_timedwait(&s->cond, &s->lock, &deadline) != ETIMEDOUT)
 			;

@@ -490,8 +490,7 @@ static void *refresher(void *arg)
 		int64_t now;
 
 		(void)pthread_mutex_lock(&u->lock);
-		(void)clock_gettime(CLOCK_MONOTONIC, &deadline);
-		deadline.tv_sec += TICK_MS / 1000;
+		deadline = sm_time_mono_deadline(TICK_MS);
 		while (!u->stopping &&
 		       pthread_cond_timedwait(&u->refresh_cond, &u->lock, &deadline) != ETIMEDOUT)
 			;

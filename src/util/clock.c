@@ -27,3 +27,17 @@ int64_t sm_time_wall_ms(void)
 {
 	return clock_us(CLOCK_REALTIME) / 1000;
 }
+
+struct timespec sm_time_mono_deadline(int64_t ms)
+{
+	struct timespec ts = {0};
+
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}

@@ -68,7 +68,7 @@ HEADER_LAYER = {
     "api": "api",  # src/api/router.c and the documents
     "auth": "http",  # src/http/auth.c and its auth-*.c
     "http": "http",  # src/http/server.c
-    "kube": "kube",  # src/kube/client.c
+    "kube": "kube",  # src/kube/client.c and pods.c
     "source": "collectors",  # the collector contract; src/collectors/registry.c
 }
 

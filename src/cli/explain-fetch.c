@@ -83,6 +83,25 @@ void sm_explain_failure(long code, const char *body, size_t len, struct sm_error
 	cJSON_Delete(doc);
 }
 
+/* The kube client's transport errors start "GET SERVER/PATH: "; the report prints the
+ * request on the line above, so the message keeps only what went wrong. */
+static void drop_request_prefix(const struct sm_explain_client *c, const char *path,
+                                struct sm_error *reterr)
+{
+	char prefix[8192];
+	size_t n;
+	int k;
+
+	if (!reterr)
+		return;
+	k = snprintf(prefix, sizeof(prefix), "GET %s%s: ", sm_kube_client_server(c->kube), path);
+	if (k < 0 || (size_t)k >= sizeof(prefix))
+		return;
+	n = (size_t)k;
+	if (strncmp(reterr->message, prefix, n) == 0)
+		memmove(reterr->message, reterr->message + n, strlen(reterr->message + n) + 1);
+}
+
 int sm_explain_get_json(struct sm_explain_client *c, const char *path, cJSON **ret,
                         struct sm_error *reterr)
 {
@@ -92,8 +111,10 @@ int sm_explain_get_json(struct sm_explain_client *c, const char *path, cJSON **r
 	int r;
 
 	r = sm_kube_get_body(c->kube, path, &code, &body, reterr);
-	if (r < 0)
+	if (r < 0) {
+		drop_request_prefix(c, path, reterr);
 		goto out;
+	}
 	if (code < 200 || code > 299) {
 		sm_explain_failure(code, body.data, body.len, reterr);
 		r = -EPROTO;

@@ -860,6 +860,56 @@ static void test_deep_nesting(void **state)
 	sm_error_list_done(&errs);
 }
 
+static int stub_calls, stub_frees;
+
+static void stub_free(void *priv)
+{
+	assert_ptr_equal(priv, &stub_calls);
+	stub_frees++;
+}
+
+/* A source parser as a program registers one: sees the source with its common keys parsed. */
+static int stub_parse(struct sm_config_parser *p, const struct sm_config_node *node,
+                      struct sm_source_config *src)
+{
+	stub_calls++;
+	assert_ptr_equal(sm_config_parser_source(p), src);
+	assert_string_equal(src->type, "anything");
+	assert_int_equal(src->interval_ms, 2000);
+	assert_true(sm_config_node_is_mapping(node));
+	src->priv = &stub_calls;
+	src->priv_free = stub_free;
+	return 0;
+}
+
+/* The config reaches the collectors only through the registered source parser. */
+static void test_source_parser(void **state)
+{
+	static const char yaml[] = "sources:\n"
+	                           "  - {name: a, type: anything, interval: 2s, own_key: 1}\n";
+	struct sm_error_list errs = {0};
+	struct sm_config *cfg = NULL;
+	char buf[1024];
+
+	(void)state;
+	sm_config_set_source_parser(NULL);
+	assert_int_equal(sm_config_load_string("cfg.yaml", yaml, strlen(yaml), &cfg, &errs),
+	                 -EINVAL);
+	assert_int_equal(errs.n, 1);
+	sm_error_format(&errs.items[0], buf, sizeof(buf));
+	assert_string_equal(buf, "cfg.yaml:2:21: unknown source type 'anything' (no collectors are "
+	                         "registered)");
+	sm_error_list_done(&errs);
+
+	sm_config_set_source_parser(stub_parse);
+	assert_int_equal(sm_config_load_string("cfg.yaml", yaml, strlen(yaml), &cfg, &errs), 0);
+	assert_int_equal(stub_calls, 1);
+	assert_ptr_equal(cfg->sources[0].priv, &stub_calls);
+	sm_config_free(cfg);
+	assert_int_equal(stub_frees, 1);
+	sm_config_set_source_parser(sm_source_config_parse);
+}
+
 static void test_registry(void **state)
 {
 	char list[256];
@@ -1236,7 +1286,7 @@ int main(void)
 	    cmocka_unit_test(test_registry),        cmocka_unit_test(test_table_types),
 	    cmocka_unit_test(test_table_errors),    cmocka_unit_test(test_accessors),
 	    cmocka_unit_test(test_strv_done),       cmocka_unit_test(test_format_duration),
-	    cmocka_unit_test(test_url_redact),
+	    cmocka_unit_test(test_source_parser),   cmocka_unit_test(test_url_redact),
 	};
 
 	sm_config_set_source_parser(sm_source_config_parse);

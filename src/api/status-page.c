@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "scalemetrics/api.h"
+#include "scalemetrics/buf.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/history.h"
 #include "scalemetrics/quantity.h"
@@ -40,48 +41,26 @@
 #define SPARK_H   24
 #define SPARK_PAD 2
 
-struct page {
-	char *buf;
-	size_t len, cap;
-	int err; /* first failure: -ENOMEM or -E2BIG; later writes are dropped */
-};
-
-static void put_n(struct page *p, const char *s, size_t n)
+/* The page is built in a struct sm_buf bounded by MAX_BODY; its failures stick, so the
+ * writers below append freely and the handler checks once. */
+static bool failed(const struct sm_buf *p)
 {
-	size_t want;
-	char *nb;
-
-	if (p->err)
-		return;
-	if (n > MAX_BODY - p->len) {
-		p->err = -E2BIG;
-		return;
-	}
-	if (p->len + n + 1 > p->cap) {
-		want = p->cap ? p->cap : 16384;
-		while (want < p->len + n + 1)
-			want *= 2;
-		nb = realloc(p->buf, want);
-		if (!nb) {
-			p->err = -ENOMEM;
-			return;
-		}
-		p->buf = nb;
-		p->cap = want;
-	}
-	memcpy(p->buf + p->len, s, n);
-	p->len += n;
-	p->buf[p->len] = '\0';
+	return p->oom || p->too_big;
 }
 
-static void put(struct page *p, const char *s)
+static void put_n(struct sm_buf *p, const char *s, size_t n)
+{
+	(void)sm_buf_append(p, s, n);
+}
+
+static void put(struct sm_buf *p, const char *s)
 {
 	put_n(p, s, strlen(s));
 }
 
-static void putf(struct page *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(struct sm_buf *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void putf(struct page *p, const char *fmt, ...)
+static void putf(struct sm_buf *p, const char *fmt, ...)
 {
 	char small[256];
 	va_list ap;
@@ -92,15 +71,14 @@ static void putf(struct page *p, const char *fmt, ...)
 	va_end(ap);
 	/* Only numbers and static text go through here: they always fit. */
 	if (n < 0 || (size_t)n >= sizeof(small)) {
-		if (!p->err)
-			p->err = -ENOMEM;
+		p->oom = true;
 		return;
 	}
 	put_n(p, small, (size_t)n);
 }
 
 /* Text and attribute values alike: & < > " ' become references. */
-static void put_esc(struct page *p, const char *s)
+static void put_esc(struct sm_buf *p, const char *s)
 {
 	const char *run = s;
 
@@ -136,7 +114,7 @@ static void put_esc(struct page *p, const char *s)
 }
 
 /* "850ms", "12s", "4m12s", "2h03m"; negative: "0s". */
-static void put_age(struct page *p, int64_t ms)
+static void put_age(struct sm_buf *p, int64_t ms)
 {
 	int64_t s;
 
@@ -154,7 +132,7 @@ static void put_age(struct page *p, int64_t ms)
 }
 
 /* As the API serves it (sm_api_write_quantity). */
-static void put_quantity(struct page *p, double v)
+static void put_quantity(struct sm_buf *p, double v)
 {
 	char buf[SM_QUANTITY_MAX];
 
@@ -210,7 +188,7 @@ static const char *source_name(const struct sm_snapshot *snap)
 
 /* ---- series ---- */
 
-static void put_labels(struct page *p, const struct sm_series *s, bool escape)
+static void put_labels(struct sm_buf *p, const struct sm_series *s, bool escape)
 {
 	for (size_t i = 0; i < s->n_labels; i++) {
 		if (i)
@@ -227,9 +205,9 @@ static void put_labels(struct page *p, const struct sm_series *s, bool escape)
 	}
 }
 
-static void put_object(struct page *p, const struct sm_series *s, bool escape)
+static void put_object(struct sm_buf *p, const struct sm_series *s, bool escape)
 {
-	void (*w)(struct page *, const char *) = escape ? put_esc : put;
+	void (*w)(struct sm_buf *, const char *) = escape ? put_esc : put;
 
 	if (!s->object)
 		return;
@@ -244,10 +222,10 @@ static void put_object(struct page *p, const struct sm_series *s, bool escape)
 
 /* What the filter looks at, one field per line, unescaped: source, metric, labels, object.
  * Built in scratch (reset first). */
-static int filter_text(struct page *scratch, const char *source, const struct sm_series *s)
+static int filter_text(struct sm_buf *scratch, const char *source, const struct sm_series *s)
 {
 	scratch->len = 0;
-	scratch->err = 0;
+	scratch->oom = scratch->too_big = false;
 	put(scratch, source);
 	put(scratch, "\n");
 	put(scratch, s->metric);
@@ -255,12 +233,12 @@ static int filter_text(struct page *scratch, const char *source, const struct sm
 	put_labels(scratch, s, false);
 	put(scratch, "\n");
 	put_object(scratch, s, false);
-	if (!scratch->err && !scratch->buf)
+	if (!scratch->data)
 		put_n(scratch, "", 0);
-	return scratch->err;
+	return failed(scratch) ? -ENOMEM : 0;
 }
 
-static void put_sparkline(struct page *p, const struct sm_history_point *pts, size_t n)
+static void put_sparkline(struct sm_buf *p, const struct sm_history_point *pts, size_t n)
 {
 	double lo = INFINITY, hi = -INFINITY;
 	int64_t t0, t1;
@@ -373,7 +351,7 @@ static const char script[] =
     "})();\n"
     "</script>\n";
 
-static void put_header(struct page *p, const struct sm_api_call *c)
+static void put_header(struct sm_buf *p, const struct sm_api_call *c)
 {
 	char ts[32];
 
@@ -392,7 +370,7 @@ static void put_header(struct page *p, const struct sm_api_call *c)
 }
 
 /* Where the config in use came from and whether the last reload was applied. */
-static void put_config(struct page *p, const struct sm_api_call *c)
+static void put_config(struct sm_buf *p, const struct sm_api_call *c)
 {
 	const struct sm_config *cfg = sm_store_config(c->ctx->store);
 	struct sm_telemetry_reload rl;
@@ -417,7 +395,7 @@ static void put_config(struct page *p, const struct sm_api_call *c)
 	     rl.attempts[0]);
 }
 
-static void put_sources(struct page *p, const struct sm_api_call *c)
+static void put_sources(struct sm_buf *p, const struct sm_api_call *c)
 {
 	const struct sm_store *st = c->ctx->store;
 	size_t n = sm_store_count(st);
@@ -459,7 +437,7 @@ static void put_sources(struct page *p, const struct sm_api_call *c)
 	put(p, "</tbody>\n</table>\n");
 }
 
-static void put_series_row(struct page *p, const struct sm_api_call *c, size_t src_idx,
+static void put_series_row(struct sm_buf *p, const struct sm_api_call *c, size_t src_idx,
                            const struct sm_snapshot *snap, const struct sm_series *s,
                            const char *filter_attr)
 {
@@ -486,11 +464,11 @@ static void put_series_row(struct page *p, const struct sm_api_call *c, size_t s
 	put(p, "</td></tr>\n");
 }
 
-static int put_series(struct page *p, const struct sm_api_call *c)
+static void put_series(struct sm_buf *p, const struct sm_api_call *c)
 {
 	const struct sm_store *st = c->ctx->store;
 	const char *filter = c->filter && c->filter[0] ? c->filter : NULL;
-	struct page scratch = {0};
+	struct sm_buf scratch = {.max = MAX_BODY};
 	struct sm_history_stats hs;
 	size_t n = sm_store_count(st), total = 0, matched = 0, rows = 0;
 
@@ -510,28 +488,28 @@ static int put_series(struct page *p, const struct sm_api_call *c)
 	put(p, "<table id=\"series\">\n<thead><tr><th>Source</th><th>Metric</th><th>Labels</th>"
 	       "<th>Object</th><th>Value</th><th>Age</th><th>Last hour</th></tr></thead>\n"
 	       "<tbody>\n");
-	for (size_t i = 0; i < n && !p->err; i++) {
+	for (size_t i = 0; i < n && !failed(p); i++) {
 		struct sm_snapshot *snap = sm_store_acquire(st, i);
 
-		for (size_t k = 0; k < snap->n_series && !p->err; k++) {
+		for (size_t k = 0; k < snap->n_series && !failed(p); k++) {
 			const struct sm_series *s = &snap->series[k];
 			int r = filter_text(&scratch, source_name(snap), s);
 
 			if (r < 0) {
-				p->err = r;
+				p->oom = true;
 				break;
 			}
-			if (filter && !strstr(scratch.buf, filter))
+			if (filter && !strstr(scratch.data, filter))
 				continue;
 			matched++;
 			if (rows == MAX_ROWS)
 				continue;
 			rows++;
-			put_series_row(p, c, i, snap, s, scratch.buf);
+			put_series_row(p, c, i, snap, s, scratch.data);
 		}
 		sm_snapshot_unref(snap);
 	}
-	free(scratch.buf);
+	free(scratch.data);
 	put(p, "</tbody>\n</table>\n<p id=\"summary\" class=\"muted\"><span id=\"shown\">");
 	putf(p, "%zu</span> shown; %zu of %zu series match", rows, matched, total);
 	if (filter) {
@@ -553,28 +531,27 @@ static int put_series(struct page *p, const struct sm_api_call *c)
 	if (hs.capped)
 		put(p, " The history cap was reached: series beyond it show no history.");
 	put(p, "</p>\n");
-	return p->err;
 }
 
 int sm_api_handle_status_page(const struct sm_api_call *c, struct sm_api_response *ret)
 {
-	struct page p = {0};
+	struct sm_buf p = {.max = MAX_BODY};
 
 	put_header(&p, c);
 	put_config(&p, c);
 	put_sources(&p, c);
-	(void)put_series(&p, c);
+	put_series(&p, c);
 	put(&p, script);
 	put(&p, "</body>\n</html>\n");
-	if (p.err) {
-		free(p.buf);
+	if (failed(&p)) {
+		free(p.data);
 		return -ENOMEM;
 	}
 	*ret = (struct sm_api_response){
 	    .status = 200,
 	    .content_type = SM_API_CT_HTML,
 	    .content_security_policy = csp,
-	    .body = p.buf,
+	    .body = p.data,
 	    .body_len = p.len,
 	    .route = c->route->name,
 	};

@@ -267,6 +267,23 @@ bool sm_redis_glob_match(const char *pat, size_t plen, const char *str, size_t s
 	return slen == 0;
 }
 
+/* The index of the ']' closing the class whose first character is at pat[i], or of the NUL
+ * ending an unterminated one: read as sm_redis_glob_match reads it ('^', "\\x", ranges "a-z",
+ * whose end may be ']'). */
+static size_t class_end(const char *pat, size_t i)
+{
+	if (pat[i] == '^')
+		i++;
+	for (;; i++) {
+		if (!pat[i] || pat[i] == ']')
+			return i;
+		if (pat[i] == '\\' && pat[i + 1])
+			i++;
+		else if (pat[i + 1] == '-' && pat[i + 2])
+			i += 2;
+	}
+}
+
 size_t sm_redis_count_stars(const char *pat)
 {
 	size_t n = 0;
@@ -274,6 +291,12 @@ size_t sm_redis_count_stars(const char *pat)
 	for (size_t i = 0; pat[i]; i++) {
 		if (pat[i] == '\\' && pat[i + 1]) {
 			i++;
+		} else if (pat[i] == '[') {
+			/* A '*' in a class is a character: counting it would leave a capture
+			 * that glob_match never fills. */
+			i = class_end(pat, i + 1);
+			if (!pat[i])
+				break;
 		} else if (pat[i] == '*') {
 			n++;
 			while (pat[i + 1] == '*')

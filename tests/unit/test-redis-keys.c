@@ -119,6 +119,12 @@ static void test_count_stars(void **state)
 	assert_int_equal(sm_redis_count_stars("*:*:x*"), 3);
 	assert_int_equal(sm_redis_count_stars("q:\\*:*"), 1);
 	assert_int_equal(sm_redis_count_stars("trailing\\"), 0);
+	/* A '*' in a class is a character, as glob_match reads it. */
+	assert_int_equal(sm_redis_count_stars("q:[*]:*"), 1);
+	assert_int_equal(sm_redis_count_stars("q:[^*x]*"), 1);
+	assert_int_equal(sm_redis_count_stars("q:[\\]*]*"), 1);
+	assert_int_equal(sm_redis_count_stars("q:[a-]*]*"), 1); /* ']' ends the range a-] */
+	assert_int_equal(sm_redis_count_stars("q:[*"), 0);      /* unterminated: all class */
 }
 
 static void test_label_for(void **state)
@@ -134,6 +140,8 @@ static void test_label_for(void **state)
 	    {"exact", "exact", "exact"},     /* no '*': the whole key */
 	    {NULL, "k", "k"},
 	    {"*", "", ""},
+	    {"q:[*]:*", "q:*:emails", "emails"},
+	    {"*[*2j[", "a*2", "a*"}, /* the class, unterminated, takes the last character */
 	};
 	char *scratch = NULL;
 	size_t cap = 0;

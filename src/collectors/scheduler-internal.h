@@ -2,12 +2,11 @@
 #ifndef SM_SCHEDULER_INTERNAL_H
 #define SM_SCHEDULER_INTERNAL_H
 
-/* The scheduler's timing arithmetic (scheduler-timing.c), pure so that it can be tested: how
- * long a failing source waits, its jitter, and the absolute deadline a sleeping worker waits
- * for. Only scheduler.c and its unit test include it. */
+/* The scheduler's backoff arithmetic (scheduler-backoff.c), pure so that it can be tested: how
+ * long a failing source waits, and its jitter. Only scheduler.c and its unit test include
+ * it. */
 
 #include <stdint.h>
-#include <time.h>
 
 #define SM_SCHEDULER_BACKOFF_FLOOR_MS 10000 /* backoff grows to max(interval, this) */
 
@@ -18,8 +17,5 @@ double sm_scheduler_jitter(uint64_t *rng);
  * min(interval x 2^(k-1), max(interval, SM_SCHEDULER_BACKOFF_FLOOR_MS)) x jitter, in ms, at
  * least 1. */
 int64_t sm_scheduler_backoff_ms(int64_t interval_ms, unsigned k, double jitter);
-
-/* now plus left_ms (negative counts as 0), normalised. */
-struct timespec sm_scheduler_deadline(struct timespec now, int64_t left_ms);
 
 #endif

@@ -75,10 +75,9 @@ struct sm_scheduler {
 
 static void abs_deadline(int64_t due_mono_ms, struct timespec *ts)
 {
-	struct timespec now;
+	int64_t left = due_mono_ms - sm_time_mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	*ts = sm_scheduler_deadline(now, due_mono_ms - sm_time_mono_ms());
+	*ts = sm_time_mono_deadline(left > 0 ? left : 0);
 }
 
 /* Under lock: the idle slot due first, or NULL. */

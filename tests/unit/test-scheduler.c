@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The scheduler's timing (scheduler-timing.c): a failing source's backoff doubles from its
- * interval up to max(interval, 10s), scaled by a jitter in [0.5, 1]; deadlines normalise. */
+/* The scheduler's backoff (scheduler-backoff.c): a failing source's backoff doubles from its
+ * interval up to max(interval, 10s), scaled by a jitter in [0.5, 1]. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 /* cmocka.h needs stdarg.h, stddef.h, setjmp.h and stdint.h before it. */
 #include <cmocka.h>
@@ -78,33 +77,11 @@ static void test_jitter(void **state)
 	assert_true(sum / n > 0.74 && sum / n < 0.76);
 }
 
-static void test_deadline(void **state)
-{
-	struct timespec now = {.tv_sec = 100, .tv_nsec = 999000000L};
-	struct timespec t;
-
-	(void)state;
-	t = sm_scheduler_deadline(now, 1);
-	assert_int_equal(t.tv_sec, 101);
-	assert_int_equal(t.tv_nsec, 0);
-	t = sm_scheduler_deadline(now, 2500);
-	assert_int_equal(t.tv_sec, 103);
-	assert_int_equal(t.tv_nsec, 499000000L);
-	t = sm_scheduler_deadline(now, 0);
-	assert_int_equal(t.tv_sec, 100);
-	assert_int_equal(t.tv_nsec, 999000000L);
-	/* Already due: now. */
-	t = sm_scheduler_deadline(now, -5000);
-	assert_int_equal(t.tv_sec, 100);
-	assert_int_equal(t.tv_nsec, 999000000L);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_backoff),
 	    cmocka_unit_test(test_jitter),
-	    cmocka_unit_test(test_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

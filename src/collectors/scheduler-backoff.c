@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The scheduler's timing arithmetic: backoff, jitter and deadlines (scheduler-internal.h). */
+/* The scheduler's backoff arithmetic: the wait after failures and its jitter
+ * (scheduler-internal.h). */
 #include <stdint.h>
-#include <time.h>
 
 #include "scheduler-internal.h"
 
@@ -28,17 +28,4 @@ int64_t sm_scheduler_backoff_ms(int64_t interval_ms, unsigned k, double jitter)
 		d = cap;
 	d = (int64_t)((double)d * jitter);
 	return d > 0 ? d : 1;
-}
-
-struct timespec sm_scheduler_deadline(struct timespec now, int64_t left_ms)
-{
-	if (left_ms < 0)
-		left_ms = 0;
-	now.tv_sec += (time_t)(left_ms / 1000);
-	now.tv_nsec += (long)(left_ms % 1000) * 1000000L;
-	if (now.tv_nsec >= 1000000000L) {
-		now.tv_sec++;
-		now.tv_nsec -= 1000000000L;
-	}
-	return now;
 }

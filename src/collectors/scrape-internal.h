@@ -175,6 +175,7 @@ enum scrape_part {
 	SCRAPE_PART_FRESH,   /* scraped this round: served as a pod, summed */
 	SCRAPE_PART_RECENT,  /* failed, last good values within max_age: summed, not served */
 	SCRAPE_PART_MISSING, /* failed, nothing recent: the sums would be partial */
+	SCRAPE_PART_MAX,
 };
 
 enum scrape_part sm_scrape_part(bool ok, bool has_ok, int64_t last_ok_ms, int64_t now_ms,

@@ -12,6 +12,7 @@
 #include "scalemetrics/series.h"
 #include "scalemetrics/source.h"
 
+#include "pgbouncer-internal.h"
 #include "pq-internal.h"
 
 struct pgb_config {
@@ -93,7 +94,7 @@ static void pgb_destroy(void *state)
 }
 
 /* A column by name (the admin console's column set grows between releases); -1 if absent. */
-static double column_double(PGresult *res, int row, const char *name)
+static double column_double(const PGresult *res, int row, const char *name)
 {
 	int col = PQfnumber(res, name);
 	double v = 0;
@@ -122,7 +123,7 @@ static int show(struct pgb_state *s, const char *what, PGresult **ret, struct sm
 }
 
 /* pool_size of a database row in SHOW DATABASES; 0 when unknown. */
-static double pool_size_for(PGresult *dbs, const char *database)
+static double pool_size_for(const PGresult *dbs, const char *database)
 {
 	int name_col = PQfnumber(dbs, "name");
 
@@ -156,30 +157,15 @@ static int add(struct sm_batch *batch, const char *metric, const struct sm_label
 	return r == -E2BIG ? 0 : r;
 }
 
-static int pgb_collect(void *state, struct sm_batch *batch, struct sm_error *reterr)
+int sm_pgbouncer_pools_to_series(const PGresult *pools, const PGresult *dbs, struct sm_batch *batch,
+                                 struct sm_error *reterr)
 {
-	struct pgb_state *s = state;
-	PGresult *pools = NULL;
-	PGresult *dbs = NULL;
-	int db_col;
-	int user_col;
-	int r;
+	int db_col = PQfnumber(pools, "database");
+	int user_col = PQfnumber(pools, "user");
 
-	r = sm_pq_conn_open(&s->pq, s->cfg->dsn_env, s->cfg->dsn_file, s->src->timeout_ms, reterr);
-	if (r < 0)
-		goto out;
-	r = show(s, "SHOW POOLS", &pools, reterr);
-	if (r < 0)
-		goto out;
-	r = show(s, "SHOW DATABASES", &dbs, reterr);
-	if (r < 0)
-		goto out;
-	db_col = PQfnumber(pools, "database");
-	user_col = PQfnumber(pools, "user");
 	if (db_col < 0 || user_col < 0) {
 		sm_error_set(reterr, "SHOW POOLS: no database/user columns");
-		r = -EPROTO;
-		goto out;
+		return -EPROTO;
 	}
 	for (int i = 0; i < PQntuples(pools); i++) {
 		const char *database = PQgetvalue(pools, i, db_col);
@@ -191,11 +177,11 @@ static int pgb_collect(void *state, struct sm_batch *batch, struct sm_error *ret
 		double size = pool_size_for(dbs, database);
 		double wait = column_double(pools, i, "maxwait") +
 		              column_double(pools, i, "maxwait_us") / 1e6;
+		int r = 0;
 
 		/* The admin console's own pseudo-pool is not a pool of servers. */
 		if (strcmp(database, "pgbouncer") == 0)
 			continue;
-		r = 0;
 		for (size_t k = 0; k < sizeof(pool_columns) / sizeof(pool_columns[0]) && r == 0;
 		     k++)
 			r = add(batch, pool_columns[k].metric, labels,
@@ -209,8 +195,28 @@ static int pgb_collect(void *state, struct sm_batch *batch, struct sm_error *ret
 				        sv_active / size);
 		}
 		if (r < 0)
-			goto out;
+			return r;
 	}
+	return 0;
+}
+
+static int pgb_collect(void *state, struct sm_batch *batch, struct sm_error *reterr)
+{
+	struct pgb_state *s = state;
+	PGresult *pools = NULL;
+	PGresult *dbs = NULL;
+	int r;
+
+	r = sm_pq_conn_open(&s->pq, s->cfg->dsn_env, s->cfg->dsn_file, s->src->timeout_ms, reterr);
+	if (r < 0)
+		goto out;
+	r = show(s, "SHOW POOLS", &pools, reterr);
+	if (r < 0)
+		goto out;
+	r = show(s, "SHOW DATABASES", &dbs, reterr);
+	if (r < 0)
+		goto out;
+	r = sm_pgbouncer_pools_to_series(pools, dbs, batch, reterr);
 out:
 	PQclear(pools);
 	PQclear(dbs);

@@ -17,34 +17,13 @@
 #include "scalemetrics/series.h"
 
 #include "../../src/collectors/postgres-internal.h"
-
-/* A result with the named columns (text) and rows of cells, NULL cells being SQL NULLs. */
-static PGresult *result(const char *const *names, int cols, const char *const *cells, int rows)
-{
-	PGresAttDesc attrs[20];
-	PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
-
-	assert_non_null(res);
-	assert_true(cols <= 20);
-	for (int c = 0; c < cols; c++)
-		attrs[c] = (PGresAttDesc){
-		    .name = (char *)names[c], .typid = 25, .typlen = -1, .atttypmod = -1};
-	assert_int_equal(PQsetResultAttrs(res, cols, attrs), 1);
-	for (int r = 0; r < rows; r++)
-		for (int c = 0; c < cols; c++) {
-			const char *v = cells[r * cols + c];
-
-			assert_int_equal(PQsetvalue(res, r, c, (char *)v, v ? (int)strlen(v) : -1),
-			                 1);
-		}
-	return res;
-}
+#include "pgresult.h"
 
 static void test_rows(void **state)
 {
 	const char *names[] = {"queue", "tenant", "n"};
 	const char *cells[] = {"emails", "a", "3", "reports", NULL, "4.5"};
-	PGresult *res = result(names, 3, cells, 2);
+	PGresult *res = pgresult(names, 3, cells, 2);
 	struct sm_batch *b = sm_batch_new(100);
 	struct sm_error err = {0};
 	const struct sm_series *s;
@@ -72,7 +51,7 @@ static void test_one_value(void **state)
 {
 	const char *names[] = {"count"};
 	const char *cells[] = {"17"};
-	PGresult *res = result(names, 1, cells, 1);
+	PGresult *res = pgresult(names, 1, cells, 1);
 	struct sm_batch *b = sm_batch_new(100);
 	struct sm_error err = {0};
 
@@ -101,12 +80,12 @@ static void test_query_failures(void **state)
 		uint32_t max_series;
 		const char *error;
 	} cases[] = {
-	    {result(one, 1, two_rows, 2), 100,
+	    {pgresult(one, 1, two_rows, 2), 100,
 	     "query for 'm' returned 2 rows of one column (expected one row, or label columns "
 	     "before the value)"},
-	    {result(bad_name, 2, bad_cells, 1), 100,
+	    {pgresult(bad_name, 2, bad_cells, 1), 100,
 	     "query for 'm': column name 'Queue Name' is not a valid label name"},
-	    {result(labels3, 2, three, 3), 2, "query for 'm' returned 3 rows (max_series 2)"},
+	    {pgresult(labels3, 2, three, 3), 2, "query for 'm' returned 3 rows (max_series 2)"},
 	    {NULL, 100, "query for 'm' returned 18 columns (expected 1 to 17)"},
 	};
 	char name[18][8];
@@ -118,7 +97,7 @@ static void test_query_failures(void **state)
 		wide_cells[c] = "1";
 	}
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		PGresult *res = cases[i].res ? cases[i].res : result(wide, 18, wide_cells, 1);
+		PGresult *res = cases[i].res ? cases[i].res : pgresult(wide, 18, wide_cells, 1);
 		struct sm_batch *b = sm_batch_new(100);
 		struct sm_error err = {0};
 		const struct sm_series_failure *f;
@@ -143,7 +122,7 @@ static void test_row_failures(void **state)
 {
 	const char *names[] = {"queue", "n"};
 	const char *cells[] = {"a", "1", "b", NULL, "c", "many"};
-	PGresult *res = result(names, 2, cells, 3);
+	PGresult *res = pgresult(names, 2, cells, 3);
 	struct sm_batch *b = sm_batch_new(100);
 	struct sm_error err = {0};
 	const struct sm_series_failure *f;
@@ -169,7 +148,7 @@ static void test_row_failures(void **state)
 static void test_no_rows(void **state)
 {
 	const char *names[] = {"queue", "n"};
-	PGresult *res = result(names, 2, NULL, 0);
+	PGresult *res = pgresult(names, 2, NULL, 0);
 	struct sm_batch *b = sm_batch_new(100);
 	struct sm_error err = {0};
 

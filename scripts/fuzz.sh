@@ -17,7 +17,7 @@ cd "$SM_ROOT"
 seconds=${FUZZ_SECONDS:-30}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 jobs=${FUZZ_JOBS:-1}
-all=(auth config promtext quantity redis router selector)
+all=(auth config promtext quantity redis router scrape selector)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 

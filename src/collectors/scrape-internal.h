@@ -3,7 +3,7 @@
  * (targets and their curl transfers), scrape-series.c (the series a target exposes that the
  * rules read, with their recent points), scrape-rules.c (rates, quantiles, averages and gauges
  * per target and summed over targets) and scrape.c (the round). Nobody outside
- * src/collectors/scrape*.c includes it, except tests/unit/test-scrape-rules.c. */
+ * src/collectors/scrape*.c includes it but their tests (test-scrape-rules, fuzz-scrape). */
 #ifndef SM_SCRAPE_INTERNAL_H
 #define SM_SCRAPE_INTERNAL_H
 

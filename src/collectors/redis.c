@@ -45,42 +45,6 @@ static int read_password(const struct redis_config *c, char **ret, char *err, si
 	return r;
 }
 
-static int redis_create(const struct sm_source_config *src, void **ret_state)
-{
-	struct redis_state *s;
-
-	if (!src->priv || ((const struct redis_config *)src->priv)->rules.n > UINT32_MAX)
-		return -EINVAL;
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	s->src = src;
-	s->cfg = src->priv;
-	s->entries_hint = 64;
-	s->history = sm_redis_history_new();
-	s->rule_errors = calloc(s->cfg->rules.n ? s->cfg->rules.n : 1, sizeof(*s->rule_errors));
-	if (!s->history || !s->rule_errors) {
-		sm_redis_history_free(s->history);
-		free(s->rule_errors);
-		free(s);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < s->cfg->rules.n; i++)
-		if (s->cfg->rules.v[i].derived && s->cfg->rules.v[i].window_ms > s->max_window_ms)
-			s->max_window_ms = s->cfg->rules.v[i].window_ms;
-	/* A missing secret fails each round with a clear error rather than the whole start. */
-	s->password_r =
-	    read_password(s->cfg, &s->password, s->password_error, sizeof(s->password_error));
-	if (s->password_r == -ENOMEM) {
-		sm_redis_history_free(s->history);
-		free(s->rule_errors);
-		free(s);
-		return -ENOMEM;
-	}
-	*ret_state = s;
-	return 0;
-}
-
 static void redis_destroy(void *state)
 {
 	struct redis_state *s = state;
@@ -101,6 +65,39 @@ static void redis_destroy(void *state)
 		free(s->password);
 	}
 	free(s);
+}
+
+static int redis_create(const struct sm_source_config *src, void **ret_state)
+{
+	struct redis_state *s;
+	int r = -ENOMEM;
+
+	if (!src->priv || ((const struct redis_config *)src->priv)->rules.n > UINT32_MAX)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->src = src;
+	s->cfg = src->priv;
+	s->entries_hint = 64;
+	s->history = sm_redis_history_new();
+	s->rule_errors = calloc(s->cfg->rules.n ? s->cfg->rules.n : 1, sizeof(*s->rule_errors));
+	if (!s->history || !s->rule_errors)
+		goto out;
+	for (size_t i = 0; i < s->cfg->rules.n; i++)
+		if (s->cfg->rules.v[i].derived && s->cfg->rules.v[i].window_ms > s->max_window_ms)
+			s->max_window_ms = s->cfg->rules.v[i].window_ms;
+	/* A missing secret fails each round with a clear error rather than the whole start. */
+	s->password_r =
+	    read_password(s->cfg, &s->password, s->password_error, sizeof(s->password_error));
+	if (s->password_r == -ENOMEM)
+		goto out;
+	*ret_state = s;
+	s = NULL;
+	r = 0;
+out:
+	redis_destroy(s);
+	return r;
 }
 
 /* A per-series problem. The messages are joined in reterr while they fit (the scheduler logs

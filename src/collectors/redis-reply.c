@@ -99,13 +99,11 @@ int sm_redis_resolve_types(struct redis_state *s, struct sm_error *reterr)
 	return 0;
 }
 
-/* The dequeue counter key of e's series, or NULL (no counter); *ret_err -ENOMEM. */
+/* The dequeue counter key of e's series (a rule with one); NULL when out of memory. */
 static char *counter_key(const struct redis_rule *rule, const struct redis_entry *e)
 {
 	char token[80];
 
-	if (!rule->derived || !rule->dequeue_counter)
-		return NULL;
 	if (!rule->label)
 		return strdup(rule->dequeue_counter);
 	snprintf(token, sizeof(token), "{%s}", rule->label);
@@ -151,8 +149,10 @@ static int append_reads(struct redis_state *s, struct redis_entry *e, struct sm_
 	}
 	if (r != REDIS_OK)
 		return sm_redis_fail_ctx(s, errno, false, reterr);
-	ckey = counter_key(rule, e);
-	if (ckey) {
+	if (rule->derived && rule->dequeue_counter) {
+		ckey = counter_key(rule, e);
+		if (!ckey)
+			return -ENOMEM; /* not "no counter": take_reads expects its reply */
 		r = redisAppendCommand(s->ctx, "GET %s", ckey);
 		free(ckey);
 		if (r != REDIS_OK)

@@ -435,8 +435,12 @@ static int read_round(struct redis_state *s, struct sm_batch *batch, struct sm_e
 out:
 	s->entries_hint = s->n_entries > 64 ? s->n_entries : 64;
 	sm_redis_entries_release(s);
-	if (r == -ENOMEM)
+	if (r == -ENOMEM) {
+		/* Commands may be queued or replies pending: the next round would read them as
+		 * its own. */
+		sm_redis_disconnect(s);
 		sm_error_set(reterr, "out of memory");
+	}
 	return r;
 }
 

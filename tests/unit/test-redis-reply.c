@@ -328,10 +328,37 @@ static void test_take_counter(void **state)
 	assert_null(sm_redis_entry_extra_get(&f->s, e));
 }
 
+static void test_error_code(void **state)
+{
+	static const struct {
+		int type;
+		const char *str;
+		int code;
+	} cases[] = {
+	    {REDIS_REPLY_ERROR, "NOAUTH Authentication required.", -EACCES},
+	    {REDIS_REPLY_ERROR, "WRONGPASS invalid username-password pair", -EACCES},
+	    {REDIS_REPLY_ERROR, "NOPERM this user has no permissions", -EACCES},
+	    {REDIS_REPLY_ERROR, "ERR unknown command 'ROLE'", -EIO},
+	    {REDIS_REPLY_ERROR, "LOADING Redis is loading the dataset in memory", -EIO},
+	    {REDIS_REPLY_STATUS, "OK", -EPROTO},
+	    {REDIS_REPLY_STRING, "NOAUTH", -EPROTO}, /* only an error reply is refused access */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		redisReply r = str_reply(cases[i].type, cases[i].str);
+
+		if (sm_redis_error_code(&r) != cases[i].code)
+			fail_msg("case %zu '%s': %d, expected %d", i, cases[i].str,
+			         sm_redis_error_code(&r), cases[i].code);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_map_get),
+	    cmocka_unit_test(test_error_code),
 	    cmocka_unit_test_setup_teardown(test_take_type, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_take_value, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_take_groups, setup, teardown),

@@ -47,6 +47,30 @@ static struct timeval ms_to_timeval(int64_t ms)
 	                        .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
+int sm_redis_ctx_error_code(int err, int errno_saved, bool connecting)
+{
+	switch (err) {
+	case REDIS_ERR_IO:
+		if (errno_saved == EAGAIN || errno_saved == EWOULDBLOCK ||
+		    errno_saved == ETIMEDOUT || errno_saved == EINPROGRESS)
+			return -ETIMEDOUT;
+		if (errno_saved == ECONNREFUSED || errno_saved == ENOENT ||
+		    errno_saved == ECONNRESET || errno_saved == EPIPE ||
+		    errno_saved == EHOSTUNREACH || errno_saved == ENETUNREACH ||
+		    errno_saved == EACCES)
+			return -errno_saved;
+		return connecting ? -ECONNREFUSED : -EIO;
+	case REDIS_ERR_EOF:
+		return -EIO;
+	case REDIS_ERR_PROTOCOL:
+		return -EPROTO;
+	case REDIS_ERR_OOM:
+		return -ENOMEM;
+	default:
+		return connecting ? -EHOSTUNREACH : -EIO;
+	}
+}
+
 /* Turns the context's error into a code and message, and drops the connection (the next
  * round reconnects). errno_saved is errno right after the failing hiredis call. */
 int sm_redis_fail_ctx(struct redis_state *s, int errno_saved, bool connecting,
@@ -55,41 +79,14 @@ int sm_redis_fail_ctx(struct redis_state *s, int errno_saved, bool connecting,
 	char addr[300];
 	int err = s->ctx ? s->ctx->err : REDIS_ERR_OOM;
 	const char *errstr = s->ctx ? s->ctx->errstr : "out of memory";
-	int r;
+	int r = sm_redis_ctx_error_code(err, errno_saved, connecting);
 
 	address_string(s, addr, sizeof(addr));
-	switch (err) {
-	case REDIS_ERR_IO:
-		if (errno_saved == EAGAIN || errno_saved == EWOULDBLOCK ||
-		    errno_saved == ETIMEDOUT || errno_saved == EINPROGRESS) {
-			r = -ETIMEDOUT;
-			sm_error_set(reterr, "%s: %s (no answer within %lldms)", addr, errstr,
-			             (long long)s->src->timeout_ms);
-			goto out;
-		}
-		if (errno_saved == ECONNREFUSED || errno_saved == ENOENT ||
-		    errno_saved == ECONNRESET || errno_saved == EPIPE ||
-		    errno_saved == EHOSTUNREACH || errno_saved == ENETUNREACH ||
-		    errno_saved == EACCES)
-			r = -errno_saved;
-		else
-			r = connecting ? -ECONNREFUSED : -EIO;
-		break;
-	case REDIS_ERR_EOF:
-		r = -EIO;
-		break;
-	case REDIS_ERR_PROTOCOL:
-		r = -EPROTO;
-		break;
-	case REDIS_ERR_OOM:
-		r = -ENOMEM;
-		break;
-	default:
-		r = connecting ? -EHOSTUNREACH : -EIO;
-		break;
-	}
-	sm_error_set(reterr, "%s: %s", addr, errstr);
-out:
+	if (r == -ETIMEDOUT)
+		sm_error_set(reterr, "%s: %s (no answer within %lldms)", addr, errstr,
+		             (long long)s->src->timeout_ms);
+	else
+		sm_error_set(reterr, "%s: %s", addr, errstr);
 	sm_redis_disconnect(s);
 	return r;
 }

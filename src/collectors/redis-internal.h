@@ -281,6 +281,10 @@ int sm_redis_next_reply(struct redis_state *s, struct redisReply **ret, struct s
  * after the failing hiredis call. */
 int sm_redis_fail_ctx(struct redis_state *s, int errno_saved, bool connecting,
                       struct sm_error *reterr);
+/* The code for a hiredis context error err (REDIS_ERR_*) with errno_saved: -ETIMEDOUT for a
+ * socket timeout; the errno itself for refused, reset, unreachable and the like; -EIO, -EPROTO,
+ * -ENOMEM; an unknown I/O error is -ECONNREFUSED while connecting. */
+int sm_redis_ctx_error_code(int err, int errno_saved, bool connecting);
 /* A reply that is not what the protocol promises: r, reterr filled, connection dropped. */
 int sm_redis_fail_reply(struct redis_state *s, int r, struct sm_error *reterr, const char *what,
                         const struct redisReply *reply);

@@ -354,11 +354,47 @@ static void test_error_code(void **state)
 	}
 }
 
+static void test_ctx_error_code(void **state)
+{
+	static const struct {
+		int err;
+		int errno_saved;
+		bool connecting;
+		int code;
+	} cases[] = {
+	    {REDIS_ERR_IO, EAGAIN, false, -ETIMEDOUT},
+	    {REDIS_ERR_IO, EINPROGRESS, true, -ETIMEDOUT},
+	    {REDIS_ERR_IO, ETIMEDOUT, false, -ETIMEDOUT},
+	    {REDIS_ERR_IO, ECONNREFUSED, true, -ECONNREFUSED},
+	    {REDIS_ERR_IO, ENOENT, true, -ENOENT}, /* a unix socket that is not there */
+	    {REDIS_ERR_IO, ECONNRESET, false, -ECONNRESET},
+	    {REDIS_ERR_IO, EPIPE, false, -EPIPE},
+	    {REDIS_ERR_IO, EACCES, true, -EACCES},
+	    {REDIS_ERR_IO, 0, true, -ECONNREFUSED},
+	    {REDIS_ERR_IO, EBADF, false, -EIO},
+	    {REDIS_ERR_EOF, 0, false, -EIO},
+	    {REDIS_ERR_PROTOCOL, 0, false, -EPROTO},
+	    {REDIS_ERR_OOM, 0, false, -ENOMEM},
+	    {REDIS_ERR_OTHER, 0, true, -EHOSTUNREACH}, /* e.g. a name that does not resolve */
+	    {REDIS_ERR_OTHER, 0, false, -EIO},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int code = sm_redis_ctx_error_code(cases[i].err, cases[i].errno_saved,
+		                                   cases[i].connecting);
+
+		if (code != cases[i].code)
+			fail_msg("case %zu: %d, expected %d", i, code, cases[i].code);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_map_get),
 	    cmocka_unit_test(test_error_code),
+	    cmocka_unit_test(test_ctx_error_code),
 	    cmocka_unit_test_setup_teardown(test_take_type, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_take_value, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_take_groups, setup, teardown),

@@ -21,6 +21,8 @@ struct sm_buf {
 /* 0, -EFBIG (too_big set; the buffer is unchanged) or -ENOMEM (oom set). */
 int sm_buf_append(struct sm_buf *b, const void *p, size_t n);
 int sm_buf_putc(struct sm_buf *b, char c);
+/* Empties b for reuse, keeping its allocation and max, and clears a failure. */
+void sm_buf_reset(struct sm_buf *b);
 int sm_buf_puts(struct sm_buf *b, const char *s);
 
 /* A libcurl CURLOPT_WRITEFUNCTION with a struct sm_buf as CURLOPT_WRITEDATA: a short count

@@ -224,8 +224,7 @@ static void put_object(struct sm_buf *p, const struct sm_series *s, bool escape)
  * Built in scratch (reset first). */
 static int filter_text(struct sm_buf *scratch, const char *source, const struct sm_series *s)
 {
-	scratch->len = 0;
-	scratch->oom = scratch->too_big = false;
+	sm_buf_reset(scratch);
 	put(scratch, source);
 	put(scratch, "\n");
 	put(scratch, s->metric);

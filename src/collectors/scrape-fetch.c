@@ -167,9 +167,7 @@ int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size
 	for (size_t i = 0; i < n; i++) {
 		struct scrape_target *t = targets[i];
 
-		t->body.len = 0; /* the allocation is kept for the next body */
-		t->body.too_big = false;
-		t->body.oom = false;
+		sm_buf_reset(&t->body); /* the allocation is kept for the next body */
 		t->errbuf[0] = '\0';
 		t->error[0] = '\0';
 		t->done = false;

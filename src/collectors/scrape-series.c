@@ -149,8 +149,7 @@ static int build_key(const struct sm_prom_sample *smp, struct sm_buf *key)
 	for (size_t i = 0; i < smp->n_labels; i++)
 		sorted[i] = &smp->labels[i];
 	qsort(sorted, smp->n_labels, sizeof(sorted[0]), cmp_label_ptr);
-	key->len = 0; /* reused for every sample, and after a round that ran out of memory */
-	key->oom = false;
+	sm_buf_reset(key); /* reused for every sample, and after a round that ran out of memory */
 	r = sm_buf_append(key, smp->name, strlen(smp->name) + 1);
 	for (size_t i = 0; i < smp->n_labels && r == 0; i++) {
 		r = sm_buf_append(key, sorted[i]->name, strlen(sorted[i]->name) + 1);

@@ -41,6 +41,15 @@ int sm_buf_append(struct sm_buf *b, const void *p, size_t n)
 	return 0;
 }
 
+void sm_buf_reset(struct sm_buf *b)
+{
+	b->len = 0;
+	b->too_big = false;
+	b->oom = false;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
 int sm_buf_putc(struct sm_buf *b, char c)
 {
 	return sm_buf_append(b, &c, 1);

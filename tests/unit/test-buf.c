@@ -54,6 +54,16 @@ static void test_failure_is_sticky(void **state)
 	assert_int_equal(sm_buf_putc(&b, 'a'), -EFBIG);
 	assert_null(b.data);
 	assert_int_equal(b.len, 0);
+	/* Reset clears the failure and keeps the bound. */
+	sm_buf_reset(&b);
+	assert_int_equal(sm_buf_puts(&b, "abcd"), 0);
+	assert_int_equal(sm_buf_putc(&b, 'e'), -EFBIG);
+	sm_buf_reset(&b);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.data, "");
+	assert_int_equal(sm_buf_puts(&b, "xy"), 0);
+	assert_string_equal(b.data, "xy");
+	free(b.data);
 }
 
 static void test_putc_puts(void **state)

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The scrape collector's targets and their transfers: one curl easy handle per target, reused
- * across rounds, and every target of a round fetched at once on one curl multi handle. */
+ * across rounds, and the targets of a round fetched on one curl multi handle, at most
+ * SM_SCRAPE_MAX_IN_FLIGHT at a time. Why a window rather than all at once: a transfer's
+ * timeout runs from when it is added, and with thousands added together curl's own
+ * bookkeeping and the parsing of the bodies that arrive first delay the rest past their
+ * timeout (bench/README.md, "Collectors at cluster scale"); the window also keeps curl's
+ * per-transfer cost flat as the pod count grows. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -113,8 +118,9 @@ static bool target_finish(struct scrape_target *t, CURLcode rc)
 	return true;
 }
 
-/* Hands each finished transfer's body to fn while the others are still in flight. */
-static int drain(CURLM *multi, sm_scrape_body_fn fn, void *userdata)
+/* Hands each finished transfer's body to fn while the others are still in flight; counts
+ * the finished ones into *finished. */
+static int drain(CURLM *multi, sm_scrape_body_fn fn, void *userdata, size_t *finished)
 {
 	CURLMsg *m;
 	int left;
@@ -131,6 +137,7 @@ static int drain(CURLM *multi, sm_scrape_body_fn fn, void *userdata)
 		(void)curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
 		t = (struct scrape_target *)priv;
 		(void)curl_multi_remove_handle(multi, m->easy_handle);
+		(*finished)++;
 		if (!t)
 			continue;
 		if (target_finish(t, m->data.result)) {
@@ -158,33 +165,65 @@ static void abandon_unfinished(CURLM *multi, struct scrape_target *const *target
 	}
 }
 
-int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size_t n,
-                        sm_scrape_body_fn fn, void *userdata, struct sm_error *reterr)
+/* Starts targets[*next...] until SM_SCRAPE_MAX_IN_FLIGHT transfers run. After deadline_ms a
+ * target is not started any more: it fails, so that a round ends one timeout after its
+ * interval at the latest even when every slot is held by a target that does not answer. */
+static void start_more(CURLM *multi, struct scrape_target *const *targets, size_t n, size_t *next,
+                       size_t *in_flight, int64_t deadline_ms)
 {
-	int running = 0, r;
-	CURLMcode mc;
+	bool late = sm_time_mono_ms() >= deadline_ms;
 
-	for (size_t i = 0; i < n; i++) {
-		struct scrape_target *t = targets[i];
+	for (; *next < n && *in_flight < SM_SCRAPE_MAX_IN_FLIGHT; (*next)++) {
+		struct scrape_target *t = targets[*next];
+		CURLMcode mc;
 
 		sm_buf_reset(&t->body); /* the allocation is kept for the next body */
 		t->errbuf[0] = '\0';
 		t->error[0] = '\0';
 		t->done = false;
 		t->ok = false;
+		if (late) {
+			sm_scrape_target_set_error(t,
+			                           "not fetched: the round ran past its interval "
+			                           "with %zu other targets still to fetch",
+			                           n - *next - 1);
+			t->done = true;
+			continue;
+		}
 		mc = curl_multi_add_handle(multi, t->easy);
 		if (mc != CURLM_OK) {
 			sm_scrape_target_set_error(t, "%s", curl_multi_strerror(mc));
 			t->done = true;
+			continue;
 		}
+		(*in_flight)++;
 	}
+}
+
+int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size_t n,
+                        int64_t deadline_ms, sm_scrape_body_fn fn, void *userdata,
+                        struct sm_error *reterr)
+{
+	size_t next = 0, in_flight = 0, finished;
+	int running = 0, r;
+	CURLMcode mc;
+
+	for (size_t i = 0; i < n; i++)
+		targets[i]->done = true; /* until started: abandon_unfinished leaves them alone */
+	start_more(multi, targets, n, &next, &in_flight, deadline_ms);
 	for (;;) {
 		mc = curl_multi_perform(multi, &running);
 		if (mc == CURLM_OK) {
-			r = drain(multi, fn, userdata);
+			finished = 0;
+			r = drain(multi, fn, userdata, &finished);
 			if (r < 0)
 				goto fail;
-			if (running == 0)
+			in_flight -= finished < in_flight ? finished : in_flight;
+			if (finished > 0 && next < n) {
+				start_more(multi, targets, n, &next, &in_flight, deadline_ms);
+				continue; /* let curl start what was added before waiting */
+			}
+			if (running == 0 && next == n)
 				break;
 			mc = curl_multi_poll(multi, NULL, 0, 1000, NULL);
 		}
@@ -198,5 +237,7 @@ int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size
 	return 0;
 fail:
 	abandon_unfinished(multi, targets, n, "round aborted");
+	for (; next < n; next++)
+		sm_scrape_target_set_error(targets[next], "round aborted");
 	return r;
 }

@@ -255,7 +255,14 @@ typedef int (*sm_scrape_body_fn)(struct scrape_target *t, void *userdata);
 /* Fetches every target at once on multi, each bounded by its own timeout and max body; a
  * target's failure is its t->error. -ENOMEM or -EPROTO (reterr) when curl multi itself
  * fails, or fn's negative return; every transfer is off multi again on return. */
+/* Transfers running at once in a round (see scrape-fetch.c for why there is a bound). */
+#define SM_SCRAPE_MAX_IN_FLIGHT 64
+
+/* Fetches every target, handing each body to fn as it arrives; a target not started by
+ * deadline_ms (monotonic) fails without a transfer. Each target ends done, with ok or an
+ * error. 0, or -errno when the round itself failed (reterr). */
 int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size_t n,
-                        sm_scrape_body_fn fn, void *userdata, struct sm_error *reterr);
+                        int64_t deadline_ms, sm_scrape_body_fn fn, void *userdata,
+                        struct sm_error *reterr);
 
 #endif

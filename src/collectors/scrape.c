@@ -126,6 +126,14 @@ static char *pod_url(const struct scrape_config *c, const char *ip)
 	return url;
 }
 
+static int cmp_target_id(const void *a, const void *b)
+{
+	const struct scrape_target *x = *(const struct scrape_target *const *)a;
+	const struct scrape_target *y = *(const struct scrape_target *const *)b;
+
+	return strcmp(x->id, y->id);
+}
+
 /* Labels and names may change on a live pod: each round takes them from the pod list. */
 static int pod_refresh(struct scrape_pod *to, const struct sm_kube_pod *pod)
 {
@@ -149,7 +157,8 @@ static int sync_pods(struct scrape_state *s, struct sm_error *reterr)
 {
 	const struct scrape_config *c = s->cfg;
 	struct sm_kube_pod_list list = {0};
-	size_t kept = 0;
+	struct scrape_target **known = NULL;
+	size_t kept = 0, n_known = 0;
 	int r;
 
 	if (!s->kube) {
@@ -164,24 +173,36 @@ static int sync_pods(struct scrape_state *s, struct sm_error *reterr)
 	r = sm_kube_list_ready_pods(s->kube, c->pods.namespace, c->pods.selector, &list, reterr);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < s->n_targets; i++)
+	/* The pods known from the last round, by id: thousands of pods are looked up once
+	 * each, so a sorted copy rather than a scan per pod. */
+	known = malloc((s->n_targets ? s->n_targets : 1) * sizeof(*known));
+	if (!known) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < s->n_targets; i++) {
 		s->targets[i]->listed = false;
+		if (s->targets[i]->is_pod)
+			known[n_known++] = s->targets[i];
+	}
+	qsort(known, n_known, sizeof(*known), cmp_target_id);
 	for (size_t i = 0; i < list.n; i++) {
 		const struct sm_kube_pod *pod = &list.items[i];
-		const char *id = *pod->uid ? pod->uid : pod->name;
-		struct scrape_target *t = NULL;
+		struct scrape_target key = {.id = (char *)(*pod->uid ? pod->uid : pod->name)};
+		const struct scrape_target *kp = &key;
+		struct scrape_target *t = NULL, **found;
 		char *url = pod_url(c, pod->ip);
 
 		if (!url) {
 			r = -ENOMEM;
 			goto out;
 		}
-		for (size_t j = 0; j < s->n_targets && !t; j++)
-			if (s->targets[j]->is_pod && strcmp(s->targets[j]->id, id) == 0 &&
-			    strcmp(s->targets[j]->url, url) == 0)
-				t = s->targets[j];
+		found = bsearch(&kp, known, n_known, sizeof(*known), cmp_target_id);
+		/* The same pod at a new address is a new target (and the old one goes below). */
+		if (found && strcmp((*found)->url, url) == 0)
+			t = *found;
 		if (!t) {
-			r = sm_scrape_target_new(&s->fetch, id, url, &t);
+			r = sm_scrape_target_new(&s->fetch, key.id, url, &t);
 			if (r == 0) {
 				t->is_pod = true;
 				r = targets_append(s, t);
@@ -209,6 +230,7 @@ static int sync_pods(struct scrape_state *s, struct sm_error *reterr)
 	s->n_targets = kept;
 	r = 0;
 out:
+	free(known);
 	sm_kube_pod_list_done(&list);
 	return r;
 }
@@ -259,7 +281,7 @@ static int scrape_collect(void *state, struct sm_batch *batch, struct sm_error *
 	struct scrape_state *s = state;
 	size_t n_ok = 0, n_failed = 0, shown = 0, pos = 0;
 	char note[sizeof(reterr->message)];
-	int64_t now_ms;
+	int64_t now_ms, deadline_ms = sm_time_mono_ms() + s->src->interval_ms;
 	int r;
 
 	s->round++;
@@ -268,7 +290,8 @@ static int scrape_collect(void *state, struct sm_batch *batch, struct sm_error *
 		if (r < 0)
 			return r;
 	}
-	r = sm_scrape_fetch_all(s->multi, s->targets, s->n_targets, on_body, s, reterr);
+	r = sm_scrape_fetch_all(s->multi, s->targets, s->n_targets, deadline_ms, on_body, s,
+	                        reterr);
 	if (r < 0)
 		return r;
 	now_ms = sm_time_mono_ms();

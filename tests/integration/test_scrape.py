@@ -96,6 +96,8 @@ if __name__ == "__main__":
 # ---------------------------------------------------------------------------------------------
 # Test side
 
+import re  # noqa: E402
+
 import pytest  # noqa: E402
 
 from kube_standin import KubeStandin, make_pod  # noqa: E402
@@ -413,6 +415,46 @@ def test_malformed_and_failing_targets_do_not_poison(start_server, apps, drivers
         hang.close()
         bad.kill()
         bad.wait()
+
+
+def test_more_targets_than_fetched_at_once(start_server, apps):
+    """150 targets, more than the 64 transfers a round runs at once: each one is fetched
+    every round (the gauge sums over all of them)."""
+    app, = apps(1)
+    app.get("/inflight?v=2")
+    targets = [f"{app.url}?target={i}" for i in range(150)]
+    srv = start_server([scrape_source(targets=targets, max_series=10000, interval="2s",
+                                      timeout="1500ms")])
+    wait_until(lambda: external_value(srv, "inflight_requests") == 300, 30, interval=0.5,
+               what="the gauge summed over 150 targets")
+
+
+def test_round_ends_after_its_interval_when_targets_hang(start_server):
+    """Targets that accept and never answer hold the round's transfers until their timeout;
+    past the interval the rest are not started, so a round ends one timeout after its
+    interval at the latest and says why."""
+    import socket
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(1024)
+    try:
+        url = f"http://127.0.0.1:{hang.getsockname()[1]}/metrics"
+        srv = start_server([scrape_source(targets=[f"{url}?t={i}" for i in range(200)],
+                                          interval="1s", max_series=10000)])
+        # 200 hanging targets, 64 at a time, 800 ms each: the first two waves start before
+        # the 1 s interval has passed, the rest are not started. All at once it would take
+        # one timeout; waiting for every wave, four.
+        def round_s():
+            text = srv.get("/metrics").body.decode()
+            m = re.search(r'^scalemetrics_source_last_round_duration_seconds'
+                          r'\{source="backend"\} (\S+)$', text, re.M)
+            return float(m.group(1)) if m and float(m.group(1)) > 0 else None
+        took = wait_until(round_s, 15, interval=0.5, what="a round's duration")
+        assert 1.4 <= took <= 2.4, took
+        r = srv.get(f"{EXTERNAL}/namespaces/default/http_requests_per_second")
+        assert r.status == 503, r
+    finally:
+        hang.close()
 
 
 def test_all_targets_failing_fails_the_round(start_server):

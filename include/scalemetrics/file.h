@@ -15,6 +15,8 @@
 
 enum {
 	SM_FILE_REGULAR = 1 << 0, /* refuse anything but a regular file (-EINVAL) */
+	SM_FILE_SECRET = 1 << 1,  /* keys, tokens, passwords: no copy is left behind in freed
+	                           * memory (growth copies and wipes; failures wipe) */
 };
 
 /* Reads the whole of path into a NUL-terminated malloc'ed buffer (*ret; its length without
@@ -26,7 +28,8 @@ int sm_file_read(const char *path, size_t max, unsigned flags, char **ret, size_
 /* A secret given either by an environment variable (env, its name) or by a file: the
  * `password_env`/`password_file`, `dsn_env`/`dsn_file` pairs of the config. env wins when
  * both are set. Trailing CR/LF bytes are dropped (an editor's or `echo`'s newline); an empty
- * result is an error. what names the pair in messages ("password" -> "password_file
+ * result is an error; the file is read with SM_FILE_SECRET. what names the pair in messages
+ * ("password" -> "password_file
  * '/x' is empty"). Neither set: *ret = NULL and 0. -ENOENT (variable not set), -EINVAL
  * (empty), -EFBIG (file over max bytes), -errno, -ENOMEM. */
 int sm_secret_read(const char *env, const char *file, size_t max, const char *what, char **ret,

@@ -19,6 +19,9 @@ struct sm_kube_config;
 
 struct sm_kube_client;
 
+/* The largest bearer token file read (a service account token is about 1 KiB). */
+#define SM_KUBE_TOKEN_MAX 16384
+
 /* Where the API server is and how to authenticate (NULL and "" mean unset), first match wins:
  *   1. kubeconfig: that file, its context (or current-context);
  *   2. server: that URL, with token_file and ca_file (no kubeconfig is read);

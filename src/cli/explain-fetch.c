@@ -17,7 +17,6 @@
 #include "explain-internal.h"
 
 #define MAX_RESPONSE_BYTES (16u << 20) /* one metric list */
-#define MAX_TOKEN_BYTES    (64u << 10)
 
 int sm_explain_client_init(struct sm_explain_client *c, const struct sm_explain_options *opt,
                            struct sm_error *reterr)
@@ -41,7 +40,8 @@ int sm_explain_client_init(struct sm_explain_client *c, const struct sm_explain_
 	/* The kube client reads the token at each request. Reading it once here makes a wrong
 	 * --token-file a usage error, before any request, instead of a failure per metric. */
 	if (opt->token_file) {
-		r = sm_file_read(opt->token_file, MAX_TOKEN_BYTES, 0, &token, &len, NULL);
+		r = sm_file_read(opt->token_file, SM_KUBE_TOKEN_MAX, SM_FILE_SECRET, &token, &len,
+		                 NULL);
 		if (r < 0) {
 			sm_error_set(reterr, "cannot read --token-file '%s': %s", opt->token_file,
 			             strerror(-r));

@@ -8,6 +8,7 @@
  * per-transfer cost flat as the pod count grows. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -165,16 +166,19 @@ static void abandon_unfinished(CURLM *multi, struct scrape_target *const *target
 	}
 }
 
-/* Starts targets[*next...] until SM_SCRAPE_MAX_IN_FLIGHT transfers run. After deadline_ms a
- * target is not started any more: it fails, so that a round ends one timeout after its
- * interval at the latest even when every slot is held by a target that does not answer. */
-static void start_more(CURLM *multi, struct scrape_target *const *targets, size_t n, size_t *next,
-                       size_t *in_flight, int64_t deadline_ms)
+/* Starts targets (the k-th of the round is targets[(first + k) % n], k from *next) until
+ * SM_SCRAPE_MAX_IN_FLIGHT transfers run. After deadline_ms a target is not started any more:
+ * it fails, so that a round ends one timeout after its interval at the latest even when
+ * every slot is held by a target that does not answer; *first_late is the first of them,
+ * where the next round begins, so that no target is left out round after round. */
+static void start_more(CURLM *multi, struct scrape_target *const *targets, size_t n, size_t first,
+                       size_t *next, size_t *in_flight, int64_t deadline_ms, size_t *first_late)
 {
 	bool late = sm_time_mono_ms() >= deadline_ms;
 
 	for (; *next < n && *in_flight < SM_SCRAPE_MAX_IN_FLIGHT; (*next)++) {
-		struct scrape_target *t = targets[*next];
+		size_t i = (first + *next) % n;
+		struct scrape_target *t = targets[i];
 		CURLMcode mc;
 
 		sm_buf_reset(&t->body); /* the allocation is kept for the next body */
@@ -183,6 +187,8 @@ static void start_more(CURLM *multi, struct scrape_target *const *targets, size_
 		t->done = false;
 		t->ok = false;
 		if (late) {
+			if (*first_late == SIZE_MAX)
+				*first_late = i;
 			sm_scrape_target_set_error(t,
 			                           "not fetched: the round ran past its interval "
 			                           "with %zu other targets still to fetch",
@@ -201,16 +207,22 @@ static void start_more(CURLM *multi, struct scrape_target *const *targets, size_
 }
 
 int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size_t n,
-                        int64_t deadline_ms, sm_scrape_body_fn fn, void *userdata,
+                        int64_t deadline_ms, size_t *first, sm_scrape_body_fn fn, void *userdata,
                         struct sm_error *reterr)
 {
-	size_t next = 0, in_flight = 0, finished;
+	size_t next = 0, in_flight = 0, finished, first_late = SIZE_MAX;
+	size_t start = n ? *first % n : 0;
 	int running = 0, r;
 	CURLMcode mc;
 
 	for (size_t i = 0; i < n; i++)
 		targets[i]->done = true; /* until started: abandon_unfinished leaves them alone */
-	start_more(multi, targets, n, &next, &in_flight, deadline_ms);
+	/* Keep a connection to every target between rounds: curl's default cache holds four
+	 * per transfer in the multi handle, which the window makes 256, and each round would
+	 * then connect again to all but those. */
+	(void)curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)(n < LONG_MAX ? n : LONG_MAX));
+	/* The first wave always starts, however long the pod list took. */
+	start_more(multi, targets, n, start, &next, &in_flight, INT64_MAX, &first_late);
 	for (;;) {
 		mc = curl_multi_perform(multi, &running);
 		if (mc == CURLM_OK) {
@@ -220,7 +232,8 @@ int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size
 				goto fail;
 			in_flight -= finished < in_flight ? finished : in_flight;
 			if (finished > 0 && next < n) {
-				start_more(multi, targets, n, &next, &in_flight, deadline_ms);
+				start_more(multi, targets, n, start, &next, &in_flight, deadline_ms,
+				           &first_late);
 				continue; /* let curl start what was added before waiting */
 			}
 			if (running == 0 && next == n)
@@ -234,10 +247,12 @@ int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size
 		}
 	}
 	abandon_unfinished(multi, targets, n, "transfer did not complete");
+	if (first_late != SIZE_MAX)
+		*first = first_late;
 	return 0;
 fail:
 	abandon_unfinished(multi, targets, n, "round aborted");
 	for (; next < n; next++)
-		sm_scrape_target_set_error(targets[next], "round aborted");
+		sm_scrape_target_set_error(targets[(start + next) % n], "round aborted");
 	return r;
 }

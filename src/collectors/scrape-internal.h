@@ -258,11 +258,13 @@ typedef int (*sm_scrape_body_fn)(struct scrape_target *t, void *userdata);
 /* Transfers running at once in a round (see scrape-fetch.c for why there is a bound). */
 #define SM_SCRAPE_MAX_IN_FLIGHT 64
 
-/* Fetches every target, handing each body to fn as it arrives; a target not started by
- * deadline_ms (monotonic) fails without a transfer. Each target ends done, with ok or an
- * error. 0, or -errno when the round itself failed (reterr). */
+/* Fetches every target, handing each body to fn as it arrives, beginning with targets[*first
+ * % n]; a target not started by deadline_ms (monotonic; the first wave always starts) fails
+ * without a transfer, and *first becomes the first of those, so the next round begins with
+ * them. Each target ends done, with ok or an error. 0, or -errno when the round itself
+ * failed (reterr). */
 int sm_scrape_fetch_all(CURLM *multi, struct scrape_target *const *targets, size_t n,
-                        int64_t deadline_ms, sm_scrape_body_fn fn, void *userdata,
+                        int64_t deadline_ms, size_t *first, sm_scrape_body_fn fn, void *userdata,
                         struct sm_error *reterr);
 
 #endif

@@ -63,6 +63,7 @@ struct scrape_state {
 	CURLM *multi;
 	struct scrape_target **targets;
 	size_t n_targets, cap_targets;
+	size_t fetch_first; /* where the next round starts fetching (sm_scrape_fetch_all) */
 	struct scrape_names names;
 	struct scrape_rule **rules; /* all rules, borrowed from cfg */
 	size_t n_rules;
@@ -290,8 +291,8 @@ static int scrape_collect(void *state, struct sm_batch *batch, struct sm_error *
 		if (r < 0)
 			return r;
 	}
-	r = sm_scrape_fetch_all(s->multi, s->targets, s->n_targets, deadline_ms, on_body, s,
-	                        reterr);
+	r = sm_scrape_fetch_all(s->multi, s->targets, s->n_targets, deadline_ms, &s->fetch_first,
+	                        on_body, s, reterr);
 	if (r < 0)
 		return r;
 	now_ms = sm_time_mono_ms();

@@ -51,7 +51,7 @@ static int read_file(const char *path, const char *what, char **ret, size_t *ret
 	size_t n = 0;
 	int r;
 
-	r = sm_file_read(path, PEM_FILE_MAX, SM_FILE_REGULAR, &buf, &n, &e);
+	r = sm_file_read(path, PEM_FILE_MAX, SM_FILE_REGULAR | SM_FILE_SECRET, &buf, &n, &e);
 	if (r < 0) {
 		sm_error_set(reterr, "%s file '%s': %s", what, path, e.message);
 		return r;
@@ -71,6 +71,8 @@ static int read_file(const char *path, const char *what, char **ret, size_t *ret
 	*ret_len = n;
 	buf = NULL;
 out:
+	if (buf) /* may hold key material */
+		OPENSSL_cleanse(buf, n);
 	free(buf);
 	return r;
 }

@@ -27,7 +27,6 @@
 #define SA_DIR           "/var/run/secrets/kubernetes.io/serviceaccount"
 #define DEFAULT_TIMEOUT  10000
 #define DEFAULT_MAX_BODY (64u << 20)
-#define TOKEN_MAX        16384
 
 struct sm_kube_client {
 	pthread_mutex_t lock;
@@ -488,7 +487,7 @@ static int current_token(struct sm_kube_client *c, const char **ret, struct sm_e
 		*ret = c->token;
 		return 0;
 	}
-	r = sm_token_file_refresh(&c->token_file, TOKEN_MAX, reterr);
+	r = sm_token_file_refresh(&c->token_file, SM_KUBE_TOKEN_MAX, reterr);
 	if (r < 0) {
 		sm_error_clear(reterr);
 		sm_error_set(reterr, "token file '%s': %s", c->token_file.path, strerror(-r));

@@ -179,7 +179,7 @@ static int read_file(struct loader *l, struct kfile *f, bool skip_missing)
 	size_t len = 0;
 	int r;
 
-	r = sm_file_read(f->path, MAX_FILE_BYTES, SM_FILE_REGULAR, &buf, &len, &e);
+	r = sm_file_read(f->path, MAX_FILE_BYTES, SM_FILE_REGULAR | SM_FILE_SECRET, &buf, &len, &e);
 	if (r == -ENOENT && skip_missing)
 		return 0;
 	if (r == -ENOMEM)

@@ -35,7 +35,8 @@ int sm_buf_append(struct sm_buf *b, const void *p, size_t n)
 		b->data = d;
 		b->cap = cap;
 	}
-	memcpy(b->data + b->len, p, n);
+	if (n > 0) /* p may be NULL then */
+		memcpy(b->data + b->len, p, n);
 	b->len += n;
 	b->data[b->len] = '\0';
 	return 0;

@@ -10,6 +10,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static void wipe(char *p, size_t n)
+{
+	volatile char *v = p;
+
+	while (n-- > 0)
+		*v++ = 0;
+}
+
+/* realloc, but with SM_FILE_SECRET the old block is wiped rather than left in the heap. */
+static char *grow(char *buf, size_t len, size_t cap, unsigned flags)
+{
+	char *n;
+
+	if (!(flags & SM_FILE_SECRET) || !buf)
+		return realloc(buf, cap);
+	n = malloc(cap);
+	if (n) {
+		memcpy(n, buf, len);
+		wipe(buf, len);
+		free(buf);
+	}
+	return n;
+}
+
 static int fail(struct sm_error *e, const char *path, int r, const char *step)
 {
 	if (e) {
@@ -63,7 +87,7 @@ int sm_file_read(const char *path, size_t max, unsigned flags, char **ret, size_
 				}
 				goto out;
 			}
-			nbuf = realloc(buf, ncap);
+			nbuf = grow(buf, len, ncap, flags);
 			if (!nbuf) {
 				r = -ENOMEM;
 				goto out;
@@ -104,6 +128,8 @@ int sm_file_read(const char *path, size_t max, unsigned flags, char **ret, size_
 	buf = NULL;
 	r = 0;
 out:
+	if (buf && (flags & SM_FILE_SECRET))
+		wipe(buf, len);
 	free(buf);
 	close(fd);
 	return r;
@@ -143,7 +169,7 @@ int sm_secret_read(const char *env, const char *file, size_t max, const char *wh
 			return -EINVAL;
 		}
 	} else if (file && *file) {
-		r = sm_file_read(file, max, 0, &buf, NULL, &e);
+		r = sm_file_read(file, max, SM_FILE_SECRET, &buf, NULL, &e);
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0) {
@@ -164,7 +190,7 @@ int sm_secret_read(const char *env, const char *file, size_t max, const char *wh
 static void wipe_free(char *s)
 {
 	if (s)
-		memset(s, 0, strlen(s));
+		wipe(s, strlen(s));
 	free(s);
 }
 
@@ -180,7 +206,7 @@ int sm_token_file_refresh(struct sm_token_file *t, size_t max, struct sm_error *
 	if (t->value && st.st_mtim.tv_sec == t->mtime.tv_sec &&
 	    st.st_mtim.tv_nsec == t->mtime.tv_nsec && st.st_size == t->size && st.st_ino == t->ino)
 		return 0;
-	r = sm_file_read(t->path, max, 0, &buf, &n, reterr);
+	r = sm_file_read(t->path, max, SM_FILE_SECRET, &buf, &n, reterr);
 	if (r < 0)
 		return r;
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))

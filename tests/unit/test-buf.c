@@ -74,6 +74,7 @@ static void test_putc_puts(void **state)
 	assert_int_equal(sm_buf_puts(&b, "ab"), 0);
 	assert_int_equal(sm_buf_putc(&b, 'c'), 0);
 	assert_int_equal(sm_buf_puts(&b, ""), 0);
+	assert_int_equal(sm_buf_append(&b, NULL, 0), 0); /* nothing from nowhere is fine */
 	assert_string_equal(b.data, "abc");
 	assert_int_equal(b.len, 3);
 	free(b.data);

@@ -33,7 +33,7 @@ static void usage(FILE *f)
 	    "  --hpa FILE|-            an autoscaling/v2 HorizontalPodAutoscaler (or `kubectl get "
 	    "hpa X -o yaml`)\n"
 	    "  --server URL            the scalemetrics server, e.g. https://127.0.0.1:6443\n"
-	    "  --ca-file F             CA to verify the server with\n"
+	    "  --ca-file F             CA to verify the server with (the only one trusted)\n"
 	    "  --insecure              do not verify the server's certificate\n"
 	    "  --current-replicas N    default: the HPA's status.currentReplicas\n"
 	    "  --namespace NS          default: the HPA's metadata.namespace\n"

@@ -88,12 +88,6 @@ void sm_api_response_done(struct sm_api_response *r);
 struct sm_api_cache *sm_api_cache_new(size_t max_entries, size_t max_bytes);
 void sm_api_cache_free(struct sm_api_cache *c);
 
-/* Whether objects of a resource live in a namespace: a pure function of the resource, so
- * discovery's `namespaced` flags are consistent per prefix (docs/api.md "Aggregated discovery and
- * resource scopes"), and the config knows which objects are asked for at the root, where no
- * namespace tells two sources of one metric name apart. NULL or unknown: namespaced. */
-bool sm_api_resource_is_namespaced(const char *resource);
-
 /* A metav1.Status failure document; also used by the HTTP layer (401, 403, 413, 414...). */
 int sm_api_status(int code, const char *reason, const char *message, struct sm_api_response *ret);
 

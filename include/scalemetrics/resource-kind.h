@@ -15,7 +15,8 @@ struct sm_resource_kind {
 /* The entry for resource; NULL for NULL or a resource not in the table (custom resources). */
 const struct sm_resource_kind *sm_resource_kind_find(const char *resource);
 /* Whether objects of resource live in a namespace. NULL or unknown: namespaced, as custom
- * resources mostly are. */
+ * resources mostly are. A pure function of the resource, so discovery's `namespaced` flags
+ * agree per prefix and the config knows which objects are asked for at the root. */
 bool sm_resource_is_namespaced(const char *resource);
 
 #endif

@@ -18,11 +18,6 @@
 
 #include "api-internal.h"
 
-bool sm_api_resource_is_namespaced(const char *resource)
-{
-	return sm_resource_is_namespaced(resource);
-}
-
 static bool ends_with(const char *s, size_t len, const char *suffix)
 {
 	size_t n = strlen(suffix);
@@ -312,7 +307,7 @@ static void kind_memo_update(struct kind_memo *k, const char *resource)
 		return;
 	sm_api_resource_kind(resource, k->kind, sizeof(k->kind), k->api_version,
 	                     sizeof(k->api_version));
-	k->namespaced = sm_api_resource_is_namespaced(resource);
+	k->namespaced = sm_resource_is_namespaced(resource);
 	/* A resource too long to keep is derived again for every item that names it. */
 	k->valid = n < sizeof(k->resource);
 	if (k->valid)
@@ -539,7 +534,7 @@ int sm_api_handle_custom(const struct sm_api_call *c, struct sm_api_response *re
 		q.metric = s[2];
 	} else if (c->n_segs == 3) {
 		/* A namespaced object (a Deployment) has no root-scoped name: nothing to find. */
-		if (sm_api_resource_is_namespaced(s[0])) {
+		if (sm_resource_is_namespaced(s[0])) {
 			char msg[512];
 
 			(void)snprintf(

@@ -12,6 +12,7 @@
 #include "scalemetrics/forward.h"
 #include "scalemetrics/hash.h"
 #include "scalemetrics/query.h"
+#include "scalemetrics/resource-kind.h"
 #include "scalemetrics/store.h"
 
 #include "api-internal.h"
@@ -169,8 +170,7 @@ static void collect_metric(const struct sm_metric_def *def, void *userdata)
 	if (def->scope == SM_METRIC_PODS)
 		resource_add(s, "pods", def->name, true);
 	else if (def->scope == SM_METRIC_OBJECT && def->resource && *def->resource)
-		resource_add(s, def->resource, def->name,
-		             sm_api_resource_is_namespaced(def->resource));
+		resource_add(s, def->resource, def->name, sm_resource_is_namespaced(def->resource));
 	/* Per-namespace totals: .../namespaces/NS/metrics/M, described object a Namespace. */
 	resource_add(s, "namespaces", def->name, false);
 }

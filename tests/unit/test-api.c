@@ -19,6 +19,7 @@
 #include "scalemetrics/api.h"
 #include "scalemetrics/config.h"
 #include "scalemetrics/query.h"
+#include "scalemetrics/resource-kind.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
 #include "scalemetrics/store.h"
@@ -1066,7 +1067,7 @@ static void test_resource_kind(void **state)
 
 		sm_api_resource_kind(cases[i].resource, kind, sizeof(kind), av, sizeof(av));
 		if (strcmp(kind, cases[i].kind) != 0 || strcmp(av, cases[i].api_version) != 0 ||
-		    sm_api_resource_is_namespaced(cases[i].resource) != cases[i].namespaced)
+		    sm_resource_is_namespaced(cases[i].resource) != cases[i].namespaced)
 			fail_msg("case %zu '%s': got %s %s", i, cases[i].resource, kind, av);
 	}
 }

@@ -19,6 +19,7 @@
 
 #include "scalemetrics/quantity.h"
 #include "scalemetrics/query.h"
+#include "scalemetrics/resource-kind.h"
 #include "scalemetrics/selector.h"
 #include "scalemetrics/series.h"
 
@@ -168,7 +169,7 @@ static cJSON *ref_described_object(const struct sm_query *q, const struct sm_que
 		name = "";
 	sm_api_resource_kind(resource, kind, sizeof(kind), api_version, sizeof(api_version));
 	ok = o && cJSON_AddStringToObject(o, "kind", kind) &&
-	     (!ns || !*ns || !sm_api_resource_is_namespaced(resource) ||
+	     (!ns || !*ns || !sm_resource_is_namespaced(resource) ||
 	      cJSON_AddStringToObject(o, "namespace", ns)) &&
 	     cJSON_AddStringToObject(o, "name", name) &&
 	     cJSON_AddStringToObject(o, "apiVersion", api_version);
